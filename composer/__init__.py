@@ -1,0 +1,3 @@
+"""tisbench: reproducible, isolated Triton + perf_analyzer benchmark labs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,67 @@
+"""A lab plan: a validated stack + release + image set, resolved before any Docker call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from composer.config import Stack, load_stack
+from composer.errors import UsageError
+from composer.release import Release, parse_release, server_version, supports_profile_export
+from composer.render import Images, image_refs, render_compose
+
+DEFAULT_RELEASE = "24.10"
+DEFAULT_IMAGES = "ngc"
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    stack: Stack
+    release: Release
+    image_set: str
+    images: Images
+
+    def render(self, project: str) -> str:
+        return render_compose(self.stack, self.release, self.images, project)
+
+    def describe(self) -> str:
+        a = self.stack.analyzer
+        measurement = (
+            f"{a.measurement_requests} requests per window" if a.measurement_requests
+            else f"{a.measurement_interval_ms} ms windows"
+        )
+        lines = [
+            f"stack      {self.stack.directory}" + ("" if self.stack.file else "  (no stack.yaml: defaults)"),
+            f"model      {self.stack.model}  (of {', '.join(self.stack.models)})",
+            f"release    {self.release}  (Triton server {server_version(self.release)})",
+            f"images     {self.images.server}  +  {self.images.sdk}",
+            f"load       {a.sweep.kind} {a.sweep.argument()}, {a.protocol}, {measurement}",
+            f"input      {a.input_data}",
+            f"profile    per-request export {'on' if supports_profile_export(self.release) else 'off (needs ≥ 23.09)'}",
+        ]
+        return "\n".join(lines)
+
+
+def check_lab_release(release: Release) -> None:
+    from composer.images import LAB_RELEASES
+
+    if str(release) not in LAB_RELEASES:
+        raise UsageError(
+            f"--images lab: no lab image for release {release}",
+            f"lab images exist for {', '.join(sorted(LAB_RELEASES))}; pick one, or use --images ngc",
+        )
+
+
+def plan_lab(stack_dir: Path, *, release: str | None, images: str | None, model: str | None = None) -> LabPlan:
+    """Resolve flags (or env) over stack.yaml over defaults; raise before touching Docker."""
+    stack = load_stack(stack_dir, model=model)
+    if release is not None:
+        parsed = parse_release(release, field="--release")
+    elif stack.release is not None:
+        parsed = parse_release(stack.release, field=f"{stack.file}: release")
+    else:
+        parsed = parse_release(DEFAULT_RELEASE)
+    image_set = images or stack.images or DEFAULT_IMAGES
+    if image_set == "lab":
+        check_lab_release(parsed)
+    return LabPlan(stack, parsed, image_set, image_refs(parsed, image_set))

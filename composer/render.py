@@ -1,0 +1,92 @@
+"""Render the lab's docker-compose.yml: jinja2 with StrictUndefined; returns text, writes nothing.
+
+Every user value passes through the ``y`` filter: a JSON string is a valid YAML double-quoted
+scalar, so ``: # " ' {{ }}`` and newlines cannot add keys, and ``$`` is doubled so compose's
+variable interpolation leaves it alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from composer import __version__
+from composer.config import Stack
+from composer.release import Release
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SERVER_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+NGC_REPOSITORY = "nvcr.io/nvidia/tritonserver"
+
+
+@dataclass(frozen=True)
+class Images:
+    server: str
+    sdk: str
+
+
+def image_refs(release: Release, image_set: str) -> Images:
+    """The server and sdk image references for a release and image set (ngc | lab)."""
+    if image_set == "lab":
+        from composer.images import lab_image_tags
+
+        server, sdk = lab_image_tags(str(release))
+        return Images(server, sdk)
+    return Images(f"{NGC_REPOSITORY}:{release}-py3", f"{NGC_REPOSITORY}:{release}-py3-sdk")
+
+
+def yaml_scalar(value: Any) -> str:
+    return json.dumps(str(value).replace("$", "$$"))
+
+
+def unescape(value: str) -> str:
+    """Undo the ``$`` doubling, as compose's interpolation does, for SDK calls made from the file."""
+    return value.replace("$$", "$")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # YAML, not HTML: the y filter does the escaping
+        keep_trailing_newline=True,
+    )
+    env.filters["y"] = yaml_scalar
+    return env
+
+
+def lab_labels(project: str, release: Release, stack: Stack) -> list[tuple[str, str]]:
+    return [
+        ("tisbench.lab", project),
+        ("tisbench.release", str(release)),
+        ("tisbench.stack", str(stack.directory)),
+        ("tisbench.model", stack.model),
+    ]
+
+
+def render_compose(stack: Stack, release: Release, images: Images, project: str) -> str:
+    server = stack.server
+    ports = [
+        (SERVER_PORTS["http"], server.http_port),
+        (SERVER_PORTS["grpc"], server.grpc_port),
+        (SERVER_PORTS["metrics"], server.metrics_port),
+    ]
+    context = {
+        "tisbench_version": __version__,
+        "project": project,
+        "release": str(release),
+        "server_image": images.server,
+        "sdk_image": images.sdk,
+        "server_args": list(server.args),
+        "models_dir": str(stack.models_dir),
+        "dataset_dir": str(stack.dataset_dir),
+        "ports": ports,
+        "host_ip": server.host,
+        "shm_size": server.shm_size,
+        "labels": lab_labels(project, release, stack),
+    }
+    return _environment().get_template("docker-compose.yml.j2").render(context)
