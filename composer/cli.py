@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from composer import __version__
-from composer.errors import Interrupted, TisbenchError
+from composer.errors import Interrupted, TisbenchError, UsageError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,8 +61,22 @@ def _fail(error: TisbenchError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
+def _fail_usage(error: click.UsageError) -> NoReturn:
+    """click's own usage errors (unknown option, bad choice) also become one line."""
+    command = error.ctx.command_path if error.ctx else "tisbench"
+    _fail(UsageError(error.format_message(), f"see {command} --help"))
+
+
 class _Group(click.Group):
     """Translates the error hierarchy once, here, for every command."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:
+            _fail_usage(error)
 
     def invoke(self, ctx: click.Context) -> Any:
         signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -70,6 +84,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except TisbenchError as error:
             _fail(error)
+        except click.UsageError as error:
+            _fail_usage(error)
         except KeyboardInterrupt:
             _fail(Interrupted("interrupted", "everything the command created was removed"))
 
@@ -136,3 +152,135 @@ def run() -> None:
         main()
     except BrokenPipeError:
         os._exit(0)
+
+
+def _say(message: str) -> None:
+    click.echo(f"tisbench: {message}", err=True)
+
+
+@main.command()
+@STACK_DIR
+@_release_option
+@_images_option
+@click.option("--name", help="Lab name (compose project). Default: <stack name>-<4 hex>, unique.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for the server and model to be ready.")
+@click.option("-m", "--model", help="Model to wait for (overrides stack.yaml).")
+def up(stack_dir: Path, release: str | None, images: str | None, name: str | None, timeout: float | None,
+       model: str | None) -> None:
+    """Start a lab and return once Triton and the model are ready.
+
+    Renders docker-compose.yml into STACK_DIR/.tisbench/NAME/, creates network NAME_tis_net and
+    containers NAME-triton_server-1 and NAME-perf_analyzer-1 with the docker SDK (labelled so
+    `docker compose -p NAME ps|logs|down` work), then waits. A model that fails to load stops
+    the wait at once with Triton's reason. Prints the lab name on stdout.
+    """
+    from composer import lab as labs
+    from composer.config import parse_lab_name
+
+    plan = _load(stack_dir, release, images, model)
+    running = labs.up(plan, name=parse_lab_name(name) if name else None, timeout_s=timeout, say=_say)
+    click.echo(running.name)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--all", "all_labs", is_flag=True, help="Remove every tisbench lab on this engine (nothing else).")
+def down(name: str | None, all_labs: bool) -> None:
+    """Remove a lab's containers, network and run area. Safe to repeat on a half-removed lab."""
+    from composer import lab as labs
+
+    if all_labs == bool(name):
+        raise UsageError("down takes a lab NAME or --all", "see tisbench status for lab names")
+    if all_labs:
+        removed = labs.down_all()
+        _say(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}")
+    else:
+        assert name is not None
+        labs.down(name)
+        _say(f"removed lab {name}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """List every tisbench lab on this engine: release, model, services, host ports, age."""
+    import json
+
+    from composer import lab as labs
+
+    found = labs.status()
+    if as_json:
+        click.echo(json.dumps([lab.as_dict() for lab in found], indent=2))
+        return
+    if not found:
+        click.echo("no tisbench labs running")
+        return
+    from composer.console import table
+
+    rows = []
+    for lab in found:
+        state = ", ".join(f"{k}={v}" for k, v in sorted(lab.services.items())) or "-"
+        note = "ORPHANED (owner gone)" if lab.orphaned else (lab.problem or "")
+        ports = " ".join(f"{k}:{v}" for k, v in lab.ports.items())
+        rows.append([lab.name, lab.release, lab.model, state, ports, f"{lab.age_s:.0f}s", note])
+    table(["lab", "release", "model", "services", "ports (127.0.0.1)", "age", "note"], rows)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--service", type=click.Choice(["triton_server", "perf_analyzer"]), default="triton_server", show_default=True)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+def logs(name: str, service: str, follow: bool) -> None:
+    """Print a lab service's log."""
+    from composer import lab as labs
+    from composer import stack as engine
+
+    client = engine.connect()
+    container = engine.find_service(labs.find_lab(client, name), service)
+    if container is None:
+        raise UsageError(f"lab {name} has no {service} container", "it was removed; tisbench down NAME cleans the rest")
+    if follow:
+        for chunk in engine.follow_logs(client, container["Id"]):
+            click.echo(chunk.decode("utf-8", errors="replace"), nl=False)
+    else:
+        click.echo(engine.container_logs(client, container["Id"]), nl=False)
+
+
+@main.group()
+def images() -> None:
+    """Build and list the CPU-only lab images (tisbench-lab/tritonserver:<R>-py3[-sdk])."""
+
+
+@images.command("build")
+@click.option("--release", "releases", multiple=True, metavar="YY.MM", help="Release to build (repeatable). Default: 24.10.")
+@click.option("--all", "all_releases", is_flag=True, help="Build every release that has a lab recipe.")
+@click.option("--force", is_flag=True, help="Rebuild even when both tags exist.")
+def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> None:
+    """Build lab images from PyPI wheels and Debian minbase roots (needs root and debootstrap).
+
+    Skipped when both tags of a release already exist, unless --force.
+    """
+    from composer import stack as engine
+    from composer.images import LAB_RELEASES, build_lab_images
+    from composer.release import parse_release
+
+    chosen = sorted(LAB_RELEASES) if all_releases else [str(parse_release(r)) for r in releases] or ["24.10"]
+    for r in chosen:
+        if r not in LAB_RELEASES:
+            raise UsageError(f"--release {r}: no lab recipe", f"lab releases: {', '.join(sorted(LAB_RELEASES))}")
+    client = engine.connect(timeout_s=600)
+    for tag in build_lab_images(client, chosen, force=force, progress=_say):
+        click.echo(tag)
+
+
+@images.command("list")
+def images_list() -> None:
+    """Show which lab images exist on this engine."""
+    from composer import stack as engine
+    from composer.images import LAB_RELEASES, lab_image_tags
+
+    client = engine.connect()
+    present = {tag for image in client.api.images() for tag in (image.get("RepoTags") or [])}
+    for release in sorted(LAB_RELEASES):
+        for tag in lab_image_tags(release):
+            click.echo(f"{tag}\t{'present' if tag in present else 'missing'}")

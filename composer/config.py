@@ -39,6 +39,8 @@ class ServerOptions:
     grpc_port: int = 0
     metrics_port: int = 0
     ready_timeout_s: float = 120.0
+    # NGC's recommendation; a stack may lower or drop (null) one where the engine cannot grant it.
+    ulimits: tuple[tuple[str, int], ...] = (("memlock", -1), ("stack", 67108864))
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,12 @@ class _Fields:
             return convert(value)
         except (TypeError, ValueError) as exc:
             raise self.fail(key, f"{value!r} is not valid ({exc})", hint) from None
+        except UsageError as exc:  # shared parsers (sweep, lab name) speak of flags; here it is the file
+            raise ConfigError(exc.message, exc.hint) from None
 
     def section(self, key: str, allowed: tuple[str, ...]) -> _Fields:
-        value = self.data.get(key) or {}
+        value = self.data.get(key)
+        value = {} if value is None else value
         if not isinstance(value, Mapping):
             raise self.fail(key, f"expected a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys")
         return _Fields(self.source, f"{self.where(key)}.", value, allowed)
@@ -179,6 +184,24 @@ def _shapes(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
     return tuple(shapes)
 
 
+_ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+                 "rss", "rtprio", "rttime", "sigpending", "stack")
+
+
+def _ulimits(value: Any, fields: _Fields) -> tuple[tuple[str, int], ...]:
+    """Merge stack.yaml's ulimits over the defaults; ``null`` drops one (the engine's default applies)."""
+    merged = dict(ServerOptions.ulimits)
+    if value is None:
+        return tuple(merged.items())
+    limits = fields.section("ulimits", _ULIMIT_NAMES)
+    for name in limits.data:
+        if limits.data[name] is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = limits.get(name, 0, _int_in(-1, 2**62), "a number, -1 for unlimited, or null to leave it unset")
+    return tuple(merged.items())
+
+
 def _read_yaml(path: Path) -> Mapping[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -249,7 +272,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     images = top.get("images", None, lambda v: _choice(v, IMAGE_SETS), "images: ngc or images: lab")
     chosen = model or top.get("model", None, _string, "model: NAME of a directory in models/")
 
-    srv = top.section("server", ("args", "shm_size", "host", "ports", "ready_timeout"))
+    srv = top.section("server", ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits"))
     ports = srv.section("ports", ("http", "grpc", "metrics"))
     port = _int_in(0, 65535)
     port_hint = "a port 1-65535, or 0 for an ephemeral one"
@@ -261,6 +284,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         grpc_port=ports.get("grpc", 0, port, port_hint),
         metrics_port=ports.get("metrics", 0, port, port_hint),
         ready_timeout_s=srv.get("ready_timeout", 120.0, _seconds, "seconds, e.g. 120"),
+        ulimits=_ulimits(srv.data.get("ulimits"), srv),
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]
     if len(fixed) != len(set(fixed)):

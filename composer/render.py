@@ -1,13 +1,12 @@
 """Render the lab's docker-compose.yml: jinja2 with StrictUndefined; returns text, writes nothing.
 
-Every user value passes through the ``y`` filter: a JSON string is a valid YAML double-quoted
-scalar, so ``: # " ' {{ }}`` and newlines cannot add keys, and ``$`` is doubled so compose's
+Every user value passes through the ``y`` filter: an escaped YAML double-quoted scalar, so
+``: # " ' {{ }}`` and newlines cannot add keys, and ``$`` is doubled so compose's
 variable interpolation leaves it alone.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,20 @@ def image_refs(release: Release, image_set: str) -> Images:
 
 
 def yaml_scalar(value: Any) -> str:
-    return json.dumps(str(value).replace("$", "$$"))
+    """A YAML double-quoted scalar: printable ASCII as is, anything else escaped by code point.
+
+    Not json.dumps: it writes characters beyond U+FFFF as surrogate pairs, which compose
+    rejects and PyYAML decodes to lone surrogates.
+    """
+    out = []
+    for char in str(value).replace("$", "$$"):
+        if char in '"\\':
+            out.append("\\" + char)
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.append(f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
 
 
 def unescape(value: str) -> str:
@@ -87,6 +99,7 @@ def render_compose(stack: Stack, release: Release, images: Images, project: str)
         "ports": ports,
         "host_ip": server.host,
         "shm_size": server.shm_size,
+        "ulimits": list(server.ulimits),
         "labels": lab_labels(project, release, stack),
     }
     return _environment().get_template("docker-compose.yml.j2").render(context)

@@ -1,0 +1,161 @@
+"""perf_analyzer: its argv as a list, its run inside the sdk container, its exit codes explained."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+
+from composer.errors import AnalyzerError
+from composer.sweep import Sweep
+
+SERVER_HOST = "triton_server"
+PROTOCOL_PORTS = {"http": 8000, "grpc": 8001}
+OUTPUT_DIR = "/tmp"
+_SHAPE_ERROR = "needs to have its shape fully defined"
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    model: str
+    sweep: Sweep
+    protocol: str
+    input_data: str  # path inside the sdk container, relative to /workspace
+    measurement_requests: int | None
+    measurement_interval_ms: int | None
+    shapes: dict[str, list[int]]
+    extra_args: tuple[str, ...]
+    timeout_s: float
+    profile_export: bool
+
+
+@dataclass(frozen=True)
+class Outputs:
+    csv: str
+    profile_export: str | None
+
+
+def outputs_for(run_id: str, profile_export: bool) -> Outputs:
+    base = f"{OUTPUT_DIR}/tisbench-{run_id}"
+    return Outputs(f"{base}.csv", f"{base}.profile_export.json" if profile_export else None)
+
+
+def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
+    """The exact perf_analyzer command line, recorded in the manifest and run as-is."""
+    argv = [
+        "perf_analyzer",
+        "-m", settings.model,
+        "-u", f"{SERVER_HOST}:{PROTOCOL_PORTS[settings.protocol]}",
+        "-i", settings.protocol,
+        "--input-data", settings.input_data,
+    ]
+    for name, dims in settings.shapes.items():
+        argv += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
+    argv += [settings.sweep.flag, settings.sweep.argument()]
+    if settings.measurement_interval_ms is not None:
+        argv += ["--measurement-mode", "time_windows", "--measurement-interval", str(settings.measurement_interval_ms)]
+    else:
+        argv += ["--measurement-mode", "count_windows", "--measurement-request-count", str(settings.measurement_requests)]
+    argv += ["-f", outputs.csv, "--verbose-csv"]
+    if outputs.profile_export:
+        argv += ["--profile-export-file", outputs.profile_export]
+    return argv + list(settings.extra_args)
+
+
+def with_deadline(argv: list[str], timeout_s: float) -> list[str]:
+    """coreutils timeout kills perf_analyzer inside the container when the wall clock runs out."""
+    return ["timeout", "-s", "KILL", f"{timeout_s:g}", *argv]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str
+
+
+def run_in_container(
+    client: docker.DockerClient, container_id: str, argv: list[str], on_output: Callable[[str], None]
+) -> ExecResult:
+    """Exec argv (no shell) in the container, streaming its output; the exit code from exec inspect."""
+    api = client.api
+    exec_id = api.exec_create(container_id, argv, stdout=True, stderr=True, workdir="/workspace")["Id"]
+    chunks: list[str] = []
+    try:
+        for chunk in api.exec_start(exec_id, stream=True, demux=False):
+            text = chunk.decode("utf-8", errors="replace")
+            chunks.append(text)
+            on_output(text)
+    except BaseException:
+        _stop_exec(api, exec_id)
+        raise
+    code = api.exec_inspect(exec_id).get("ExitCode")
+    return ExecResult(-1 if code is None else int(code), "".join(chunks))
+
+
+def _stop_exec(api: Any, exec_id: str) -> None:
+    """On a local engine the exec's host pid is ours to signal; `timeout` forwards TERM to perf_analyzer."""
+    try:
+        pid = int(api.exec_inspect(exec_id).get("Pid") or 0)
+        if pid > 0:
+            os.kill(pid, signal.SIGTERM)
+    except (docker.errors.DockerException, OSError, ValueError):
+        pass  # a remote engine, or already gone: removing the lab ends it
+
+
+def fetch_file(client: docker.DockerClient, container_id: str, path: str) -> bytes | None:
+    """A file's bytes from the container (through the engine, so root-owned files never reach the host)."""
+    try:
+        stream, _ = client.api.get_archive(container_id, path)
+    except docker.errors.NotFound:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        for member in archive:
+            if member.isfile():
+                extracted = archive.extractfile(member)
+                return extracted.read() if extracted else None
+    return None
+
+
+def _last_lines(output: str, count: int = 6) -> str:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
+
+
+def explain_failure(exit_code: int, output: str, timeout_s: float) -> AnalyzerError:
+    """perf_analyzer's exit codes turned into one line with what to do next."""
+    error_lines = [line.strip() for line in output.splitlines() if line.strip().lower().startswith("error")]
+    first_error = error_lines[0] if error_lines else _last_lines(output)
+    if _SHAPE_ERROR in output:
+        match = re.search(r'tensor "([^"]+)" with model shape (\[[^\]]*\])', output)
+        name = match.group(1) if match else "INPUT"
+        return AnalyzerError(
+            f"perf_analyzer: {first_error}",
+            f"pass --shape {name}:DIMS for each variable input (or drop --no-auto-shape to derive them)",
+        )
+    if exit_code == 137:
+        return AnalyzerError(f"perf_analyzer killed after the {timeout_s:g} s timeout", "raise analyzer.timeout or measure fewer requests")
+    if exit_code == 2:
+        return AnalyzerError(
+            f"perf_analyzer: measurement not stable ({first_error})",
+            "use a longer window (--measurement-interval) or more requests (--measurement-requests)",
+        )
+    if exit_code == 3:
+        return AnalyzerError(f"perf_analyzer rejected an option: {first_error}", "fix or remove that option")
+    return AnalyzerError(f"perf_analyzer failed (exit {exit_code}): {first_error}", "see logs/perf_analyzer.log in the run dir")
+
+
+_POINT = re.compile(r"^(Request concurrency|Request Rate): ([\d.]+)", re.MULTILINE)
+
+
+def sweep_point(text: str) -> str | None:
+    """The sweep point perf_analyzer just started, from its progress output."""
+    found = _POINT.findall(text)
+    return f"{found[-1][0].lower()} {found[-1][1]}" if found else None

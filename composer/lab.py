@@ -1,0 +1,198 @@
+"""Lab lifecycle: up (render → create → wait ready), status, down. Cleans up after any failure."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from composer import stack as engine
+from composer.errors import StackError, UsageError
+from composer.fsutil import write_atomic
+from composer.plan import LabPlan
+from composer.readiness import Ready, TritonHttpProbe, wait_until_ready
+from composer.render import SERVER_PORTS
+from composer.spec import lab_spec
+
+RUN_AREA = ".tisbench"
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunningLab:
+    client: docker.DockerClient
+    name: str
+    plan: LabPlan
+    ids: dict[str, str]
+    ports: dict[int, int]
+    image_ids: dict[str, str]
+    ready: Ready
+    compose_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"{probe_host(self.plan.stack.server.host)}:{self.ports[SERVER_PORTS['http']]}"
+
+
+def probe_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
+def owner_tag() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _unique_name(client: docker.DockerClient, base: str) -> str:
+    taken = {c["Labels"].get(engine.LAB_LABEL) for c in engine.lab_containers(client)}
+    while True:
+        name = f"{base[:34]}-{secrets.token_hex(2)}"
+        if name not in taken:
+            return name
+
+
+def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, owned: bool = False) -> RunningLab:
+    """Bring a lab up and wait until the server and the model are ready; on any failure or
+    interruption remove everything that was created, then re-raise."""
+    client = engine.connect()
+    image_ids = engine.require_images(client, [plan.images.server, plan.images.sdk], plan.image_set)
+    name = name or _unique_name(client, plan.stack.name)
+    if engine.lab_containers(client, name) or engine.lab_networks(client, name):
+        raise StackError(f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name")
+    run_area = plan.stack.directory / RUN_AREA / name
+    compose_file = run_area / "docker-compose.yml"
+    text = plan.render(name)
+    spec = lab_spec(text, plan.stack.directory, compose_file)
+    extra = {engine.OWNER_LABEL: owner_tag()} if owned else {}
+    try:
+        write_atomic(compose_file, text)
+        say(f"creating lab {name}: network {spec.network}, containers {', '.join(s.container_name for s in spec.services)}")
+        ids = engine.create_lab(client, spec, extra)
+        ports = engine.host_ports(client, ids[engine.SERVER])
+        host = probe_host(plan.stack.server.host)
+        probe = TritonHttpProbe(f"{host}:{ports[SERVER_PORTS['http']]}")
+        try:
+            ready = wait_until_ready(
+                probe,
+                state=lambda: engine.container_state(client, ids[engine.SERVER]),
+                logs=lambda: engine.container_logs(client, ids[engine.SERVER]),
+                model=plan.stack.model,
+                timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
+                on_wait=lambda what: say(f"waiting for {what} on {host}:{ports[SERVER_PORTS['http']]}"),
+            )
+        finally:
+            probe.close()
+    except BaseException:
+        engine.with_signals_masked(lambda: _remove(client, name, run_area))
+        raise
+    say(f"lab {name} ready in {ready.seconds:.2f} s (HTTP {host}:{ports[8000]}, gRPC {ports[8001]}, metrics {ports[8002]})")
+    return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file)
+
+
+def _remove(client: docker.DockerClient, name: str, run_area: Path | None) -> int:
+    removed = engine.remove_lab(client, name)
+    if run_area is not None:
+        shutil.rmtree(run_area, ignore_errors=True)
+    return removed
+
+
+def _run_area_of(containers: list[dict[str, Any]]) -> Path | None:
+    for c in containers:
+        config = c["Labels"].get("com.docker.compose.project.config_files")
+        if config:
+            return Path(config).parent
+    return None
+
+
+def down(name: str) -> int:
+    """Remove what is left of a lab (containers removed by hand are fine); unknown names are an error."""
+    client = engine.connect()
+    containers = engine.lab_containers(client, name)
+    if not containers and not engine.lab_networks(client, name):
+        find_lab(client, name)
+    run_area = _run_area_of(containers)
+    if run_area is not None and run_area.parent.name != RUN_AREA:
+        run_area = None  # only ever delete our own run area
+    return int(engine.with_signals_masked(lambda: _remove(client, name, run_area)))
+
+
+def down_all() -> list[str]:
+    client = engine.connect()
+    names = sorted({c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
+                   | {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)})
+    for name in names:
+        down(name)
+    return names
+
+
+def release_lab(lab: RunningLab) -> None:
+    engine.with_signals_masked(lambda: _remove(lab.client, lab.name, lab.compose_file.parent))
+
+
+@dataclass
+class LabStatus:
+    name: str
+    release: str
+    model: str
+    stack: str
+    services: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    age_s: float = 0.0
+    orphaned: bool = False
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _owner_gone(owner: str | None) -> bool:
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not Path(f"/proc/{pid}").exists()
+
+
+def status() -> list[LabStatus]:
+    client = engine.connect()
+    labs: dict[str, LabStatus] = {}
+    for c in engine.lab_containers(client):
+        labels = c["Labels"]
+        name = labels[engine.LAB_LABEL]
+        lab = labs.setdefault(name, LabStatus(name, labels.get("tisbench.release", "?"), labels.get("tisbench.model", "?"),
+                                              labels.get("tisbench.stack", "?")))
+        service = labels.get("com.docker.compose.service", "?")
+        lab.services[service] = c["State"]
+        lab.age_s = max(lab.age_s, time.time() - c["Created"])
+        lab.orphaned = lab.orphaned or _owner_gone(labels.get(engine.OWNER_LABEL))
+        if service == engine.SERVER:
+            for p in c.get("Ports", []):
+                if p.get("PublicPort"):
+                    kind = {v: k for k, v in SERVER_PORTS.items()}.get(p["PrivatePort"], str(p["PrivatePort"]))
+                    lab.ports[kind] = p["PublicPort"]
+    for n in engine.lab_networks(client):
+        name = n["Labels"][engine.LAB_LABEL]
+        labs.setdefault(name, LabStatus(name, n["Labels"].get("tisbench.release", "?"), "?", "?"))
+    for lab in labs.values():
+        missing = {engine.SERVER, engine.ANALYZER} - set(lab.services)
+        if missing:
+            lab.problem = f"missing {', '.join(sorted(missing))}"
+    return sorted(labs.values(), key=lambda lab: lab.name)
+
+
+def find_lab(client: docker.DockerClient, name: str) -> list[dict[str, Any]]:
+    containers = engine.lab_containers(client, name)
+    if not containers:
+        known = sorted({c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)})
+        hint = f"running labs: {', '.join(known)}" if known else "start one with tisbench up"
+        raise UsageError(f"no lab named {name!r} on this engine", hint)
+    return containers
+

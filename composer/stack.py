@@ -1,0 +1,213 @@
+"""Docker at the edge: create, find, inspect and remove labs through the docker SDK.
+
+Everything a lab creates carries ``tisbench.lab=<name>``, so removal finds it by label even
+after a crash, and nothing without that label is ever touched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from composer.errors import DockerUnavailable, ImageMissing, StackError
+from composer.spec import LabSpec, ServiceSpec
+
+LAB_LABEL = "tisbench.lab"
+OWNER_LABEL = "tisbench.owner"  # "<hostname>:<pid>" of a process that removes the lab when it ends
+SERVER, ANALYZER = "triton_server", "perf_analyzer"
+_DOCKER_FAILURES = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def connect(timeout_s: float = 120.0) -> docker.DockerClient:
+    """A client for the engine DOCKER_HOST names (or the local socket), checked with a ping."""
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        client = docker.from_env(timeout=int(timeout_s))
+        client.ping()
+    except _DOCKER_FAILURES as exc:
+        raise DockerUnavailable(
+            f"cannot reach the Docker engine at {where} ({type(exc.__context__ or exc).__name__})",
+            "start it (sudo dockerd, or make docker) or point DOCKER_HOST at a running engine",
+        ) from None
+    return client
+
+
+def require_images(client: docker.DockerClient, images: list[str], image_set: str) -> dict[str, str]:
+    """Image ids by reference; ImageMissing naming the first absent image and how to get it."""
+    found = {}
+    for ref in images:
+        try:
+            found[ref] = client.api.inspect_image(ref)["Id"]
+        except docker.errors.ImageNotFound:
+            how = "make lab-images (or tisbench images build)" if image_set == "lab" else f"docker pull {ref}"
+            raise ImageMissing(f"image {ref} is not on this Docker engine", f"get it with: {how}") from None
+    return found
+
+
+def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
+    return api.create_host_config(
+        mounts=[docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+        port_bindings={f"{p.target}/tcp": (p.host_ip, p.published) if p.published else (p.host_ip,) for p in spec.ports},
+        shm_size=spec.shm_size,
+        ulimits=[docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in spec.ulimits.items()],
+        network_mode=network,
+    )
+
+
+def _create(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, str]) -> str:
+    created = api.create_container(
+        image=spec.image,
+        command=spec.command,
+        entrypoint=spec.entrypoint,
+        working_dir=spec.working_dir,
+        name=spec.container_name,
+        labels={**spec.labels, **extra_labels},
+        ports=[p.target for p in spec.ports],
+        stop_signal=spec.stop_signal,
+        host_config=_host_config(api, spec, network),
+        networking_config=api.create_networking_config(
+            {network: api.create_endpoint_config(aliases=[spec.service, spec.container_name])}
+        ),
+    )
+    api.start(created["Id"])
+    return str(created["Id"])
+
+
+def _port_in_use(message: str) -> str | None:
+    match = re.search(r"(?:0\.0\.0\.0|127\.0\.0\.1|[\d.]+):(\d+)", message)
+    if "already allocated" in message or "address already in use" in message:
+        return match.group(1) if match else "?"
+    return None
+
+
+def create_lab(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[str, str]) -> dict[str, str]:
+    """Create the network, then both containers concurrently; container ids by service."""
+    api = client.api
+    try:
+        api.create_network(spec.network, driver="bridge", labels={**spec.network_labels, **extra_labels},
+                           check_duplicate=True)
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:
+            raise StackError(f"a lab named {spec.project} already exists",
+                             f"remove it with tisbench down {spec.project}, or choose another --name") from None
+        raise StackError(f"creating network {spec.network} failed: {exc.explanation}", "check the Docker engine") from None
+    with ThreadPoolExecutor(max_workers=len(spec.services)) as pool:
+        futures = {s.service: pool.submit(_create, api, s, spec.network, extra_labels) for s in spec.services}
+        ids, failure = {}, None
+        for service, future in futures.items():
+            try:
+                ids[service] = future.result()
+            except docker.errors.APIError as exc:
+                failure = failure or (service, str(exc.explanation or exc))
+    if failure:
+        service, message = failure
+        port = _port_in_use(message)
+        if port:
+            raise StackError(f"{service}: host port {port} is already in use",
+                             "free it, or use an ephemeral port (0) in stack.yaml server.ports")
+        rlimit = re.search(r"error setting rlimit type (\d+)", message)
+        if rlimit:
+            name = {"8": "memlock", "3": "stack", "7": "nofile"}.get(rlimit.group(1), f"type {rlimit.group(1)}")
+            raise StackError(f"{service}: this Docker engine cannot grant ulimit {name} as asked",
+                             f"lower it, or set server.ulimits.{name}: null in stack.yaml to keep the engine's default")
+        raise StackError(f"{service}: could not start ({message})", "see tisbench logs, or docker logs")
+    return ids
+
+
+def lab_containers(client: docker.DockerClient, name: str | None = None) -> list[dict[str, Any]]:
+    label = f"{LAB_LABEL}={name}" if name else LAB_LABEL
+    return list(client.api.containers(all=True, filters={"label": label}))
+
+
+def lab_networks(client: docker.DockerClient, name: str | None = None) -> list[dict[str, Any]]:
+    label = f"{LAB_LABEL}={name}" if name else LAB_LABEL
+    return list(client.api.networks(filters={"label": label}))
+
+
+def remove_lab(client: docker.DockerClient, name: str) -> int:
+    """Remove every container and network labelled with the lab; idempotent. Returns how many."""
+    api = client.api
+    containers = lab_containers(client, name)
+
+    def remove(container_id: str) -> None:
+        try:
+            api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+    with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
+        list(pool.map(remove, [c["Id"] for c in containers]))
+    networks = lab_networks(client, name)
+    for network in networks:
+        try:
+            api.remove_network(network["Id"])
+        except docker.errors.NotFound:
+            pass
+    return len(containers) + len(networks)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    running: bool
+    status: str
+    exit_code: int | None
+
+
+def container_state(client: docker.DockerClient, container_id: str) -> ContainerState:
+    try:
+        state = client.api.inspect_container(container_id)["State"]
+    except docker.errors.NotFound:
+        return ContainerState(False, "removed", None)
+    return ContainerState(bool(state.get("Running")), str(state.get("Status")), state.get("ExitCode"))
+
+
+def host_ports(client: docker.DockerClient, container_id: str) -> dict[int, int]:
+    """Published host ports by container port, read from the running container."""
+    ports = client.api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
+    out = {}
+    for key, bindings in ports.items():
+        if bindings:
+            out[int(key.split("/")[0])] = int(bindings[0]["HostPort"])
+    return out
+
+
+def container_logs(client: docker.DockerClient, container_id: str, tail: int | str = "all") -> str:
+    try:
+        raw = client.api.logs(container_id, stdout=True, stderr=True, tail=tail)
+    except docker.errors.NotFound:
+        return ""
+    return bytes(raw).decode("utf-8", errors="replace")
+
+
+def follow_logs(client: docker.DockerClient, container_id: str) -> Iterator[bytes]:
+    yield from client.api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)
+
+
+def find_service(containers: list[dict[str, Any]], service: str) -> dict[str, Any] | None:
+    for c in containers:
+        if c["Labels"].get("com.docker.compose.service") == service:
+            return c
+    return None
+
+
+def with_signals_masked(action: Callable[[], Any]) -> Any:
+    """Run cleanup without letting a second Ctrl-C or SIGTERM cut it short."""
+    import signal
+
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return action()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
