@@ -131,7 +131,8 @@ def _last_lines(output: str, count: int = 6) -> str:
 
 def explain_failure(exit_code: int, output: str, timeout_s: float) -> AnalyzerError:
     """perf_analyzer's exit codes turned into one line with what to do next."""
-    error_lines = [line.strip() for line in output.splitlines() if line.strip().lower().startswith("error")]
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    error_lines = [line for line in lines if line.lower().startswith(("error", "failed")) or "Failed" in line]
     first_error = error_lines[0] if error_lines else _last_lines(output)
     if _SHAPE_ERROR in output:
         match = re.search(r'tensor "([^"]+)" with model shape (\[[^\]]*\])', output)

@@ -284,3 +284,129 @@ def images_list() -> None:
     for release in sorted(LAB_RELEASES):
         for tag in lab_image_tags(release):
             click.echo(f"{tag}\t{'present' if tag in present else 'missing'}")
+
+
+def _bench_options(f: F) -> F:
+    options = [
+        click.option("-m", "--model", help="Model to benchmark (default: the stack's)."),
+        click.option("--concurrency", metavar="A[:B[:STEP]]", help="Concurrency sweep, e.g. 1:4:1."),
+        click.option("--request-rate", metavar="A[:B[:STEP]]", help="Request-rate sweep (infer/s) instead of concurrency."),
+        click.option("--input-data", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Input JSON under the stack's dataset/ (default: analyzer.input_data)."),
+        click.option("--shape", "shapes", multiple=True, metavar="IN:DIMS",
+                     help="Shape of a variable input, e.g. age:1 (repeatable; wins over derived shapes)."),
+        click.option("--no-auto-shape", is_flag=True, help="Pass only the --shape given; do not derive shapes from the data."),
+        click.option("--protocol", type=click.Choice(["http", "grpc"]), help="Protocol perf_analyzer uses."),
+        click.option("--measurement-requests", type=click.IntRange(1, 10_000_000), help="Requests per measurement window."),
+        click.option("--measurement-interval", type=click.IntRange(100, 3_600_000), metavar="MS", help="Time window length in ms."),
+        click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<UTC time>-<lab>)."),
+        click.option("--bench-timeout", type=click.FloatRange(min=1), help="Kill perf_analyzer after this many seconds."),
+        click.argument("extra", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _bench_request(kw: dict[str, Any]) -> Any:
+    from composer.bench import BenchRequest
+    from composer.dataset import parse_shape_option
+    from composer.sweep import parse_sweep
+
+    if kw["concurrency"] and kw["request_rate"]:
+        raise UsageError("--concurrency and --request-rate are both given", "choose one load mode")
+    if kw["measurement_requests"] and kw["measurement_interval"]:
+        raise UsageError("--measurement-requests and --measurement-interval are both given", "choose one measurement mode")
+    sweep = None
+    if kw["concurrency"]:
+        sweep = parse_sweep(kw["concurrency"], "concurrency")
+    elif kw["request_rate"]:
+        sweep = parse_sweep(kw["request_rate"], "request_rate")
+    return BenchRequest(
+        model=kw["model"], sweep=sweep, input_data=kw["input_data"],
+        shapes=dict(parse_shape_option(s) for s in kw["shapes"]), protocol=kw["protocol"],
+        measurement_requests=kw["measurement_requests"], measurement_interval_ms=kw["measurement_interval"],
+        extra_args=tuple(kw["extra"]), auto_shape=not kw["no_auto_shape"], out=kw["out"], timeout_s=kw["bench_timeout"],
+    )
+
+
+def _run_and_show(handle: Any, request: Any) -> Any:
+    from composer.bench import run_bench
+    from composer.live import LiveView
+
+    with LiveView(handle.name) as view:
+        result = run_bench(handle, request, say=view.say, on_point=view.point)
+    _show_result(result)
+    return result
+
+
+def _show_result(result: Any) -> None:
+    from composer.console import table
+
+    sweep = result.summary.get("sweep", "concurrency")
+    rows = [
+        [row.get(sweep), f"{row['throughput_infer_per_sec']:.1f}", *(f"{row[k] / 1000:.3f}" for k in
+         ("avg_latency_us", "p50_latency_us", "p90_latency_us", "p95_latency_us", "p99_latency_us"))]
+        for row in result.summary["rows"]
+    ]
+    table([sweep, "infer/s", "avg ms", "p50 ms", "p90 ms", "p95 ms", "p99 ms"], rows, title=f"{result.summary['model']}")
+    try:
+        from composer.report import write_reports
+
+        write_reports(result.run_dir)
+    except ImportError:
+        pass
+    click.echo(f"run directory: {result.run_dir}")
+
+
+@main.command(context_settings={"ignore_unknown_options": False})
+@click.argument("name", required=False)
+@_bench_options
+def bench(name: str | None, **kw: Any) -> None:
+    """Run perf_analyzer in lab NAME's sdk container against triton_server:8000.
+
+    Shapes of variable inputs are derived from the model's metadata and the input data, so
+    perf_analyzer never stops at "needs to have its shape fully defined". Arguments after
+    `--` go to perf_analyzer as they are. NAME may be left out when exactly one lab runs.
+    """
+    from composer import lab as labs
+    from composer import stack as engine
+    from composer.bench import open_lab
+
+    request = _bench_request(kw)
+    client = engine.connect()
+    if name is None:
+        running = [lab.name for lab in labs.status()]
+        if len(running) != 1:
+            raise UsageError(f"bench needs a lab NAME ({len(running)} labs run)", "see tisbench status")
+        name = running[0]
+    _run_and_show(open_lab(client, name, model=request.model), request)
+
+
+@main.command()
+@STACK_DIR
+@_release_option
+@_images_option
+@click.option("--keep", is_flag=True, help="Leave the lab running afterwards (remove it with tisbench down NAME).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for readiness.")
+@_bench_options
+def lab(stack_dir: Path, release: str | None, images: str | None, keep: bool, timeout: float | None, **kw: Any) -> None:
+    """Up → ready → bench → collect → down, in one command.
+
+    The lab is removed on success, failure and Ctrl-C, unless --keep. The run directory holds
+    perf_analyzer.csv, summary.json, manifest.json, logs/ and reports.
+    """
+    from composer import lab as labs
+    from composer.bench import handle_of
+
+    request = _bench_request(kw)
+    plan = _load(stack_dir, release, images, kw["model"])
+    running = labs.up(plan, name=None, timeout_s=timeout, say=_say, owned=not keep)
+    try:
+        _run_and_show(handle_of(running), request)
+    finally:
+        if keep:
+            _say(f"lab {running.name} kept: tisbench down {running.name} removes it")
+        else:
+            labs.release_lab(running)
+            _say(f"lab {running.name} removed")

@@ -1,0 +1,61 @@
+# tisbench: every target brings what it needs first (scripts/bootstrap.sh says each step).
+VENV     ?= .venv
+TISBENCH := $(VENV)/bin/tisbench
+PYTEST   := $(VENV)/bin/pytest
+STACK    ?= stacks/quickstart
+RELEASE  ?= 24.10
+IMAGES   ?= lab
+NAME     ?=
+ARGS     ?=
+
+.PHONY: help setup docker lab lab-images up bench down status test test-unit test-e2e lint bench-perf matrix clean
+
+help:
+	@echo "make lab          run the quickstart lab end to end (STACK, RELEASE, IMAGES)"
+	@echo "make test         unit + Docker tests (brings Docker and the lab images when missing)"
+	@echo "make lab-images   build the CPU lab images (skipped when present)"
+	@echo "make up|bench|down|status   step by step (NAME=lab name)"
+	@echo "make bench-perf   tisbench vs the hand workflow, as ratios"
+
+setup:
+	@scripts/bootstrap.sh --venv-only
+
+docker:
+	@scripts/bootstrap.sh
+
+lab-images:
+	@scripts/bootstrap.sh --images
+
+lab: lab-images
+	$(TISBENCH) lab $(STACK) --release $(RELEASE) --images $(IMAGES) $(ARGS)
+
+up: lab-images
+	$(TISBENCH) up $(STACK) --release $(RELEASE) --images $(IMAGES) $(if $(NAME),--name $(NAME))
+
+bench: setup
+	$(TISBENCH) bench $(NAME) $(ARGS)
+
+down: setup
+	$(TISBENCH) down $(if $(NAME),$(NAME),--all)
+
+status: setup
+	$(TISBENCH) status
+
+test: lab-images
+	$(PYTEST) tests
+
+test-unit: setup
+	$(PYTEST) tests/unit
+
+test-e2e: lab-images
+	$(PYTEST) tests/e2e
+
+lint: setup
+	$(VENV)/bin/ruff check composer tests benchmarks
+	$(VENV)/bin/mypy composer
+
+bench-perf: lab-images
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,256 @@
+"""One benchmark on a running lab: shapes, validation, perf_analyzer in the sdk container, run dir.
+
+Input problems are found before anything runs; a failed run keeps what it had, marked failed.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from composer import __version__
+from composer import stack as engine
+from composer.analyzer import (
+    BenchSettings,
+    ExecResult,
+    explain_failure,
+    fetch_file,
+    outputs_for,
+    perf_analyzer_argv,
+    run_in_container,
+    sweep_point,
+    with_deadline,
+)
+from composer.config import Stack, load_stack
+from composer.dataset import ModelInputs, derive_shapes, load_dataset, validate
+from composer.errors import AnalyzerError, ConfigError, TisbenchError, UsageError
+from composer.fsutil import write_atomic, write_json
+from composer.release import parse_release, server_version, supports_profile_export
+from composer.render import SERVER_PORTS
+from composer.sweep import Sweep
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """What the command line asked for; None means: take it from the stack file."""
+
+    model: str | None = None
+    sweep: Sweep | None = None
+    input_data: Path | None = None
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    protocol: str | None = None
+    measurement_requests: int | None = None
+    measurement_interval_ms: int | None = None
+    extra_args: tuple[str, ...] = ()
+    auto_shape: bool = True
+    out: Path | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class LabHandle:
+    """A running lab as found on the engine (by labels), whatever process started it."""
+
+    client: docker.DockerClient
+    name: str
+    stack: Stack
+    release: str
+    server_id: str
+    analyzer_id: str
+    http_port: int
+
+
+@dataclass
+class BenchResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def handle_of(running: Any) -> LabHandle:
+    """The handle of a lab this process just brought up (a composer.lab.RunningLab)."""
+    return LabHandle(running.client, running.name, running.plan.stack, str(running.plan.release),
+                     running.ids[engine.SERVER], running.ids[engine.ANALYZER], running.ports[SERVER_PORTS["http"]])
+
+
+def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -> LabHandle:
+    from composer.lab import find_lab
+
+    containers = find_lab(client, name)
+    server = engine.find_service(containers, engine.SERVER)
+    analyzer = engine.find_service(containers, engine.ANALYZER)
+    if server is None or analyzer is None or server["State"] != "running" or analyzer["State"] != "running":
+        raise UsageError(f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again")
+    labels = server["Labels"]
+    stack_dir = Path(labels.get("tisbench.stack", ""))
+    try:
+        stack = load_stack(stack_dir, model=model or labels.get("tisbench.model"))
+    except ConfigError as exc:
+        raise ConfigError(f"lab {name}: its stack {stack_dir} no longer loads ({exc.message})", exc.hint or "") from None
+    ports = engine.host_ports(client, server["Id"])
+    return LabHandle(client, name, stack, labels.get("tisbench.release", "?"), server["Id"], analyzer["Id"],
+                     ports[SERVER_PORTS["http"]])
+
+
+def _container_input_path(stack: Stack, override: Path | None) -> tuple[Path, str]:
+    """Host path of the input data and its path inside the analyzer (dataset/ is mounted there)."""
+    host = (override if override is not None else stack.input_data_path).resolve()
+    dataset = stack.dataset_dir.resolve()
+    if not host.is_relative_to(dataset):
+        raise UsageError(f"--input-data {override}: outside {dataset}", "only the stack's dataset/ is mounted in the analyzer; put the file there")
+    return host, str(Path("dataset") / host.relative_to(dataset))
+
+
+def settings_for(lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs, host_input: Path,
+                 container_input: str) -> BenchSettings:
+    a = lab.stack.analyzer
+    user_shapes = {**{k: list(v) for k, v in a.shapes}, **request.shapes}
+    dataset = load_dataset(host_input)
+    validate(dataset, model_inputs, str(host_input))
+    shapes = derive_shapes(dataset, model_inputs, user_shapes, source=str(host_input)) if request.auto_shape else user_shapes
+    interval = request.measurement_interval_ms
+    requests = request.measurement_requests
+    if interval is None and requests is None:
+        interval, requests = a.measurement_interval_ms, a.measurement_requests
+    return BenchSettings(
+        model=lab.stack.model,
+        sweep=request.sweep or a.sweep,
+        protocol=request.protocol or a.protocol,
+        input_data=container_input,
+        measurement_requests=requests if interval is None else None,
+        measurement_interval_ms=interval,
+        shapes=shapes,
+        extra_args=tuple(a.args) + request.extra_args,
+        timeout_s=request.timeout_s or a.timeout_s,
+        profile_export=supports_profile_export(parse_release(lab.release)),
+    )
+
+
+def _utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_run_dir(lab_name: str) -> Path:
+    return Path("runs") / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{lab_name}"
+
+
+def _prepare_run_dir(path: Path) -> Path:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new run directory")
+    if any(p.exists() and not p.is_dir() for p in path.parents):
+        raise UsageError(f"--out {path}: a parent is a file", "choose a path under a directory")
+    (path / "logs").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _image_facts(client: docker.DockerClient, container_id: str) -> dict[str, Any]:
+    info = client.api.inspect_container(container_id)
+    image = client.api.inspect_image(info["Image"])
+    return {
+        "ref": info["Config"]["Image"],
+        "id": image["Id"],
+        "repo_digests": image.get("RepoDigests") or [],
+        "labels": {k: v for k, v in (image["Config"].get("Labels") or {}).items() if k.startswith("tisbench.")},
+    }
+
+
+def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    try:
+        metadata = triton.get_model_metadata(model)
+        config = triton.get_model_config(model)
+        server = triton.get_server_metadata()
+    except Exception as exc:  # tritonclient raises its own and socket errors alike
+        raise AnalyzerError(f"cannot read model {model!r} from the server ({exc})", "is the lab ready? tisbench status") from None
+    return metadata, config, str(server.get("version", "?"))
+
+
+def run_bench(lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None) -> BenchResult:
+    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
+    import tritonclient.http as httpclient
+
+    from composer.results import parse_perf_csv, summary_dict
+
+    triton = httpclient.InferenceServerClient(url=f"127.0.0.1:{lab.http_port}", connection_timeout=5, network_timeout=30)
+    try:
+        metadata, config, reported_version = _model_facts(triton, lab.stack.model)
+    finally:
+        triton.close()
+    host_input, container_input = _container_input_path(lab.stack, request.input_data)
+    settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config), host_input, container_input)
+
+    run_dir = _prepare_run_dir(request.out or default_run_dir(lab.name))
+    run_id = run_dir.resolve().name.replace("/", "_")
+    outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
+    argv = perf_analyzer_argv(settings, outputs)
+    images = {"server": _image_facts(lab.client, lab.server_id), "sdk": _image_facts(lab.client, lab.analyzer_id)}
+    manifest: dict[str, Any] = {
+        "tisbench_version": __version__,
+        "lab": lab.name,
+        "release": lab.release,
+        "server_version": reported_version,
+        "release_server_version": server_version(parse_release(lab.release)),
+        "images": {k: v["ref"] for k, v in images.items()},
+        "image_ids": {k: v["id"] for k, v in images.items()},
+        "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
+        "perf_analyzer_version": images["sdk"]["labels"].get("tisbench.perf-analyzer-version", f"from release {lab.release}"),
+        "perf_analyzer_argv": argv,
+        "timeout_s": settings.timeout_s,
+        "model": {"name": lab.stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
+        "stack": str(lab.stack.directory),
+        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
+        "started_utc": _utc(),
+        "status": "running",
+    }
+    if images["sdk"]["labels"].get("tisbench.perf-analyzer-version"):
+        manifest["note"] = "lab sdk image: perf_analyzer is the PyPI build named above, not the release's own"
+    write_json(run_dir / "manifest.json", manifest)
+    say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
+    log = (run_dir / "logs" / "perf_analyzer.log").open("w", encoding="utf-8")
+
+    def output(text: str) -> None:
+        log.write(text)
+        log.flush()
+        point = sweep_point(text)
+        if point:
+            on_point(point)
+
+    result: ExecResult | None = None
+    try:
+        result = run_in_container(lab.client, lab.analyzer_id, with_deadline(argv, settings.timeout_s), output)
+        if result.exit_code != 0:
+            server = engine.container_state(lab.client, lab.server_id)
+            if not server.running:
+                raise AnalyzerError(f"triton_server died during the benchmark (exit code {server.exit_code})",
+                                    f"see {run_dir}/logs/triton_server.log")
+            raise explain_failure(result.exit_code, result.output, settings.timeout_s)
+        csv = fetch_file(lab.client, lab.analyzer_id, outputs.csv)
+        if not csv:
+            raise AnalyzerError("perf_analyzer wrote no CSV", f"see {run_dir}/logs/perf_analyzer.log")
+        write_atomic(run_dir / "perf_analyzer.csv", csv)
+        if outputs.profile_export:
+            export = fetch_file(lab.client, lab.analyzer_id, outputs.profile_export)
+            if export:
+                write_atomic(run_dir / "profile_export.json", export)
+        summary = summary_dict(lab.stack.model, lab.release, parse_perf_csv(csv.decode("utf-8", errors="replace")))
+        write_json(run_dir / "summary.json", summary)
+        manifest.update(status="ok", exit_code=0)
+        return BenchResult(run_dir, summary, manifest)
+    except BaseException as exc:
+        manifest.update(status="failed", exit_code=getattr(exc, "exit_code", None) or (result.exit_code if result else None),
+                        error=exc.one_line() if isinstance(exc, TisbenchError) else f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        log.close()
+        manifest["ended_utc"] = _utc()
+        write_atomic(run_dir / "logs" / "triton_server.log", engine.container_logs(lab.client, lab.server_id))
+        write_json(run_dir / "manifest.json", manifest)
+
