@@ -1,7 +1,8 @@
-"""Terminal output: tables with rich, plain when not a terminal (CI logs stay readable)."""
+"""Terminal output: tables with rich; wide and unwrapped when not a terminal (CI logs, pipes)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 
@@ -9,9 +10,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str |
     from rich.console import Console
     from rich.table import Table
 
-    out = Table(title=title, show_lines=False)
+    out = Table(title=title)
     for header in headers:
-        out.add_column(header)
+        out.add_column(header, overflow="fold")
     for row in rows:
         out.add_row(*(str(cell) for cell in row))
-    Console().print(out)
+    Console(width=None if sys.stdout.isatty() else 240).print(out)
