@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from composer import __version__
-from composer.errors import Interrupted, TisbenchError, UsageError, UsageError
+from composer.errors import Interrupted, TisbenchError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -287,6 +287,14 @@ def images_list() -> None:
 
 
 def _bench_options(f: F) -> F:
+    return _bench_options_with(f, run_dir=True)
+
+
+def _matrix_bench_options(f: F) -> F:
+    return _bench_options_with(f, run_dir=False)
+
+
+def _bench_options_with(f: F, *, run_dir: bool) -> F:
     options = [
         click.option("-m", "--model", help="Model to benchmark (default: the stack's)."),
         click.option("--concurrency", metavar="A[:B[:STEP]]", help="Concurrency sweep, e.g. 1:4:1."),
@@ -299,7 +307,8 @@ def _bench_options(f: F) -> F:
         click.option("--protocol", type=click.Choice(["http", "grpc"]), help="Protocol perf_analyzer uses."),
         click.option("--measurement-requests", type=click.IntRange(1, 10_000_000), help="Requests per measurement window."),
         click.option("--measurement-interval", type=click.IntRange(100, 3_600_000), metavar="MS", help="Time window length in ms."),
-        click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<UTC time>-<lab>)."),
+        *([click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<UTC time>-<lab>).")]
+          if run_dir else []),
         click.option("--bench-timeout", type=click.FloatRange(min=1), help="Kill perf_analyzer after this many seconds."),
         click.argument("extra", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -326,7 +335,7 @@ def _bench_request(kw: dict[str, Any]) -> Any:
         model=kw["model"], sweep=sweep, input_data=kw["input_data"],
         shapes=dict(parse_shape_option(s) for s in kw["shapes"]), protocol=kw["protocol"],
         measurement_requests=kw["measurement_requests"], measurement_interval_ms=kw["measurement_interval"],
-        extra_args=tuple(kw["extra"]), auto_shape=not kw["no_auto_shape"], out=kw["out"], timeout_s=kw["bench_timeout"],
+        extra_args=tuple(kw["extra"]), auto_shape=not kw["no_auto_shape"], out=kw.get("out"), timeout_s=kw["bench_timeout"],
     )
 
 
@@ -506,3 +515,34 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     else:
         write_atomic(output, text)
         click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@STACK_DIR
+@click.option("--releases", required=True, metavar="R1,R2,...", help="Releases in order; the first is the baseline.")
+@_images_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Directory (default: runs/matrix-<UTC time>).")
+@click.option("--repeat", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Runs per release; medians are reported and their spread is the noise a delta must beat.")
+@_matrix_bench_options
+def matrix(stack_dir: Path, releases: str, images: str | None, out: Path | None, repeat: int, **kw: Any) -> None:
+    """Benchmark the same stack across releases: one full lab per release (and repeat), then a
+    table per sweep point with deltas against the first release. A release that fails is
+    reported with its reason; the others still run.
+    """
+    from datetime import datetime, timezone
+
+    from composer.matrix import parse_releases, run_matrix
+    from composer.matrix_report import matrix_markdown, write_matrix_reports
+
+    chosen = parse_releases(releases)
+    request = _bench_request(kw)
+    out_dir = out or Path("runs") / f"matrix-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, _say)
+    write_matrix_reports(doc, out_dir)
+    click.echo(matrix_markdown(doc))
+    click.echo(f"matrix directory: {out_dir}")
+    if not any(r["status"] == "ok" for r in doc["releases"]):
+        from composer.errors import StackError
+
+        raise StackError("every release in the matrix failed", f"see the reasons in {out_dir}/matrix.md")
