@@ -52,10 +52,14 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
     """The exact perf_analyzer command line, recorded in the manifest and run as-is."""
     argv = [
         "perf_analyzer",
-        "-m", settings.model,
-        "-u", f"{SERVER_HOST}:{PROTOCOL_PORTS[settings.protocol]}",
-        "-i", settings.protocol,
-        "--input-data", settings.input_data,
+        "-m",
+        settings.model,
+        "-u",
+        f"{SERVER_HOST}:{PROTOCOL_PORTS[settings.protocol]}",
+        "-i",
+        settings.protocol,
+        "--input-data",
+        settings.input_data,
     ]
     for name, dims in settings.shapes.items():
         argv += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
@@ -63,7 +67,12 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
     if settings.measurement_interval_ms is not None:
         argv += ["--measurement-mode", "time_windows", "--measurement-interval", str(settings.measurement_interval_ms)]
     else:
-        argv += ["--measurement-mode", "count_windows", "--measurement-request-count", str(settings.measurement_requests)]
+        argv += [
+            "--measurement-mode",
+            "count_windows",
+            "--measurement-request-count",
+            str(settings.measurement_requests),
+        ]
     argv += ["-f", outputs.csv, "--verbose-csv"]
     if outputs.profile_export:
         argv += ["--profile-export-file", outputs.profile_export]
@@ -142,7 +151,10 @@ def explain_failure(exit_code: int, output: str, timeout_s: float) -> AnalyzerEr
             f"pass --shape {name}:DIMS for each variable input (or drop --no-auto-shape to derive them)",
         )
     if exit_code == 137:
-        return AnalyzerError(f"perf_analyzer killed after the {timeout_s:g} s timeout", "raise analyzer.timeout or measure fewer requests")
+        return AnalyzerError(
+            f"perf_analyzer killed after the {timeout_s:g} s timeout",
+            "raise analyzer.timeout or measure fewer requests",
+        )
     if exit_code == 2:
         return AnalyzerError(
             f"perf_analyzer: measurement not stable ({first_error})",
@@ -150,7 +162,9 @@ def explain_failure(exit_code: int, output: str, timeout_s: float) -> AnalyzerEr
         )
     if exit_code == 3:
         return AnalyzerError(f"perf_analyzer rejected an option: {first_error}", "fix or remove that option")
-    return AnalyzerError(f"perf_analyzer failed (exit {exit_code}): {first_error}", "see logs/perf_analyzer.log in the run dir")
+    return AnalyzerError(
+        f"perf_analyzer failed (exit {exit_code}): {first_error}", "see logs/perf_analyzer.log in the run dir"
+    )
 
 
 _POINT = re.compile(r"^(Request concurrency|Request Rate): ([\d.]+)", re.MULTILINE)

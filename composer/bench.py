@@ -78,8 +78,15 @@ class BenchResult:
 
 def handle_of(running: Any) -> LabHandle:
     """The handle of a lab this process just brought up (a composer.lab.RunningLab)."""
-    return LabHandle(running.client, running.name, running.plan.stack, str(running.plan.release),
-                     running.ids[engine.SERVER], running.ids[engine.ANALYZER], running.ports[SERVER_PORTS["http"]])
+    return LabHandle(
+        running.client,
+        running.name,
+        running.plan.stack,
+        str(running.plan.release),
+        running.ids[engine.SERVER],
+        running.ids[engine.ANALYZER],
+        running.ports[SERVER_PORTS["http"]],
+    )
 
 
 def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -> LabHandle:
@@ -89,16 +96,27 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
     server = engine.find_service(containers, engine.SERVER)
     analyzer = engine.find_service(containers, engine.ANALYZER)
     if server is None or analyzer is None or server["State"] != "running" or analyzer["State"] != "running":
-        raise UsageError(f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again")
+        raise UsageError(
+            f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again"
+        )
     labels = server["Labels"]
     stack_dir = Path(labels.get("tisbench.stack", ""))
     try:
         stack = load_stack(stack_dir, model=model or labels.get("tisbench.model"))
     except ConfigError as exc:
-        raise ConfigError(f"lab {name}: its stack {stack_dir} no longer loads ({exc.message})", exc.hint or "") from None
+        raise ConfigError(
+            f"lab {name}: its stack {stack_dir} no longer loads ({exc.message})", exc.hint or ""
+        ) from None
     ports = engine.host_ports(client, server["Id"])
-    return LabHandle(client, name, stack, labels.get("tisbench.release", "?"), server["Id"], analyzer["Id"],
-                     ports[SERVER_PORTS["http"]])
+    return LabHandle(
+        client,
+        name,
+        stack,
+        labels.get("tisbench.release", "?"),
+        server["Id"],
+        analyzer["Id"],
+        ports[SERVER_PORTS["http"]],
+    )
 
 
 def _container_input_path(stack: Stack, override: Path | None) -> tuple[Path, str]:
@@ -106,17 +124,23 @@ def _container_input_path(stack: Stack, override: Path | None) -> tuple[Path, st
     host = (override if override is not None else stack.input_data_path).resolve()
     dataset = stack.dataset_dir.resolve()
     if not host.is_relative_to(dataset):
-        raise UsageError(f"--input-data {override}: outside {dataset}", "only the stack's dataset/ is mounted in the analyzer; put the file there")
+        raise UsageError(
+            f"--input-data {override}: outside {dataset}",
+            "only the stack's dataset/ is mounted in the analyzer; put the file there",
+        )
     return host, str(Path("dataset") / host.relative_to(dataset))
 
 
-def settings_for(lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs, host_input: Path,
-                 container_input: str) -> BenchSettings:
+def settings_for(
+    lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs, host_input: Path, container_input: str
+) -> BenchSettings:
     a = lab.stack.analyzer
     user_shapes = {**{k: list(v) for k, v in a.shapes}, **request.shapes}
     dataset = load_dataset(host_input)
     validate(dataset, model_inputs, str(host_input))
-    shapes = derive_shapes(dataset, model_inputs, user_shapes, source=str(host_input)) if request.auto_shape else user_shapes
+    shapes = (
+        derive_shapes(dataset, model_inputs, user_shapes, source=str(host_input)) if request.auto_shape else user_shapes
+    )
     interval = request.measurement_interval_ms
     requests = request.measurement_requests
     if interval is None and requests is None:
@@ -169,17 +193,23 @@ def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any
         config = triton.get_model_config(model)
         server = triton.get_server_metadata()
     except Exception as exc:  # tritonclient raises its own and socket errors alike
-        raise AnalyzerError(f"cannot read model {model!r} from the server ({exc})", "is the lab ready? tisbench status") from None
+        raise AnalyzerError(
+            f"cannot read model {model!r} from the server ({exc})", "is the lab ready? tisbench status"
+        ) from None
     return metadata, config, str(server.get("version", "?"))
 
 
-def run_bench(lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None) -> BenchResult:
+def run_bench(
+    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
+) -> BenchResult:
     """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
     import tritonclient.http as httpclient
 
     from composer.results import parse_perf_csv, summary_dict
 
-    triton = httpclient.InferenceServerClient(url=f"127.0.0.1:{lab.http_port}", connection_timeout=5, network_timeout=30)
+    triton = httpclient.InferenceServerClient(
+        url=f"127.0.0.1:{lab.http_port}", connection_timeout=5, network_timeout=30
+    )
     try:
         metadata, config, reported_version = _model_facts(triton, lab.stack.model)
     finally:
@@ -201,7 +231,9 @@ def run_bench(lab: LabHandle, request: BenchRequest, say: Say, on_point: Callabl
         "images": {k: v["ref"] for k, v in images.items()},
         "image_ids": {k: v["id"] for k, v in images.items()},
         "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
-        "perf_analyzer_version": images["sdk"]["labels"].get("tisbench.perf-analyzer-version", f"from release {lab.release}"),
+        "perf_analyzer_version": images["sdk"]["labels"].get(
+            "tisbench.perf-analyzer-version", f"from release {lab.release}"
+        ),
         "perf_analyzer_argv": argv,
         "timeout_s": settings.timeout_s,
         "model": {"name": lab.stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
@@ -229,8 +261,10 @@ def run_bench(lab: LabHandle, request: BenchRequest, say: Say, on_point: Callabl
         if result.exit_code != 0:
             server = engine.container_state(lab.client, lab.server_id)
             if not server.running:
-                raise AnalyzerError(f"triton_server died during the benchmark (exit code {server.exit_code})",
-                                    f"see {run_dir}/logs/triton_server.log")
+                raise AnalyzerError(
+                    f"triton_server died during the benchmark (exit code {server.exit_code})",
+                    f"see {run_dir}/logs/triton_server.log",
+                )
             raise explain_failure(result.exit_code, result.output, settings.timeout_s)
         csv = fetch_file(lab.client, lab.analyzer_id, outputs.csv)
         if not csv:
@@ -245,12 +279,14 @@ def run_bench(lab: LabHandle, request: BenchRequest, say: Say, on_point: Callabl
         manifest.update(status="ok", exit_code=0)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
-        manifest.update(status="failed", exit_code=getattr(exc, "exit_code", None) or (result.exit_code if result else None),
-                        error=exc.one_line() if isinstance(exc, TisbenchError) else f"{type(exc).__name__}: {exc}")
+        manifest.update(
+            status="failed",
+            exit_code=getattr(exc, "exit_code", None) or (result.exit_code if result else None),
+            error=exc.one_line() if isinstance(exc, TisbenchError) else f"{type(exc).__name__}: {exc}",
+        )
         raise
     finally:
         log.close()
         manifest["ended_utc"] = _utc()
         write_atomic(run_dir / "logs" / "triton_server.log", engine.container_logs(lab.client, lab.server_id))
         write_json(run_dir / "manifest.json", manifest)
-

@@ -32,21 +32,24 @@ Exit codes:
   130  interrupted (everything created was removed)
 """
 
-STACK_DIR = click.argument(
-    "stack_dir", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
-)
+STACK_DIR = click.argument("stack_dir", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 
 
 def _release_option(f: F) -> F:
     return click.option(
-        "--release", "-r", envvar="TISBENCH_RELEASE", metavar="YY.MM",
+        "--release",
+        "-r",
+        envvar="TISBENCH_RELEASE",
+        metavar="YY.MM",
         help="Triton release, e.g. 24.10 (≥ 23.03). Default: stack.yaml, then 24.10. Env: TISBENCH_RELEASE.",
     )(f)
 
 
 def _images_option(f: F) -> F:
     return click.option(
-        "--images", type=click.Choice(["ngc", "lab"]), envvar="TISBENCH_IMAGES",
+        "--images",
+        type=click.Choice(["ngc", "lab"]),
+        envvar="TISBENCH_IMAGES",
         help="ngc: nvcr.io/nvidia/tritonserver:<R>-py3[-sdk]; lab: locally built CPU stand-ins "
         "(make lab-images). Default: stack.yaml, then ngc. Env: TISBENCH_IMAGES.",
     )(f)
@@ -117,8 +120,11 @@ def _load(stack_dir: Path, release: str | None, images: str | None, model: str |
 @_release_option
 @_images_option
 @click.option("--name", help="Compose project name written into the file. Default: the stack's name.")
+@click.option("-m", "--model", help="Model the lab serves for benchmarking (overrides stack.yaml).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-def render(stack_dir: Path, release: str | None, images: str | None, name: str | None, output: Path | None) -> None:
+def render(
+    stack_dir: Path, release: str | None, images: str | None, name: str | None, model: str | None, output: Path | None
+) -> None:
     """Print the lab's docker-compose.yml (server + sdk analyzer on tis_net).
 
     The file is what `tisbench up` builds; `docker compose -f FILE up -d` builds the same lab.
@@ -126,7 +132,7 @@ def render(stack_dir: Path, release: str | None, images: str | None, name: str |
     from composer.config import parse_lab_name
     from composer.fsutil import write_atomic
 
-    plan = _load(stack_dir, release, images)
+    plan = _load(stack_dir, release, images, model)
     text = plan.render(parse_lab_name(name) if name else plan.stack.name)
     if output is None:
         click.echo(text, nl=False)
@@ -165,8 +171,9 @@ def _say(message: str) -> None:
 @click.option("--name", help="Lab name (compose project). Default: <stack name>-<4 hex>, unique.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for the server and model to be ready.")
 @click.option("-m", "--model", help="Model to wait for (overrides stack.yaml).")
-def up(stack_dir: Path, release: str | None, images: str | None, name: str | None, timeout: float | None,
-       model: str | None) -> None:
+def up(
+    stack_dir: Path, release: str | None, images: str | None, name: str | None, timeout: float | None, model: str | None
+) -> None:
     """Start a lab and return once Triton and the model are ready.
 
     Renders docker-compose.yml into STACK_DIR/.tisbench/NAME/, creates network NAME_tis_net and
@@ -228,7 +235,9 @@ def status(as_json: bool) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("--service", type=click.Choice(["triton_server", "perf_analyzer"]), default="triton_server", show_default=True)
+@click.option(
+    "--service", type=click.Choice(["triton_server", "perf_analyzer"]), default="triton_server", show_default=True
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 def logs(name: str, service: str, follow: bool) -> None:
     """Print a lab service's log."""
@@ -252,7 +261,9 @@ def images() -> None:
 
 
 @images.command("build")
-@click.option("--release", "releases", multiple=True, metavar="YY.MM", help="Release to build (repeatable). Default: 24.10.")
+@click.option(
+    "--release", "releases", multiple=True, metavar="YY.MM", help="Release to build (repeatable). Default: 24.10."
+)
 @click.option("--all", "all_releases", is_flag=True, help="Build every release that has a lab recipe.")
 @click.option("--force", is_flag=True, help="Rebuild even when both tags exist.")
 def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> None:
@@ -298,18 +309,46 @@ def _bench_options_with(f: F, *, run_dir: bool) -> F:
     options = [
         click.option("-m", "--model", help="Model to benchmark (default: the stack's)."),
         click.option("--concurrency", metavar="A[:B[:STEP]]", help="Concurrency sweep, e.g. 1:4:1."),
-        click.option("--request-rate", metavar="A[:B[:STEP]]", help="Request-rate sweep (infer/s) instead of concurrency."),
-        click.option("--input-data", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Input JSON under the stack's dataset/ (default: analyzer.input_data)."),
-        click.option("--shape", "shapes", multiple=True, metavar="IN:DIMS",
-                     help="Shape of a variable input, e.g. age:1 (repeatable; wins over derived shapes)."),
-        click.option("--no-auto-shape", is_flag=True, help="Pass only the --shape given; do not derive shapes from the data."),
+        click.option(
+            "--request-rate", metavar="A[:B[:STEP]]", help="Request-rate sweep (infer/s) instead of concurrency."
+        ),
+        click.option(
+            "--input-data",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Input JSON under the stack's dataset/ (default: analyzer.input_data).",
+        ),
+        click.option(
+            "--shape",
+            "shapes",
+            multiple=True,
+            metavar="IN:DIMS",
+            help="Shape of a variable input, e.g. age:1 (repeatable; wins over derived shapes).",
+        ),
+        click.option(
+            "--no-auto-shape", is_flag=True, help="Pass only the --shape given; do not derive shapes from the data."
+        ),
         click.option("--protocol", type=click.Choice(["http", "grpc"]), help="Protocol perf_analyzer uses."),
-        click.option("--measurement-requests", type=click.IntRange(1, 10_000_000), help="Requests per measurement window."),
-        click.option("--measurement-interval", type=click.IntRange(100, 3_600_000), metavar="MS", help="Time window length in ms."),
-        *([click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<UTC time>-<lab>).")]
-          if run_dir else []),
-        click.option("--bench-timeout", type=click.FloatRange(min=1), help="Kill perf_analyzer after this many seconds."),
+        click.option(
+            "--measurement-requests", type=click.IntRange(1, 10_000_000), help="Requests per measurement window."
+        ),
+        click.option(
+            "--measurement-interval",
+            type=click.IntRange(100, 3_600_000),
+            metavar="MS",
+            help="Time window length in ms.",
+        ),
+        *(
+            [
+                click.option(
+                    "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<UTC time>-<lab>)."
+                )
+            ]
+            if run_dir
+            else []
+        ),
+        click.option(
+            "--bench-timeout", type=click.FloatRange(min=1), help="Kill perf_analyzer after this many seconds."
+        ),
         click.argument("extra", nargs=-1, type=click.UNPROCESSED),
     ]
     for option in reversed(options):
@@ -325,17 +364,26 @@ def _bench_request(kw: dict[str, Any]) -> Any:
     if kw["concurrency"] and kw["request_rate"]:
         raise UsageError("--concurrency and --request-rate are both given", "choose one load mode")
     if kw["measurement_requests"] and kw["measurement_interval"]:
-        raise UsageError("--measurement-requests and --measurement-interval are both given", "choose one measurement mode")
+        raise UsageError(
+            "--measurement-requests and --measurement-interval are both given", "choose one measurement mode"
+        )
     sweep = None
     if kw["concurrency"]:
         sweep = parse_sweep(kw["concurrency"], "concurrency")
     elif kw["request_rate"]:
         sweep = parse_sweep(kw["request_rate"], "request_rate")
     return BenchRequest(
-        model=kw["model"], sweep=sweep, input_data=kw["input_data"],
-        shapes=dict(parse_shape_option(s) for s in kw["shapes"]), protocol=kw["protocol"],
-        measurement_requests=kw["measurement_requests"], measurement_interval_ms=kw["measurement_interval"],
-        extra_args=tuple(kw["extra"]), auto_shape=not kw["no_auto_shape"], out=kw.get("out"), timeout_s=kw["bench_timeout"],
+        model=kw["model"],
+        sweep=sweep,
+        input_data=kw["input_data"],
+        shapes=dict(parse_shape_option(s) for s in kw["shapes"]),
+        protocol=kw["protocol"],
+        measurement_requests=kw["measurement_requests"],
+        measurement_interval_ms=kw["measurement_interval"],
+        extra_args=tuple(kw["extra"]),
+        auto_shape=not kw["no_auto_shape"],
+        out=kw.get("out"),
+        timeout_s=kw["bench_timeout"],
     )
 
 
@@ -354,11 +402,19 @@ def _show_result(result: Any) -> None:
 
     sweep = result.summary.get("sweep", "concurrency")
     rows = [
-        [row.get(sweep), f"{row['throughput_infer_per_sec']:.1f}", *(f"{row[k] / 1000:.3f}" for k in
-         ("avg_latency_us", "p50_latency_us", "p90_latency_us", "p95_latency_us", "p99_latency_us"))]
+        [
+            row.get(sweep),
+            f"{row['throughput_infer_per_sec']:.1f}",
+            *(
+                f"{row[k] / 1000:.3f}"
+                for k in ("avg_latency_us", "p50_latency_us", "p90_latency_us", "p95_latency_us", "p99_latency_us")
+            ),
+        ]
         for row in result.summary["rows"]
     ]
-    table([sweep, "infer/s", "avg ms", "p50 ms", "p90 ms", "p95 ms", "p99 ms"], rows, title=f"{result.summary['model']}")
+    table(
+        [sweep, "infer/s", "avg ms", "p50 ms", "p90 ms", "p95 ms", "p99 ms"], rows, title=f"{result.summary['model']}"
+    )
     try:
         from composer.report import write_reports
 
@@ -444,8 +500,12 @@ def report(run_dir: Path, fmt: str, output: Path | None) -> None:
 @main.command()
 @click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--max-regression", type=click.FloatRange(min=0), metavar="PCT",
-              help="Exit 1 when a matched point loses more than PCT % throughput or gains more than PCT % p99.")
+@click.option(
+    "--max-regression",
+    type=click.FloatRange(min=0),
+    metavar="PCT",
+    help="Exit 1 when a matched point loses more than PCT % throughput or gains more than PCT % p99.",
+)
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 def compare(run_a: Path, run_b: Path, max_regression: float | None, fmt: str) -> None:
     """Compare two runs point by point (throughput, p50, p99); B is the candidate."""
@@ -474,9 +534,20 @@ def runs(root: Path, as_json: bool) -> None:
     if not found:
         click.echo(f"no runs under {root}")
         return
-    table(["run", "model", "release", "started (UTC)", "status", "best infer/s"],
-          [[r.path, r.model, r.release, r.started_utc, r.status,
-            "-" if r.best_throughput is None else f"{r.best_throughput:.1f}"] for r in found])
+    table(
+        ["run", "model", "release", "started (UTC)", "status", "best infer/s"],
+        [
+            [
+                r.path,
+                r.model,
+                r.release,
+                r.started_utc,
+                r.status,
+                "-" if r.best_throughput is None else f"{r.best_throughput:.1f}",
+            ]
+            for r in found
+        ],
+    )
 
 
 @main.group()
@@ -501,12 +572,17 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     from composer.fsutil import write_atomic
 
     handle = open_lab(engine.connect(), name, model=model)
-    triton = httpclient.InferenceServerClient(url=f"127.0.0.1:{handle.http_port}", connection_timeout=5, network_timeout=30)
+    triton = httpclient.InferenceServerClient(
+        url=f"127.0.0.1:{handle.http_port}", connection_timeout=5, network_timeout=30
+    )
     try:
-        inputs = ModelInputs.from_metadata(triton.get_model_metadata(handle.stack.model),
-                                           triton.get_model_config(handle.stack.model))
+        inputs = ModelInputs.from_metadata(
+            triton.get_model_metadata(handle.stack.model), triton.get_model_config(handle.stack.model)
+        )
     except Exception as exc:
-        raise AnalyzerError(f"cannot read model {handle.stack.model!r} from lab {name} ({exc})", "tisbench status") from None
+        raise AnalyzerError(
+            f"cannot read model {handle.stack.model!r} from lab {name} ({exc})", "tisbench status"
+        ) from None
     finally:
         triton.close()
     text = json.dumps(skeleton(inputs), indent=2) + "\n"
@@ -521,9 +597,16 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
 @STACK_DIR
 @click.option("--releases", required=True, metavar="R1,R2,...", help="Releases in order; the first is the baseline.")
 @_images_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Directory (default: runs/matrix-<UTC time>).")
-@click.option("--repeat", type=click.IntRange(1, 20), default=1, show_default=True,
-              help="Runs per release; medians are reported and their spread is the noise a delta must beat.")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Directory (default: runs/matrix-<UTC time>)."
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Runs per release; medians are reported and their spread is the noise a delta must beat.",
+)
 @_matrix_bench_options
 def matrix(stack_dir: Path, releases: str, images: str | None, out: Path | None, repeat: int, **kw: Any) -> None:
     """Benchmark the same stack across releases: one full lab per release (and repeat), then a

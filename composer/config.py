@@ -112,7 +112,9 @@ class _Fields:
         value = self.data.get(key)
         value = {} if value is None else value
         if not isinstance(value, Mapping):
-            raise self.fail(key, f"expected a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys")
+            raise self.fail(
+                key, f"expected a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys"
+            )
         return _Fields(self.source, f"{self.where(key)}.", value, allowed)
 
 
@@ -142,9 +144,14 @@ def _seconds(value: Any) -> float:
 
 
 def _string_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
+    ):
         raise TypeError("expected a list of strings")
-    return tuple(str(v) for v in value)
+    items = tuple(str(v) for v in value)
+    if any("\x00" in item for item in items):
+        raise ValueError("an argument holds a NUL character, which no process argument can carry")
+    return items
 
 
 def parse_size(value: Any) -> str:
@@ -176,16 +183,33 @@ def _shapes(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
         raise TypeError("expected a mapping of input name to a list of dims")
     shapes = []
     for name, dims in value.items():
-        if not isinstance(dims, list) or not dims or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims
+        if (
+            not isinstance(dims, list)
+            or not dims
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)
         ):
             raise ValueError(f"shape of {name!r} must be a list of positive whole numbers")
         shapes.append((str(name), tuple(dims)))
     return tuple(shapes)
 
 
-_ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-                 "rss", "rtprio", "rttime", "sigpending", "stack")
+_ULIMIT_NAMES = (
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+)
 
 
 def _ulimits(value: Any, fields: _Fields) -> tuple[tuple[str, int], ...]:
@@ -198,7 +222,9 @@ def _ulimits(value: Any, fields: _Fields) -> tuple[tuple[str, int], ...]:
         if limits.data[name] is None:
             merged.pop(name, None)
         else:
-            merged[name] = limits.get(name, 0, _int_in(-1, 2**62), "a number, -1 for unlimited, or null to leave it unset")
+            merged[name] = limits.get(
+                name, 0, _int_in(-1, 2**62), "a number, -1 for unlimited, or null to leave it unset"
+            )
     return tuple(merged.items())
 
 
@@ -212,11 +238,15 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}", "fix the syntax or delete the file to use defaults") from None
+        raise ConfigError(
+            f"{path}: not valid YAML{where}", "fix the syntax or delete the file to use defaults"
+        ) from None
     if data is None:
         raise ConfigError(f"{path}: is empty", "add at least one key (e.g. model: NAME) or delete the file")
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}", "write key: value lines")
+        raise ConfigError(
+            f"{path}: top level must be a mapping of keys, got {type(data).__name__}", "write key: value lines"
+        )
     return data
 
 
@@ -225,7 +255,8 @@ def find_models(models_dir: Path) -> tuple[str, ...]:
     if not models_dir.is_dir():
         raise ConfigError(
             f"{models_dir}: no model repository",
-            "a stack directory needs models/<model>/config.pbtxt (run tisbench from the stack directory or pass STACK_DIR)",
+            "a stack directory needs models/<model>/config.pbtxt "
+            "(run tisbench from the stack directory or pass STACK_DIR)",
         )
     names = tuple(sorted(p.name for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")))
     if not names:
@@ -244,9 +275,11 @@ def _choose_model(models: tuple[str, ...], chosen: str | None, models_dir: Path,
     if chosen not in models:
         close = difflib.get_close_matches(chosen, models, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"models present: {', '.join(models)}"
-        raise ConfigError(f"{field}: model {chosen!r} is not in {models_dir}", hint)
+        raise ConfigError(f"{field}: {chosen!r} is not in {models_dir}", hint)
     if not (models_dir / chosen / "config.pbtxt").is_file():
-        raise ConfigError(f"{models_dir / chosen}: no config.pbtxt", "add the model's config.pbtxt (name, backend, inputs, outputs)")
+        raise ConfigError(
+            f"{models_dir / chosen}: no config.pbtxt", "add the model's config.pbtxt (name, backend, inputs, outputs)"
+        )
     return chosen
 
 
@@ -263,10 +296,14 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     data: Mapping[str, Any] = _read_yaml(file) if file.exists() else {}
     source = str(file)
     top = _Fields(source, "", data, ("name", "release", "images", "model", "server", "analyzer"))
-    name = top.get("name", default_stack_name(directory), lambda v: parse_lab_name(v, f"{source}: name"), "e.g. name: mylab")
+    name = top.get(
+        "name", default_stack_name(directory), lambda v: parse_lab_name(v, f"{source}: name"), "e.g. name: mylab"
+    )
     release = None if data.get("release") is None else data["release"]
     if isinstance(release, float):
-        raise top.fail("release", f"{release!r} is a number", 'quote it ("24.10"): unquoted 24.10 reads as the number 24.1')
+        raise top.fail(
+            "release", f"{release!r} is a number", 'quote it ("24.10"): unquoted 24.10 reads as the number 24.1'
+        )
     if release is not None:
         release = str(release)
     images = top.get("images", None, lambda v: _choice(v, IMAGE_SETS), "images: ngc or images: lab")
@@ -288,23 +325,42 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]
     if len(fixed) != len(set(fixed)):
-        raise ConfigError(f"{source}: server.ports: the same port is used twice ({fixed})", "give http, grpc and metrics different ports")
+        raise ConfigError(
+            f"{source}: server.ports: the same port is used twice ({fixed})",
+            "give http, grpc and metrics different ports",
+        )
 
     ana = top.section(
         "analyzer",
-        ("input_data", "concurrency", "request_rate", "protocol", "measurement_requests",
-         "measurement_interval", "shapes", "args", "timeout"),
+        (
+            "input_data",
+            "concurrency",
+            "request_rate",
+            "protocol",
+            "measurement_requests",
+            "measurement_interval",
+            "shapes",
+            "args",
+            "timeout",
+        ),
     )
     if ana.data.get("concurrency") is not None and ana.data.get("request_rate") is not None:
         raise ana.fail("concurrency", "and request_rate are both set", "choose one load mode")
     kind = "request_rate" if ana.data.get("request_rate") is not None else "concurrency"
-    sweep = ana.get(kind, Sweep(kind, 1, 1, 1), lambda v: parse_sweep(str(v), kind, field=f"{source}: analyzer.{kind}"), "A, A:B or A:B:STEP, e.g. 1:4:1")
+    sweep = ana.get(
+        kind,
+        Sweep(kind, 1, 1, 1),
+        lambda v: parse_sweep(str(v), kind, field=f"{source}: analyzer.{kind}"),
+        "A, A:B or A:B:STEP, e.g. 1:4:1",
+    )
     interval = ana.get("measurement_interval", None, _int_in(100, 3_600_000), "milliseconds, e.g. 5000")
     requests = ana.get("measurement_requests", None, _int_in(1, _MAX_REQUESTS), "a request count, e.g. 200")
     if interval is not None and requests is not None:
         raise ana.fail("measurement_interval", "and measurement_requests are both set", "choose one measurement mode")
     analyzer = AnalyzerOptions(
-        input_data=ana.get("input_data", "dataset/input.json", _string, "a path under dataset/, e.g. dataset/input.json"),
+        input_data=ana.get(
+            "input_data", "dataset/input.json", _string, "a path under dataset/, e.g. dataset/input.json"
+        ),
         sweep=sweep,
         protocol=ana.get("protocol", "http", lambda v: _choice(v, PROTOCOLS), "http or grpc"),
         measurement_requests=requests if interval is None else None,
@@ -319,8 +375,9 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
 
     models = find_models(directory / "models")
     chosen = _choose_model(models, chosen, directory / "models", f"{source}: model" if model is None else "-m")
-    return Stack(directory.resolve(), file if file.exists() else None, name, chosen, models,
-                 release, images, server, analyzer)
+    return Stack(
+        directory.resolve(), file if file.exists() else None, name, chosen, models, release, images, server, analyzer
+    )
 
 
 def _choice(value: Any, allowed: tuple[str, ...]) -> str:
@@ -332,9 +389,18 @@ def _choice(value: Any, allowed: tuple[str, ...]) -> str:
 def _check_input_data(directory: Path, relative: str, fields: _Fields) -> None:
     dataset = (directory / "dataset").resolve()
     if not dataset.is_dir():
-        raise ConfigError(f"{directory / 'dataset'}: no dataset directory", "add dataset/input.json (perf_analyzer input data)")
+        raise ConfigError(
+            f"{directory / 'dataset'}: no dataset directory", "add dataset/input.json (perf_analyzer input data)"
+        )
     target = (directory / relative).resolve()
     if not target.is_relative_to(dataset):
-        raise fields.fail("input_data", f"{relative!r} is outside dataset/", "only dataset/ is mounted in the analyzer; move the file there")
+        raise fields.fail(
+            "input_data",
+            f"{relative!r} is outside dataset/",
+            "only dataset/ is mounted in the analyzer; move the file there",
+        )
     if not target.is_file():
-        raise ConfigError(f"{directory / relative}: input data file not found", "create it, or run: tisbench dataset skeleton NAME -m MODEL")
+        raise ConfigError(
+            f"{directory / relative}: input data file not found",
+            "create it, or run: tisbench dataset skeleton NAME -m MODEL",
+        )

@@ -23,11 +23,20 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     if path.is_dir():
         raise UsageError(f"{path}: is a directory", "name a file to write")
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot write in {parent} ({exc.strerror})", "choose a writable output path"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would surprise whoever reads the results next
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot be written ({exc.strerror})", "choose a writable output path") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -65,7 +65,9 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     image_ids = engine.require_images(client, [plan.images.server, plan.images.sdk], plan.image_set)
     name = name or _unique_name(client, plan.stack.name)
     if engine.lab_containers(client, name) or engine.lab_networks(client, name):
-        raise StackError(f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name")
+        raise StackError(
+            f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name"
+        )
     run_area = plan.stack.directory / RUN_AREA / name
     compose_file = run_area / "docker-compose.yml"
     text = plan.render(name)
@@ -73,7 +75,10 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     extra = {engine.OWNER_LABEL: owner_tag()} if owned else {}
     try:
         write_atomic(compose_file, text)
-        say(f"creating lab {name}: network {spec.network}, containers {', '.join(s.container_name for s in spec.services)}")
+        say(
+            f"creating lab {name}: network {spec.network}, "
+            f"containers {', '.join(s.container_name for s in spec.services)}"
+        )
         ids = engine.create_lab(client, spec, extra)
         ports = engine.host_ports(client, ids[engine.SERVER])
         host = probe_host(plan.stack.server.host)
@@ -92,7 +97,10 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     except BaseException:
         engine.with_signals_masked(lambda: _remove(client, name, run_area))
         raise
-    say(f"lab {name} ready in {ready.seconds:.2f} s (HTTP {host}:{ports[8000]}, gRPC {ports[8001]}, metrics {ports[8002]})")
+    say(
+        f"lab {name} ready in {ready.seconds:.2f} s "
+        f"(HTTP {host}:{ports[8000]}, gRPC {ports[8001]}, metrics {ports[8002]})"
+    )
     return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file)
 
 
@@ -125,8 +133,10 @@ def down(name: str) -> int:
 
 def down_all() -> list[str]:
     client = engine.connect()
-    names = sorted({c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
-                   | {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)})
+    names = sorted(
+        {c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
+        | {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)}
+    )
     for name in names:
         down(name)
     return names
@@ -167,8 +177,15 @@ def status() -> list[LabStatus]:
     for c in engine.lab_containers(client):
         labels = c["Labels"]
         name = labels[engine.LAB_LABEL]
-        lab = labs.setdefault(name, LabStatus(name, labels.get("tisbench.release", "?"), labels.get("tisbench.model", "?"),
-                                              labels.get("tisbench.stack", "?")))
+        lab = labs.setdefault(
+            name,
+            LabStatus(
+                name,
+                labels.get("tisbench.release", "?"),
+                labels.get("tisbench.model", "?"),
+                labels.get("tisbench.stack", "?"),
+            ),
+        )
         service = labels.get("com.docker.compose.service", "?")
         lab.services[service] = c["State"]
         lab.age_s = max(lab.age_s, time.time() - c["Created"])
@@ -195,4 +212,3 @@ def find_lab(client: docker.DockerClient, name: str) -> list[dict[str, Any]]:
         hint = f"running labs: {', '.join(known)}" if known else "start one with tisbench up"
         raise UsageError(f"no lab named {name!r} on this engine", hint)
     return containers
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import Any
 
 import click
 
@@ -11,7 +12,7 @@ import click
 class LiveView:
     def __init__(self, lab: str) -> None:
         self.lab = lab
-        self._status = None
+        self._status: Any = None
         self._tty = sys.stderr.isatty()
 
     def __enter__(self) -> LiveView:

@@ -50,7 +50,9 @@ def _median_rows(summaries: Sequence[Summary]) -> list[dict[str, Any]]:
                 continue
             median = statistics.median(values)
             item[metric] = median
-            item[f"{metric}_spread_pct"] = (max(values) - min(values)) / median * 100 if median and len(values) > 1 else None
+            item[f"{metric}_spread_pct"] = (
+                (max(values) - min(values)) / median * 100 if median and len(values) > 1 else None
+            )
         out.append(item)
     return out
 
@@ -83,19 +85,25 @@ def matrix_document(stack: str, entries: list[dict[str, Any]], repeat: int) -> d
         for row in entry["rows"]:
             reference = base_rows.get(row["value"])
             if reference is not None:
-                entry["deltas"].append(
-                    {"value": row["value"], **{m: _delta(reference, row, m) for m in METRICS}}
-                )
+                entry["deltas"].append({"value": row["value"], **{m: _delta(reference, row, m) for m in METRICS}})
     return {"stack": stack, "repeat": repeat, "baseline": base["release"] if base else None, "releases": entries}
 
 
 def _entry(release: str) -> dict[str, Any]:
-    return {"release": release, "status": "failed", "reason": None, "server_version": None,
-            "perf_analyzer_version": None, "runs": [], "rows": []}
+    return {
+        "release": release,
+        "status": "failed",
+        "reason": None,
+        "server_version": None,
+        "perf_analyzer_version": None,
+        "runs": [],
+        "rows": [],
+    }
 
 
-def run_matrix(stack_dir: Path, releases: list[str], image_set: str | None, out_dir: Path, repeat: int,
-               request: Any, say: Say) -> dict[str, Any]:
+def run_matrix(
+    stack_dir: Path, releases: list[str], image_set: str | None, out_dir: Path, repeat: int, request: Any, say: Say
+) -> dict[str, Any]:
     """One full lab (up → ready → bench → collect → down) per release and repeat."""
     from composer import lab as labs
     from composer.bench import handle_of, run_bench

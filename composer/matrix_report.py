@@ -10,8 +10,10 @@ from typing import Any
 from composer.fsutil import write_atomic
 
 HEADERS = ["release", "server", "infer/s", "Δ infer/s", "p50 ms", "p99 ms", "Δ p99", "verdict"]
-LAB_NOTE = ("lab sdk images carry the PyPI perf_analyzer named per release, not each release's own; "
-            "server versions are what each server reported")
+LAB_NOTE = (
+    "lab sdk images carry the PyPI perf_analyzer named per release, not each release's own; "
+    "server versions are what each server reported"
+)
 
 
 def _pct(delta: dict[str, Any] | None) -> str:
@@ -21,8 +23,11 @@ def _pct(delta: dict[str, Any] | None) -> str:
 def _verdict(deltas: dict[str, Any] | None) -> str:
     if not deltas:
         return "baseline"
-    parts = [f"{name} {d['verdict']}" for name, d in (("throughput", deltas.get("throughput_infer_per_sec")),
-                                                         ("p99", deltas.get("p99_latency_us"))) if d]
+    parts = [
+        f"{name} {d['verdict']}"
+        for name, d in (("throughput", deltas.get("throughput_infer_per_sec")), ("p99", deltas.get("p99_latency_us")))
+        if d
+    ]
     return "; ".join(parts) or "-"
 
 
@@ -39,27 +44,45 @@ def point_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             sweep = row["sweep"]
             deltas = next((d for d in entry.get("deltas", []) if d["value"] == value), None)
-            rows.append([
-                entry["release"], entry.get("server_version") or "-",
-                f"{row['throughput_infer_per_sec']:.1f}", _pct(deltas and deltas.get("throughput_infer_per_sec")),
-                f"{row.get('p50_latency_us', 0) / 1000:.3f}", f"{row.get('p99_latency_us', 0) / 1000:.3f}",
-                _pct(deltas and deltas.get("p99_latency_us")), _verdict(deltas),
-            ])
+            rows.append(
+                [
+                    entry["release"],
+                    entry.get("server_version") or "-",
+                    f"{row['throughput_infer_per_sec']:.1f}",
+                    _pct(deltas and deltas.get("throughput_infer_per_sec")),
+                    f"{row.get('p50_latency_us', 0) / 1000:.3f}",
+                    f"{row.get('p99_latency_us', 0) / 1000:.3f}",
+                    _pct(deltas and deltas.get("p99_latency_us")),
+                    _verdict(deltas),
+                ]
+            )
         tables.append({"title": f"{sweep} {value:g}", "headers": HEADERS, "rows": rows})
     return tables
 
 
 def matrix_markdown(doc: dict[str, Any]) -> str:
-    lines = ["# tisbench release matrix", "",
-             f"Stack `{doc['stack']}`; baseline {doc['baseline'] or 'none'}; {doc['repeat']} run(s) per release (medians).",
-             "", "| release | status | server version | perf_analyzer | runs / reason |", "|---|---|---|---|---|"]
+    lines = [
+        "# tisbench release matrix",
+        "",
+        f"Stack `{doc['stack']}`; baseline {doc['baseline'] or 'none'}; {doc['repeat']} run(s) per release (medians).",
+        "",
+        "| release | status | server version | perf_analyzer | runs / reason |",
+        "|---|---|---|---|---|",
+    ]
     for r in doc["releases"]:
         where = ", ".join(r["runs"]) if r["status"] == "ok" else r["reason"]
-        lines.append(f"| {r['release']} | {r['status']} | {r.get('server_version') or '-'} | "
-                     f"{r.get('perf_analyzer_version') or '-'} | {where} |")
+        lines.append(
+            f"| {r['release']} | {r['status']} | {r.get('server_version') or '-'} | "
+            f"{r.get('perf_analyzer_version') or '-'} | {where} |"
+        )
     for table in point_tables(doc):
-        lines += ["", f"## {table['title']}", "", "| " + " | ".join(table["headers"]) + " |",
-                  "|" + "---|" * len(table["headers"])]
+        lines += [
+            "",
+            f"## {table['title']}",
+            "",
+            "| " + " | ".join(table["headers"]) + " |",
+            "|" + "---|" * len(table["headers"]),
+        ]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table["rows"]]
     lines += ["", f"Note: {LAB_NOTE}.", ""]
     return "\n".join(lines)
@@ -108,11 +131,18 @@ def write_matrix_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
         write_atomic(out_dir / "charts" / "matrix.png", chart)
         written.append(out_dir / "charts" / "matrix.png")
     write_atomic(out_dir / "matrix.md", matrix_markdown(doc))
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates")),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
     html = env.get_template("matrix.html.j2").render(
-        stack=doc["stack"], baseline=doc["baseline"], repeat=doc["repeat"], releases=doc["releases"],
-        points=point_tables(doc), notes=[LAB_NOTE],
+        stack=doc["stack"],
+        baseline=doc["baseline"],
+        repeat=doc["repeat"],
+        releases=doc["releases"],
+        points=point_tables(doc),
+        notes=[LAB_NOTE],
         chart="data:image/png;base64," + base64.b64encode(chart).decode() if chart else None,
     )
     write_atomic(out_dir / "matrix.html", html)

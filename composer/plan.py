@@ -27,7 +27,8 @@ class LabPlan:
     def describe(self) -> str:
         a = self.stack.analyzer
         measurement = (
-            f"{a.measurement_requests} requests per window" if a.measurement_requests
+            f"{a.measurement_requests} requests per window"
+            if a.measurement_requests
             else f"{a.measurement_interval_ms} ms windows"
         )
         lines = [
@@ -42,12 +43,12 @@ class LabPlan:
         return "\n".join(lines)
 
 
-def check_lab_release(release: Release) -> None:
+def check_lab_release(release: Release, *, field: str = "--images lab") -> None:
     from composer.images import LAB_RELEASES
 
     if str(release) not in LAB_RELEASES:
         raise UsageError(
-            f"--images lab: no lab image for release {release}",
+            f"{field}: no lab image for release {release}",
             f"lab images exist for {', '.join(sorted(LAB_RELEASES))}; pick one, or use --images ngc",
         )
 
@@ -63,5 +64,5 @@ def plan_lab(stack_dir: Path, *, release: str | None, images: str | None, model:
         parsed = parse_release(DEFAULT_RELEASE)
     image_set = images or stack.images or DEFAULT_IMAGES
     if image_set == "lab":
-        check_lab_release(parsed)
+        check_lab_release(parsed, field="--images lab" if images else f"{stack.file}: images: lab")
     return LabPlan(stack, parsed, image_set, image_refs(parsed, image_set))

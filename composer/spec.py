@@ -86,7 +86,9 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
         project = str(doc["name"])
         services = doc["services"]
     except (yaml.YAMLError, KeyError, TypeError) as exc:
-        raise StackError(f"{config_file}: not a tisbench compose file ({exc})", "re-render it with tisbench render") from None
+        raise StackError(
+            f"{config_file}: not a tisbench compose file ({exc})", "re-render it with tisbench render"
+        ) from None
     base = compose_labels(project, working_dir, config_file)
     net_labels = {
         **base,
@@ -118,8 +120,11 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
                     for v in svc.get("volumes", [])
                 ],
                 ports=[
-                    PortBinding(int(p["target"]), str(p.get("host_ip", "127.0.0.1")),
-                                int(p["published"]) if p.get("published") else None)
+                    PortBinding(
+                        int(p["target"]),
+                        str(p.get("host_ip", "127.0.0.1")),
+                        int(p["published"]) if p.get("published") else None,
+                    )
                     for p in svc.get("ports", [])
                 ],
                 shm_size=svc.get("shm_size"),

@@ -55,7 +55,9 @@ def require_images(client: docker.DockerClient, images: list[str], image_set: st
 def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
     return api.create_host_config(
         mounts=[docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
-        port_bindings={f"{p.target}/tcp": (p.host_ip, p.published) if p.published else (p.host_ip,) for p in spec.ports},
+        port_bindings={
+            f"{p.target}/tcp": (p.host_ip, p.published) if p.published else (p.host_ip,) for p in spec.ports
+        },
         shm_size=spec.shm_size,
         ulimits=[docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in spec.ulimits.items()],
         network_mode=network,
@@ -92,13 +94,18 @@ def create_lab(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[st
     """Create the network, then both containers concurrently; container ids by service."""
     api = client.api
     try:
-        api.create_network(spec.network, driver="bridge", labels={**spec.network_labels, **extra_labels},
-                           check_duplicate=True)
+        api.create_network(
+            spec.network, driver="bridge", labels={**spec.network_labels, **extra_labels}, check_duplicate=True
+        )
     except docker.errors.APIError as exc:
         if exc.status_code == 409:
-            raise StackError(f"a lab named {spec.project} already exists",
-                             f"remove it with tisbench down {spec.project}, or choose another --name") from None
-        raise StackError(f"creating network {spec.network} failed: {exc.explanation}", "check the Docker engine") from None
+            raise StackError(
+                f"a lab named {spec.project} already exists",
+                f"remove it with tisbench down {spec.project}, or choose another --name",
+            ) from None
+        raise StackError(
+            f"creating network {spec.network} failed: {exc.explanation}", "check the Docker engine"
+        ) from None
     with ThreadPoolExecutor(max_workers=len(spec.services)) as pool:
         futures = {s.service: pool.submit(_create, api, s, spec.network, extra_labels) for s in spec.services}
         ids, failure = {}, None
@@ -111,13 +118,17 @@ def create_lab(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[st
         service, message = failure
         port = _port_in_use(message)
         if port:
-            raise StackError(f"{service}: host port {port} is already in use",
-                             "free it, or use an ephemeral port (0) in stack.yaml server.ports")
+            raise StackError(
+                f"{service}: host port {port} is already in use",
+                "free it, or use an ephemeral port (0) in stack.yaml server.ports",
+            )
         rlimit = re.search(r"error setting rlimit type (\d+)", message)
         if rlimit:
             name = {"8": "memlock", "3": "stack", "7": "nofile"}.get(rlimit.group(1), f"type {rlimit.group(1)}")
-            raise StackError(f"{service}: this Docker engine cannot grant ulimit {name} as asked",
-                             f"lower it, or set server.ulimits.{name}: null in stack.yaml to keep the engine's default")
+            raise StackError(
+                f"{service}: this Docker engine cannot grant ulimit {name} as asked",
+                f"lower it, or set server.ulimits.{name}: null in stack.yaml to keep the engine's default",
+            )
         raise StackError(f"{service}: could not start ({message})", "see tisbench logs, or docker logs")
     return ids
 

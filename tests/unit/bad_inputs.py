@@ -1,0 +1,167 @@
+"""The bad-input corpus: inputs a user can get wrong, and the one line tisbench must answer with.
+
+Each case builds a stack directory (a copy of stacks/quickstart, then ``stack_yaml`` and
+``build``), runs ``tisbench COMMAND ARGS`` in it as a real subprocess, and expects ``exit_code``
+and exactly one stderr line containing ``expect``. In ``args``, ``{stack}`` is the stack directory.
+
+To add a case: append a ``BadInput``. Dataset cases build files under ``dataset/``; cases that
+need an engine (missing image, unreachable daemon) set ``needs_docker=True`` and run only where
+Docker is. A case for a flag that does not exist yet sets ``requires_flag``; it is skipped until
+the command grows that flag, then checked without further edits.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "stacks" / "quickstart"
+
+
+def make_stack(root: Path, stack_yaml: str | None = None, *, name: str = "stack") -> Path:
+    """Copy the quickstart into ``root/name``; ``stack_yaml`` replaces its stack.yaml."""
+    directory = root / name
+    shutil.copytree(QUICKSTART, directory)
+    if stack_yaml is not None:
+        (directory / "stack.yaml").write_text(stack_yaml, encoding="utf-8")
+    return directory
+
+
+def add_model(stack: Path, model: str, *, config: bool = True) -> None:
+    """Another model in models/, a copy of the quickstart's seed_model."""
+    shutil.copytree(stack / "models" / "seed_model", stack / "models" / model)
+    if not config:
+        (stack / "models" / model / "config.pbtxt").unlink()
+
+
+@dataclass(frozen=True)
+class BadInput:
+    id: str
+    expect: str  # a substring of the single stderr line
+    stack_yaml: str | None = None  # None keeps the quickstart's stack.yaml
+    build: Callable[[Path], None] | None = None  # further changes to the stack directory
+    args: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ("check", "render")
+    exit_code: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    needs_docker: bool = False
+    requires_flag: str | None = None
+
+
+def _remove_dir(relative: str) -> Callable[[Path], None]:
+    def build(stack: Path) -> None:
+        shutil.rmtree(stack / relative)
+
+    return build
+
+
+def _empty_models(stack: Path) -> None:
+    shutil.rmtree(stack / "models")
+    (stack / "models").mkdir()
+
+
+def _two_models(stack: Path) -> None:
+    (stack / "stack.yaml").unlink()
+    add_model(stack, "other_model")
+
+
+def _model_without_config(stack: Path) -> None:
+    (stack / "models" / "seed_model" / "config.pbtxt").unlink()
+
+
+def _stack_yaml_directory(stack: Path) -> None:
+    (stack / "stack.yaml").unlink()
+    (stack / "stack.yaml").mkdir()
+
+
+def _stack_yaml_latin1(stack: Path) -> None:
+    (stack / "stack.yaml").write_bytes("model: s\xe9ed_model\n".encode("latin-1"))
+
+
+def _existing_file(stack: Path) -> None:
+    (stack / "existing_file").write_text("not a directory\n", encoding="utf-8")
+
+
+def _outside_input_file(stack: Path) -> None:
+    (stack / "x.json").write_text('{"data": []}\n', encoding="utf-8")
+
+
+CASES: tuple[BadInput, ...] = (
+    # stack.yaml as a file
+    BadInput("yaml-syntax", "not valid YAML at line", "model: [seed_model\n"),
+    BadInput("yaml-empty", "is empty", ""),
+    BadInput("yaml-only-comments", "is empty", "# nothing here\n"),
+    BadInput("yaml-list", "top level must be a mapping", "- model\n- seed_model\n"),
+    BadInput("yaml-python-tag", "not valid YAML", "model: !!python/object:os.system x\n"),
+    BadInput("yaml-is-directory", "cannot be read", build=_stack_yaml_directory),
+    BadInput("yaml-not-utf8", "cannot be read", build=_stack_yaml_latin1),
+    # stack.yaml fields
+    BadInput("unknown-key", "did you mean 'model'", "modle: seed_model\n"),
+    BadInput("unknown-nested-key", "server.shm", "server:\n  shm: 1g\n"),
+    BadInput("section-not-mapping", "server: expected a mapping", "server: []\n"),
+    BadInput("name-invalid", "stack.yaml: name", "name: Bad Name\n"),
+    BadInput("images-invalid", "stack.yaml: images", "images: docker\n"),
+    BadInput("release-unquoted-float", "quote it", "release: 24.10\n"),
+    BadInput("release-too-old-in-file", "stack.yaml: release", 'release: "23.02"\n'),
+    BadInput("lab-images-release-in-file", "images: lab", 'release: "23.08"\nimages: lab\n'),
+    BadInput("port-too-high", "server.ports.http", "server:\n  ports:\n    http: 70000\n"),
+    BadInput("port-negative", "server.ports.grpc", "server:\n  ports:\n    grpc: -1\n"),
+    BadInput("port-not-number", "server.ports.metrics", "server:\n  ports:\n    metrics: abc\n"),
+    BadInput("port-twice", "same port is used twice", "server:\n  ports:\n    http: 8000\n    grpc: 8000\n"),
+    BadInput("host-not-ip", "server.host", "server:\n  host: localhost\n"),
+    BadInput("shm-size-invalid", "server.shm_size", "server:\n  shm_size: lots\n"),
+    BadInput("server-args-not-list", "server.args", "server:\n  args: --log-verbose=1\n"),
+    BadInput("ready-timeout-zero", "server.ready_timeout", "server:\n  ready_timeout: 0\n"),
+    BadInput("timeout-huge", "analyzer.timeout", "analyzer:\n  timeout: 1000000000000\n"),
+    BadInput("concurrency-reversed", "analyzer.concurrency", 'analyzer:\n  concurrency: "4:1"\n'),
+    BadInput("concurrency-huge", "analyzer.concurrency", "analyzer:\n  concurrency: 1000000000\n"),
+    BadInput("concurrency-and-rate", "request_rate", "analyzer:\n  concurrency: 2\n  request_rate: 10\n"),
+    BadInput(
+        "measurement-both",
+        "measurement_requests",
+        "analyzer:\n  measurement_interval: 5000\n  measurement_requests: 100\n",
+    ),
+    BadInput("measurement-requests-zero", "analyzer.measurement_requests", "analyzer:\n  measurement_requests: 0\n"),
+    BadInput("protocol-invalid", "analyzer.protocol", "analyzer:\n  protocol: udp\n"),
+    BadInput("shapes-invalid", "analyzer.shapes", "analyzer:\n  shapes:\n    INPUT0: [0]\n"),
+    BadInput(
+        "input-outside-dataset", "outside dataset/", "analyzer:\n  input_data: ../x.json\n", build=_outside_input_file
+    ),
+    BadInput("input-missing", "input data file not found", "analyzer:\n  input_data: dataset/nope.json\n"),
+    # model repository and stack directory
+    BadInput("no-models-dir", "no model repository", build=_remove_dir("models")),
+    BadInput("empty-models-dir", "holds no model", build=_empty_models),
+    BadInput("model-without-config", "no config.pbtxt", build=_model_without_config),
+    BadInput("several-models-none-chosen", "other_model, seed_model", build=_two_models),
+    BadInput("chosen-model-absent", "did you mean 'seed_model'", "model: seed_modle\n"),
+    BadInput("no-dataset-dir", "no dataset directory", build=_remove_dir("dataset")),
+    BadInput("stack-dir-missing", "not a directory", args=("{stack}/nope",)),
+    BadInput("stack-dir-is-file", "is a file", args=("{stack}/stack.yaml",)),
+    # --release and --images
+    BadInput("release-too-old", "23.03", args=("--release", "23.02")),
+    BadInput("release-one-digit-month", "YY.MM", args=("--release", "23.8")),
+    BadInput("release-word", "YY.MM", args=("--release", "abc")),
+    BadInput("release-empty", "YY.MM", args=("--release", "")),
+    BadInput("release-from-env", "--release", env={"TISBENCH_RELEASE": "latest"}),
+    BadInput("lab-images-no-release", "24.10", args=("--images", "lab", "--release", "23.08")),
+    BadInput("images-unknown", "--images", args=("--images", "docker")),
+    # other flags
+    BadInput("unknown-option", "No such option", args=("--bogus",)),
+    BadInput("extra-argument", "unexpected extra argument", args=(".", "more")),
+    BadInput("model-flag-absent", "did you mean 'seed_model'", args=("-m", "seed_mdoel"), commands=("check",)),
+    BadInput("name-flag-invalid", "--name", args=("--name", "Bad Name"), commands=("render",)),
+    BadInput(
+        "output-into-file",
+        "is a file",
+        args=("-o", "existing_file/out.yml"),
+        commands=("render",),
+        build=_existing_file,
+    ),
+    BadInput("output-is-directory", "is a directory", args=("-o", "dataset"), commands=("render",)),
+    BadInput("concurrency-flag-zero", "--concurrency", args=("--concurrency", "0"), requires_flag="--concurrency"),
+    BadInput(
+        "concurrency-flag-reversed", "--concurrency", args=("--concurrency", "4:1"), requires_flag="--concurrency"
+    ),
+)
