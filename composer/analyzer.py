@@ -35,6 +35,7 @@ class BenchSettings:
     extra_args: tuple[str, ...]
     timeout_s: float
     profile_export: bool
+    metric_args: tuple[str, ...] = ()  # --collect-metrics … when the server has GPUs
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
     argv += ["-f", outputs.csv, "--verbose-csv"]
     if outputs.profile_export:
         argv += ["--profile-export-file", outputs.profile_export]
-    return argv + list(settings.extra_args)
+    return argv + list(settings.metric_args) + list(settings.extra_args)
 
 
 def with_deadline(argv: list[str], timeout_s: float) -> list[str]:
@@ -170,7 +171,6 @@ def explain_failure(exit_code: int, output: str, timeout_s: float) -> AnalyzerEr
 _POINT = re.compile(r"^(Request concurrency|Request Rate): ([\d.]+)", re.MULTILINE)
 
 
-def sweep_point(text: str) -> str | None:
-    """The sweep point perf_analyzer just started, from its progress output."""
-    found = _POINT.findall(text)
-    return f"{found[-1][0].lower()} {found[-1][1]}" if found else None
+def sweep_points(text: str) -> list[float]:
+    """The sweep points perf_analyzer announces in a chunk of its output, in order."""
+    return [float(value) for _, value in _POINT.findall(text)]

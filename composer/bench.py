@@ -25,15 +25,17 @@ from composer.analyzer import (
     outputs_for,
     perf_analyzer_argv,
     run_in_container,
-    sweep_point,
+    sweep_points,
     with_deadline,
 )
 from composer.config import Stack, load_stack
 from composer.dataset import ModelInputs, derive_shapes, load_dataset, validate
 from composer.errors import AnalyzerError, ConfigError, TisbenchError, UsageError
 from composer.fsutil import write_atomic, write_json
+from composer.gpus import analyzer_metric_args, parse_gpus
 from composer.release import parse_release, server_version, supports_profile_export
 from composer.render import SERVER_PORTS
+from composer.scraper import MetricsRecorder
 from composer.sweep import Sweep
 
 Say = Callable[[str], None]
@@ -67,6 +69,8 @@ class LabHandle:
     server_id: str
     analyzer_id: str
     http_port: int
+    metrics_port: int | None = None
+    gpus: str = "none"
 
 
 @dataclass
@@ -86,6 +90,8 @@ def handle_of(running: Any) -> LabHandle:
         running.ids[engine.SERVER],
         running.ids[engine.ANALYZER],
         running.ports[SERVER_PORTS["http"]],
+        running.ports.get(SERVER_PORTS["metrics"]),
+        running.gpus,
     )
 
 
@@ -116,6 +122,8 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
         server["Id"],
         analyzer["Id"],
         ports[SERVER_PORTS["http"]],
+        ports.get(SERVER_PORTS["metrics"]),
+        labels.get("tisbench.gpus", "none"),
     )
 
 
@@ -156,7 +164,18 @@ def settings_for(
         extra_args=tuple(a.args) + request.extra_args,
         timeout_s=request.timeout_s or a.timeout_s,
         profile_export=supports_profile_export(parse_release(lab.release)),
+        metric_args=tuple(analyzer_metric_args(parse_gpus(lab.gpus))),
     )
+
+
+def _client_counts(run_dir: Path) -> dict[float, int]:
+    """Requests perf_analyzer sent per sweep point, from its profile export (when it wrote one)."""
+    from composer.results import summarize_profile_export
+
+    export = run_dir / "profile_export.json"
+    if not export.exists():
+        return {}
+    return {float(e.value): e.request_count for e in summarize_profile_export(export)}
 
 
 def _utc() -> str:
@@ -248,16 +267,25 @@ def run_bench(
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
     log = (run_dir / "logs" / "perf_analyzer.log").open("w", encoding="utf-8")
 
+    recorder = MetricsRecorder(f"http://127.0.0.1:{lab.metrics_port}/metrics", lab.stack.model, settings.sweep.kind)
+    started: list[float] = []  # sweep points in the order perf_analyzer ran them
+
     def output(text: str) -> None:
         log.write(text)
         log.flush()
-        point = sweep_point(text)
-        if point:
-            on_point(point)
+        for value in sweep_points(text):
+            if started:
+                recorder.scrape(f"{settings.sweep.kind} {value:g}")
+            started.append(value)
+            on_point(f"{settings.sweep.kind.replace('_', ' ')} {value:g}")
 
     result: ExecResult | None = None
     try:
+        if lab.metrics_port:
+            recorder.scrape("start")
         result = run_in_container(lab.client, lab.analyzer_id, with_deadline(argv, settings.timeout_s), output)
+        if lab.metrics_port:
+            recorder.scrape("end")
         if result.exit_code != 0:
             server = engine.container_state(lab.client, lab.server_id)
             if not server.running:
@@ -276,6 +304,11 @@ def run_bench(
                 write_atomic(run_dir / "profile_export.json", export)
         summary = summary_dict(lab.stack.model, lab.release, parse_perf_csv(csv.decode("utf-8", errors="replace")))
         write_json(run_dir / "summary.json", summary)
+        if lab.metrics_port:
+            metrics = recorder.write(run_dir, started, _client_counts(run_dir))
+            manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
+            summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
+            write_json(run_dir / "summary.json", summary)
         manifest.update(status="ok", exit_code=0)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:

@@ -109,10 +109,22 @@ def main() -> None:
     """
 
 
-def _load(stack_dir: Path, release: str | None, images: str | None, model: str | None = None) -> Any:
+def _gpus_option(f: F) -> F:
+    return click.option(
+        "--gpus",
+        envvar="TISBENCH_GPUS",
+        metavar="auto|none|all|N|device=ID,…",
+        help="GPUs for triton_server. Default: stack.yaml server.gpus, then auto (all when the engine has the "
+        "NVIDIA runtime, else none; render shows auto as none). Env: TISBENCH_GPUS.",
+    )(f)
+
+
+def _load(
+    stack_dir: Path, release: str | None, images: str | None, model: str | None = None, gpus: str | None = None
+) -> Any:
     from composer.plan import plan_lab
 
-    return plan_lab(stack_dir, release=release, images=images, model=model)
+    return plan_lab(stack_dir, release=release, images=images, model=model, gpus=gpus)
 
 
 @main.command()
@@ -122,8 +134,15 @@ def _load(stack_dir: Path, release: str | None, images: str | None, model: str |
 @click.option("--name", help="Compose project name written into the file. Default: the stack's name.")
 @click.option("-m", "--model", help="Model the lab serves for benchmarking (overrides stack.yaml).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@_gpus_option
 def render(
-    stack_dir: Path, release: str | None, images: str | None, name: str | None, model: str | None, output: Path | None
+    stack_dir: Path,
+    release: str | None,
+    images: str | None,
+    name: str | None,
+    model: str | None,
+    output: Path | None,
+    gpus: str | None,
 ) -> None:
     """Print the lab's docker-compose.yml (server + sdk analyzer on tis_net).
 
@@ -132,7 +151,7 @@ def render(
     from composer.config import parse_lab_name
     from composer.fsutil import write_atomic
 
-    plan = _load(stack_dir, release, images, model)
+    plan = _load(stack_dir, release, images, model, gpus)
     text = plan.render(parse_lab_name(name) if name else plan.stack.name)
     if output is None:
         click.echo(text, nl=False)
@@ -171,8 +190,15 @@ def _say(message: str) -> None:
 @click.option("--name", help="Lab name (compose project). Default: <stack name>-<4 hex>, unique.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for the server and model to be ready.")
 @click.option("-m", "--model", help="Model to wait for (overrides stack.yaml).")
+@_gpus_option
 def up(
-    stack_dir: Path, release: str | None, images: str | None, name: str | None, timeout: float | None, model: str | None
+    stack_dir: Path,
+    release: str | None,
+    images: str | None,
+    name: str | None,
+    timeout: float | None,
+    model: str | None,
+    gpus: str | None,
 ) -> None:
     """Start a lab and return once Triton and the model are ready.
 
@@ -184,7 +210,7 @@ def up(
     from composer import lab as labs
     from composer.config import parse_lab_name
 
-    plan = _load(stack_dir, release, images, model)
+    plan = _load(stack_dir, release, images, model, gpus)
     running = labs.up(plan, name=parse_lab_name(name) if name else None, timeout_s=timeout, say=_say)
     click.echo(running.name)
 
@@ -455,7 +481,16 @@ def bench(name: str | None, **kw: Any) -> None:
 @click.option("--keep", is_flag=True, help="Leave the lab running afterwards (remove it with tisbench down NAME).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for readiness.")
 @_bench_options
-def lab(stack_dir: Path, release: str | None, images: str | None, keep: bool, timeout: float | None, **kw: Any) -> None:
+@_gpus_option
+def lab(
+    stack_dir: Path,
+    release: str | None,
+    images: str | None,
+    keep: bool,
+    timeout: float | None,
+    gpus: str | None,
+    **kw: Any,
+) -> None:
     """Up → ready → bench → collect → down, in one command.
 
     The lab is removed on success, failure and Ctrl-C, unless --keep. The run directory holds
@@ -465,7 +500,7 @@ def lab(stack_dir: Path, release: str | None, images: str | None, keep: bool, ti
     from composer.bench import handle_of
 
     request = _bench_request(kw)
-    plan = _load(stack_dir, release, images, kw["model"])
+    plan = _load(stack_dir, release, images, kw["model"], gpus)
     running = labs.up(plan, name=None, timeout_s=timeout, say=_say, owned=not keep)
     try:
         _run_and_show(handle_of(running), request)
@@ -608,7 +643,10 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     help="Runs per release; medians are reported and their spread is the noise a delta must beat.",
 )
 @_matrix_bench_options
-def matrix(stack_dir: Path, releases: str, images: str | None, out: Path | None, repeat: int, **kw: Any) -> None:
+@_gpus_option
+def matrix(
+    stack_dir: Path, releases: str, images: str | None, out: Path | None, repeat: int, gpus: str | None, **kw: Any
+) -> None:
     """Benchmark the same stack across releases: one full lab per release (and repeat), then a
     table per sweep point with deltas against the first release. A release that fails is
     reported with its reason; the others still run.
@@ -621,7 +659,7 @@ def matrix(stack_dir: Path, releases: str, images: str | None, out: Path | None,
     chosen = parse_releases(releases)
     request = _bench_request(kw)
     out_dir = out or Path("runs") / f"matrix-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
-    doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, _say)
+    doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, _say, gpus=gpus)
     write_matrix_reports(doc, out_dir)
     click.echo(matrix_markdown(doc))
     click.echo(f"matrix directory: {out_dir}")

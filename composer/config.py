@@ -41,6 +41,7 @@ class ServerOptions:
     ready_timeout_s: float = 120.0
     # NGC's recommendation; a stack may lower or drop (null) one where the engine cannot grant it.
     ulimits: tuple[tuple[str, int], ...] = (("memlock", -1), ("stack", 67108864))
+    gpus: str | None = None  # auto | none | all | N | device=ID,… (parsed by composer.gpus)
 
 
 @dataclass(frozen=True)
@@ -309,7 +310,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     images = top.get("images", None, lambda v: _choice(v, IMAGE_SETS), "images: ngc or images: lab")
     chosen = model or top.get("model", None, _string, "model: NAME of a directory in models/")
 
-    srv = top.section("server", ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits"))
+    srv = top.section("server", ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits", "gpus"))
     ports = srv.section("ports", ("http", "grpc", "metrics"))
     port = _int_in(0, 65535)
     port_hint = "a port 1-65535, or 0 for an ephemeral one"
@@ -322,6 +323,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         metrics_port=ports.get("metrics", 0, port, port_hint),
         ready_timeout_s=srv.get("ready_timeout", 120.0, _seconds, "seconds, e.g. 120"),
         ulimits=_ulimits(srv.data.get("ulimits"), srv),
+        gpus=srv.get("gpus", None, lambda v: str(v), "auto, none, all, a count, or device=0,1"),
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]
     if len(fixed) != len(set(fixed)):

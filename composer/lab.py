@@ -17,6 +17,7 @@ import docker
 from composer import stack as engine
 from composer.errors import StackError, UsageError
 from composer.fsutil import write_atomic
+from composer.gpus import resolve_on
 from composer.plan import LabPlan
 from composer.readiness import Ready, TritonHttpProbe, wait_until_ready
 from composer.render import SERVER_PORTS
@@ -36,6 +37,7 @@ class RunningLab:
     image_ids: dict[str, str]
     ready: Ready
     compose_file: Path
+    gpus: str = "none"
 
     @property
     def url(self) -> str:
@@ -68,9 +70,10 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         raise StackError(
             f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name"
         )
+    gpus = resolve_on(client, plan.gpus)
     run_area = plan.stack.directory / RUN_AREA / name
     compose_file = run_area / "docker-compose.yml"
-    text = plan.render(name)
+    text = plan.render(name, gpus)
     spec = lab_spec(text, plan.stack.directory, compose_file)
     extra = {engine.OWNER_LABEL: owner_tag()} if owned else {}
     try:
@@ -101,7 +104,7 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         f"lab {name} ready in {ready.seconds:.2f} s "
         f"(HTTP {host}:{ports[8000]}, gRPC {ports[8001]}, metrics {ports[8002]})"
     )
-    return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file)
+    return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file, gpus.describe())
 
 
 def _remove(client: docker.DockerClient, name: str, run_area: Path | None) -> int:

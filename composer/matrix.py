@@ -102,7 +102,15 @@ def _entry(release: str) -> dict[str, Any]:
 
 
 def run_matrix(
-    stack_dir: Path, releases: list[str], image_set: str | None, out_dir: Path, repeat: int, request: Any, say: Say
+    stack_dir: Path,
+    releases: list[str],
+    image_set: str | None,
+    out_dir: Path,
+    repeat: int,
+    request: Any,
+    say: Say,
+    *,
+    gpus: str | None = None,
 ) -> dict[str, Any]:
     """One full lab (up → ready → bench → collect → down) per release and repeat."""
     from composer import lab as labs
@@ -117,7 +125,7 @@ def run_matrix(
         entries.append(entry)
         summaries = []
         try:
-            plan = plan_lab(stack_dir, release=release, images=image_set)
+            plan = plan_lab(stack_dir, release=release, images=image_set, gpus=gpus)
             for index in range(1, repeat + 1):
                 run_dir = out_dir / release if repeat == 1 else out_dir / release / f"repeat-{index}"
                 say(f"release {release}: run {index} of {repeat}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from composer.config import Stack, load_stack
 from composer.errors import UsageError
+from composer.gpus import AUTO, GpuRequest, parse_gpus
 from composer.release import Release, parse_release, server_version, supports_profile_export
 from composer.render import Images, image_refs, render_compose
 
@@ -20,9 +21,12 @@ class LabPlan:
     release: Release
     image_set: str
     images: Images
+    gpus: GpuRequest = AUTO
 
-    def render(self, project: str) -> str:
-        return render_compose(self.stack, self.release, self.images, project)
+    def render(self, project: str, gpus: GpuRequest | None = None) -> str:
+        """The compose file; ``gpus`` is the request resolved against the engine (auto renders as none)."""
+        chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
+        return render_compose(self.stack, self.release, self.images, project, chosen)
 
     def describe(self) -> str:
         a = self.stack.analyzer
@@ -53,7 +57,9 @@ def check_lab_release(release: Release, *, field: str = "--images lab") -> None:
         )
 
 
-def plan_lab(stack_dir: Path, *, release: str | None, images: str | None, model: str | None = None) -> LabPlan:
+def plan_lab(
+    stack_dir: Path, *, release: str | None, images: str | None, model: str | None = None, gpus: str | None = None
+) -> LabPlan:
     """Resolve flags (or env) over stack.yaml over defaults; raise before touching Docker."""
     stack = load_stack(stack_dir, model=model)
     if release is not None:
@@ -65,4 +71,8 @@ def plan_lab(stack_dir: Path, *, release: str | None, images: str | None, model:
     image_set = images or stack.images or DEFAULT_IMAGES
     if image_set == "lab":
         check_lab_release(parsed, field="--images lab" if images else f"{stack.file}: images: lab")
-    return LabPlan(stack, parsed, image_set, image_refs(parsed, image_set))
+    if gpus is not None:
+        gpu_request = parse_gpus(gpus)
+    else:
+        gpu_request = parse_gpus(stack.server.gpus, field=f"{stack.file}: server.gpus")
+    return LabPlan(stack, parsed, image_set, image_refs(parsed, image_set), gpu_request)

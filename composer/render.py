@@ -15,6 +15,7 @@ import jinja2
 
 from composer import __version__
 from composer.config import Stack
+from composer.gpus import NONE, GpuRequest
 from composer.release import Release
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -71,16 +72,17 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def lab_labels(project: str, release: Release, stack: Stack) -> list[tuple[str, str]]:
+def lab_labels(project: str, release: Release, stack: Stack, gpus: GpuRequest) -> list[tuple[str, str]]:
     return [
         ("tisbench.lab", project),
         ("tisbench.release", str(release)),
         ("tisbench.stack", str(stack.directory)),
         ("tisbench.model", stack.model),
+        ("tisbench.gpus", gpus.describe()),
     ]
 
 
-def render_compose(stack: Stack, release: Release, images: Images, project: str) -> str:
+def render_compose(stack: Stack, release: Release, images: Images, project: str, gpus: GpuRequest = NONE) -> str:
     server = stack.server
     ports = [
         (SERVER_PORTS["http"], server.http_port),
@@ -100,6 +102,7 @@ def render_compose(stack: Stack, release: Release, images: Images, project: str)
         "host_ip": server.host,
         "shm_size": server.shm_size,
         "ulimits": list(server.ulimits),
-        "labels": lab_labels(project, release, stack),
+        "labels": lab_labels(project, release, stack, gpus),
+        "gpu_devices": gpus.compose_devices(),
     }
     return _environment().get_template("docker-compose.yml.j2").render(context)

@@ -48,6 +48,7 @@ class RunData:
     manifest: Mapping[str, Any]
     summary: Summary | None
     experiments: tuple[ExperimentSummary, ...]
+    server_metrics: Mapping[str, Any] | None = None
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -67,7 +68,43 @@ def load_run(run_dir: Path) -> RunData:
     summary = load_summary(run_dir) if has_results or not failed else None
     export = run_dir / "profile_export.json"
     experiments = tuple(summarize_profile_export(export)) if export.exists() else ()
-    return RunData(run_dir, manifest, summary, experiments)
+    metrics_path = run_dir / "server_metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AnalyzerError(f"{metrics_path}: unreadable ({exc})") from None
+    return RunData(run_dir, manifest, summary, experiments, metrics)
+
+
+def _utilization(point: Mapping[str, Any]) -> str:
+    values = [
+        f"{g['name'].removeprefix('nv_').replace('_utilization', '')} {g['value'] * 100:.0f} %"
+        for g in point.get("gauges", [])
+        if g["name"].endswith("_utilization") and isinstance(g.get("value"), int | float)
+    ]
+    return ", ".join(values) or "–"
+
+
+def _server_points(metrics: Mapping[str, Any] | None, sweep: str) -> list[dict[str, str]]:
+    """The server's own view per sweep point, from server_metrics.json."""
+    rows = []
+    for point in (metrics or {}).get("points", []):
+        counters, derived = point.get("counters", {}), point.get("derived", {})
+        client = point.get("client_request_count")
+        rows.append(
+            {
+                "value": f"{point.get(sweep, '–')}",
+                "server_requests": f"{counters.get('nv_inference_request_success', 0):,.0f}",
+                "client_requests": "–" if client is None else f"{client:,}",
+                "server_throughput": _fmt(derived.get("server_infer_per_sec"), 1),
+                "queue": _fmt(None if derived.get("avg_queue_us") is None else derived["avg_queue_us"] / 1000, 3),
+                "infer": _fmt(
+                    None if derived.get("avg_compute_infer_us") is None else derived["avg_compute_infer_us"] / 1000, 3
+                ),
+                "utilization": _utilization(point),
+            }
+        )
+    return rows
 
 
 def chart_names(data: RunData) -> list[str]:
@@ -230,6 +267,9 @@ def _context(data: RunData, images: Mapping[str, str]) -> dict[str, Any]:
             for e in data.experiments
         ],
         "charts": [{"name": name, "src": src} for name, src in images.items()],
+        "server_points": _server_points(data.server_metrics, data.summary.sweep if data.summary else "concurrency"),
+        "server_warnings": list((data.server_metrics or {}).get("warnings", [])),
+        "gpus": ", ".join((data.server_metrics or {}).get("gpus", [])) or "none",
     }
 
 

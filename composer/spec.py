@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from composer.errors import StackError
+from composer.gpus import NONE, GpuRequest, from_compose_devices
 from composer.render import unescape
 
 NETWORK = "tis_net"
@@ -50,6 +51,7 @@ class ServiceSpec:
     ulimits: dict[str, int]
     stop_signal: str | None
     labels: dict[str, str] = field(default_factory=dict)
+    gpus: GpuRequest = NONE
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,10 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
                 ulimits={k: int(v) for k, v in (svc.get("ulimits") or {}).items()},
                 stop_signal=svc.get("stop_signal"),
                 labels=labels,
+                gpus=from_compose_devices(
+                    (((svc.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices"),
+                    where=name,
+                ),
             )
         )
     return LabSpec(project, f"{project}_{NETWORK}", net_labels, specs)

@@ -61,6 +61,7 @@ def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
         shm_size=spec.shm_size,
         ulimits=[docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in spec.ulimits.items()],
         network_mode=network,
+        device_requests=spec.gpus.device_requests() or None,
     )
 
 
