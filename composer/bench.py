@@ -227,7 +227,7 @@ def run_bench(
     from composer.results import parse_perf_csv, summary_dict
 
     triton = httpclient.InferenceServerClient(
-        url=f"127.0.0.1:{lab.http_port}", connection_timeout=5, network_timeout=30
+        url=f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}", connection_timeout=5, network_timeout=30
     )
     try:
         metadata, config, reported_version = _model_facts(triton, lab.stack.model)
@@ -267,7 +267,11 @@ def run_bench(
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
     log = (run_dir / "logs" / "perf_analyzer.log").open("w", encoding="utf-8")
 
-    recorder = MetricsRecorder(f"http://127.0.0.1:{lab.metrics_port}/metrics", lab.stack.model, settings.sweep.kind)
+    recorder = MetricsRecorder(
+        f"http://{engine.probe_host(lab.stack.server.host)}:{lab.metrics_port}/metrics",
+        lab.stack.model,
+        settings.sweep.kind,
+    )
     started: list[float] = []  # sweep points in the order perf_analyzer ran them
 
     def output(text: str) -> None:

@@ -95,7 +95,13 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tisbench")
-def main() -> None:
+@click.option(
+    "--docker-host",
+    metavar="URL",
+    help="Docker engine to use (unix://, tcp:// or ssh://; default: DOCKER_HOST, then the local socket). "
+    "On an engine other than the local one, models/ and dataset/ are copied into volumes instead of bind-mounted.",
+)
+def main(docker_host: str | None) -> None:
     """Turn a Triton model repository plus perf_analyzer input data into an isolated,
     reproducible benchmark lab on Docker.
 
@@ -107,6 +113,8 @@ def main() -> None:
       tisbench lab --release 24.10 --images lab    # up, ready, bench, collect, down
       tisbench up --release 23.08                   # or step by step: up, bench NAME, down NAME
     """
+    if docker_host:
+        os.environ["DOCKER_HOST"] = docker_host
 
 
 def _gpus_option(f: F) -> F:
@@ -608,7 +616,9 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
 
     handle = open_lab(engine.connect(), name, model=model)
     triton = httpclient.InferenceServerClient(
-        url=f"127.0.0.1:{handle.http_port}", connection_timeout=5, network_timeout=30
+        url=f"{engine.probe_host(handle.stack.server.host)}:{handle.http_port}",
+        connection_timeout=5,
+        network_timeout=30,
     )
     try:
         inputs = ModelInputs.from_metadata(

@@ -41,11 +41,7 @@ class RunningLab:
 
     @property
     def url(self) -> str:
-        return f"{probe_host(self.plan.stack.server.host)}:{self.ports[SERVER_PORTS['http']]}"
-
-
-def probe_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        return f"{engine.probe_host(self.plan.stack.server.host)}:{self.ports[SERVER_PORTS['http']]}"
 
 
 def owner_tag() -> str:
@@ -73,7 +69,8 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     gpus = resolve_on(client, plan.gpus)
     run_area = plan.stack.directory / RUN_AREA / name
     compose_file = run_area / "docker-compose.yml"
-    text = plan.render(name, gpus)
+    transport = "bind" if engine.engine_is_local() else "copy"
+    text = plan.render(name, gpus, transport)
     spec = lab_spec(text, plan.stack.directory, compose_file)
     extra = {engine.OWNER_LABEL: owner_tag()} if owned else {}
     try:
@@ -82,9 +79,18 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
             f"creating lab {name}: network {spec.network}, "
             f"containers {', '.join(s.container_name for s in spec.services)}"
         )
+        if spec.volumes:
+            say(f"copying models/ and dataset/ into volumes on the engine at {os.environ.get('DOCKER_HOST')}")
+            engine.fill_volumes(
+                client,
+                spec,
+                {"models": plan.stack.models_dir, "dataset": plan.stack.dataset_dir},
+                plan.images.sdk,
+                extra,
+            )
         ids = engine.create_lab(client, spec, extra)
         ports = engine.host_ports(client, ids[engine.SERVER])
-        host = probe_host(plan.stack.server.host)
+        host = engine.probe_host(plan.stack.server.host)
         probe = TritonHttpProbe(f"{host}:{ports[SERVER_PORTS['http']]}")
         try:
             ready = wait_until_ready(

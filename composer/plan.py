@@ -23,10 +23,10 @@ class LabPlan:
     images: Images
     gpus: GpuRequest = AUTO
 
-    def render(self, project: str, gpus: GpuRequest | None = None) -> str:
+    def render(self, project: str, gpus: GpuRequest | None = None, transport: str = "bind") -> str:
         """The compose file; ``gpus`` is the request resolved against the engine (auto renders as none)."""
         chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
-        return render_compose(self.stack, self.release, self.images, project, chosen)
+        return render_compose(self.stack, self.release, self.images, project, chosen, transport)
 
     def describe(self) -> str:
         a = self.stack.analyzer

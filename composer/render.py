@@ -82,7 +82,12 @@ def lab_labels(project: str, release: Release, stack: Stack, gpus: GpuRequest) -
     ]
 
 
-def render_compose(stack: Stack, release: Release, images: Images, project: str, gpus: GpuRequest = NONE) -> str:
+TRANSPORTS = ("bind", "copy")  # copy: models and dataset travel into volumes (remote engines)
+
+
+def render_compose(
+    stack: Stack, release: Release, images: Images, project: str, gpus: GpuRequest = NONE, transport: str = "bind"
+) -> str:
     server = stack.server
     ports = [
         (SERVER_PORTS["http"], server.http_port),
@@ -104,5 +109,6 @@ def render_compose(stack: Stack, release: Release, images: Images, project: str,
         "ulimits": list(server.ulimits),
         "labels": lab_labels(project, release, stack, gpus),
         "gpu_devices": gpus.compose_devices(),
+        "transport": transport,
     }
     return _environment().get_template("docker-compose.yml.j2").render(context)

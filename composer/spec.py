@@ -25,9 +25,17 @@ COMPOSE_VERSION = "2.40.3"  # the compose release whose label conventions we fol
 
 @dataclass(frozen=True)
 class Mount:
-    source: str
+    source: str  # a host path (bind) or a volume name (volume)
     target: str
     read_only: bool
+    kind: str = "bind"
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    key: str  # the compose key, e.g. "models"
+    name: str  # the engine's name, "<project>_<key>" as compose names it
+    labels: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class LabSpec:
     network: str
     network_labels: dict[str, str]
     services: list[ServiceSpec]
+    volumes: list[VolumeSpec] = field(default_factory=list)
 
 
 def compose_labels(project: str, working_dir: Path, config_file: Path) -> dict[str, str]:
@@ -79,6 +88,14 @@ def _strings(value: Any) -> list[str] | None:
 
 def _config_hash(service: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(service, sort_keys=True).encode()).hexdigest()
+
+
+def _mount(volume: dict[str, Any], project: str) -> Mount:
+    kind = str(volume.get("type", "bind"))
+    source = unescape(str(volume["source"]))
+    if kind == "volume":
+        source = f"{project}_{source}"
+    return Mount(source, str(volume["target"]), bool(volume.get("read_only", False)), kind)
 
 
 def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec:
@@ -117,10 +134,7 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
                 command=_strings(svc.get("command")),
                 entrypoint=_strings(svc.get("entrypoint")),
                 working_dir=svc.get("working_dir"),
-                mounts=[
-                    Mount(unescape(str(v["source"])), str(v["target"]), bool(v.get("read_only", False)))
-                    for v in svc.get("volumes", [])
-                ],
+                mounts=[_mount(v, project) for v in svc.get("volumes", [])],
                 ports=[
                     PortBinding(
                         int(p["target"]),
@@ -139,4 +153,16 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
                 ),
             )
         )
-    return LabSpec(project, f"{project}_{NETWORK}", net_labels, specs)
+    volumes = [
+        VolumeSpec(
+            key,
+            f"{project}_{key}",
+            {
+                **base,
+                "com.docker.compose.volume": key,
+                **{k: unescape(str(v)) for k, v in ((conf or {}).get("labels") or {}).items()},
+            },
+        )
+        for key, conf in (doc.get("volumes") or {}).items()
+    ]
+    return LabSpec(project, f"{project}_{NETWORK}", net_labels, specs, volumes)

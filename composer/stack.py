@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import tarfile
+import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -54,7 +58,7 @@ def require_images(client: docker.DockerClient, images: list[str], image_set: st
 
 def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
     return api.create_host_config(
-        mounts=[docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+        mounts=[docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only) for m in spec.mounts],
         port_bindings={
             f"{p.target}/tcp": (p.host_ip, p.published) if p.published else (p.host_ip,) for p in spec.ports
         },
@@ -89,6 +93,61 @@ def _port_in_use(message: str) -> str | None:
     if "already allocated" in message or "address already in use" in message:
         return match.group(1) if match else "?"
     return None
+
+
+def engine_is_local() -> bool:
+    """True when the client talks to this machine's default engine, whose bind mounts see our paths."""
+    host = os.environ.get("DOCKER_HOST", "")
+    return host in ("", "unix:///var/run/docker.sock", "unix:///run/docker.sock")
+
+
+def engine_address() -> str:
+    """Where the engine publishes ports: loopback for unix sockets, else the DOCKER_HOST's host."""
+    parsed = urllib.parse.urlsplit(os.environ.get("DOCKER_HOST", ""))
+    if parsed.scheme in ("tcp", "ssh", "http", "https") and parsed.hostname:
+        return parsed.hostname
+    return "127.0.0.1"
+
+
+def probe_host(bind_host: str) -> str:
+    """The address to reach a published port: the engine's host, or loopback for a wildcard bind."""
+    if not engine_is_local():
+        return engine_address()
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
+
+
+def _tar_of(directory: Path) -> IO[bytes]:
+    """A tar of a directory's content (links followed, so the data itself travels), in a temp file."""
+    handle = tempfile.TemporaryFile()
+    with tarfile.open(fileobj=handle, mode="w", dereference=True) as archive:
+        for child in sorted(directory.iterdir()):
+            archive.add(str(child), arcname=child.name)
+    handle.seek(0)
+    return handle
+
+
+def fill_volumes(
+    client: docker.DockerClient, spec: LabSpec, sources: dict[str, Path], image: str, extra_labels: dict[str, str]
+) -> None:
+    """Create the lab's volumes and copy data into them through a container that is never started."""
+    api = client.api
+    for volume in spec.volumes:
+        api.create_volume(volume.name, labels={**volume.labels, **extra_labels})
+    loader = api.create_container(
+        image=image,
+        command=["true"],
+        name=f"{spec.project}-loader",
+        labels={LAB_LABEL: spec.project, **extra_labels},
+        host_config=api.create_host_config(
+            mounts=[docker.types.Mount(f"/tisbench-fill/{v.key}", v.name, type="volume") for v in spec.volumes]
+        ),
+    )["Id"]
+    try:
+        for volume in spec.volumes:
+            with _tar_of(sources[volume.key]) as data:
+                api.put_archive(loader, f"/tisbench-fill/{volume.key}", data)
+    finally:
+        api.remove_container(loader, force=True)
 
 
 def create_lab(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[str, str]) -> dict[str, str]:
@@ -166,7 +225,13 @@ def remove_lab(client: docker.DockerClient, name: str) -> int:
             api.remove_network(network["Id"])
         except docker.errors.NotFound:
             pass
-    return len(containers) + len(networks)
+    volumes = api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or []
+    for volume in volumes:
+        try:
+            api.remove_volume(volume["Name"], force=True)
+        except docker.errors.NotFound:
+            pass
+    return len(containers) + len(networks) + len(volumes)
 
 
 @dataclass(frozen=True)
