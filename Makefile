@@ -41,13 +41,15 @@ down: setup
 status: setup
 	$(TISBENCH) status
 
-test: lab-images
+test:
+	@scripts/bootstrap.sh --images --test
 	$(PYTEST) tests
 
 test-unit: setup
 	$(PYTEST) tests/unit
 
-test-e2e: lab-images
+test-e2e:
+	@scripts/bootstrap.sh --images --test
 	$(PYTEST) tests/e2e
 
 lint: setup

@@ -35,7 +35,7 @@ from composer.fsutil import write_atomic, write_json
 from composer.gpus import analyzer_metric_args, parse_gpus
 from composer.release import parse_release, server_version, supports_profile_export
 from composer.render import SERVER_PORTS
-from composer.scraper import MetricsRecorder
+from composer.scraper import ClientCount, MetricsRecorder
 from composer.sweep import Sweep
 
 Say = Callable[[str], None]
@@ -168,14 +168,19 @@ def settings_for(
     )
 
 
-def _client_counts(run_dir: Path) -> dict[float, int]:
-    """Requests perf_analyzer sent per sweep point, from its profile export (when it wrote one)."""
+def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
+    """perf_analyzer's requests per sweep point, from its profile export (when it wrote one)."""
     from composer.results import summarize_profile_export
 
     export = run_dir / "profile_export.json"
     if not export.exists():
         return {}
-    return {float(e.value): e.request_count for e in summarize_profile_export(export)}
+    return {
+        float(e.value): ClientCount(
+            e.request_count, (e.window_end_ns - e.window_start_ns) / 1e9, e.throughput_infer_per_sec
+        )
+        for e in summarize_profile_export(export)
+    }
 
 
 def _utc() -> str:

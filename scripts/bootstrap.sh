@@ -2,18 +2,21 @@
 # Bring what `make lab` / `make test` need onto a fresh machine, saying each step as it is taken:
 #   venv + packages, the Docker engine (docker.io, dockerd), the compose plugin, debootstrap,
 #   and (with --images) the lab images. Each step is skipped when its result is already there.
-# Usage: scripts/bootstrap.sh [--venv-only] [--images]
+#   With --test also what the test suite drives: Chromium (report rendering) and iproute2 (a
+#   second engine for the remote-engine test).
+# Usage: scripts/bootstrap.sh [--venv-only] [--images] [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 COMPOSE_VERSION=2.40.3
-want_docker=1 want_images=0
+want_docker=1 want_images=0 want_test=0
 for arg in "$@"; do
   case "$arg" in
     --venv-only) want_docker=0 ;;
     --images) want_images=1 ;;
+    --test) want_test=1 ;;
     *) echo "bootstrap: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -77,7 +80,13 @@ fi
 # 4. debootstrap (lab images are built from Debian minbase roots)
 command -v debootstrap >/dev/null || apt_install debootstrap
 
-# 5. lab images (skipped when the tags exist)
+# 5. what the tests drive beyond Docker
+if [ "$want_test" = 1 ]; then
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null || apt_install chromium
+  command -v ip >/dev/null || apt_install iproute2
+fi
+
+# 6. lab images (skipped when the tags exist)
 if [ "$want_images" = 1 ]; then
   say "lab images (built only when missing)"
   "$VENV/bin/tisbench" images build ${LAB_RELEASES:-}
