@@ -131,23 +131,27 @@ def _run_area_of(containers: list[dict[str, Any]]) -> Path | None:
 def down(name: str) -> int:
     """Remove what is left of a lab (containers removed by hand are fine); unknown names are an error."""
     client = engine.connect()
-    containers = engine.lab_containers(client, name)
-    if not containers and not engine.lab_networks(client, name):
+    if not engine.lab_containers(client, name) and not engine.lab_networks(client, name):
         find_lab(client, name)
-    run_area = _run_area_of(containers)
+    return _down(client, name)
+
+
+def _down(client: docker.DockerClient, name: str) -> int:
+    run_area = _run_area_of(engine.lab_containers(client, name))
     if run_area is not None and run_area.parent.name != RUN_AREA:
         run_area = None  # only ever delete our own run area
     return int(engine.with_signals_masked(lambda: _remove(client, name, run_area)))
 
 
 def down_all() -> list[str]:
+    """Remove every tisbench lab on the engine, found by label; nothing else is touched."""
     client = engine.connect()
     names = sorted(
         {c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
         | {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)}
     )
     for name in names:
-        down(name)
+        _down(client, name)
     return names
 
 
