@@ -117,6 +117,30 @@ def main(docker_host: str | None) -> None:
         os.environ["DOCKER_HOST"] = docker_host
 
 
+def _engine_options(f: F) -> F:
+    f = click.option(
+        "--clients",
+        type=click.IntRange(1, 256),
+        metavar="N",
+        help="perf_analyzer replicas loading the server together (swarm only). Default: stack.yaml, then 1.",
+    )(f)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "swarm"]),
+        envvar="TISBENCH_ENGINE",
+        help="local: containers on one engine; swarm: services on the Swarm the client points at "
+        "(never initialised by tisbench). Default: stack.yaml, then local. Env: TISBENCH_ENGINE.",
+    )(f)
+
+
+def _engine_choice(plan: Any, engine: str | None, clients: int | None) -> tuple[str, int]:
+    chosen = engine or plan.stack.engine or "local"
+    count = clients or plan.stack.clients or 1
+    if chosen == "local" and count > 1:
+        raise UsageError(f"--clients {count} needs --engine swarm", "one analyzer per lab on a single engine")
+    return chosen, count
+
+
 def _gpus_option(f: F) -> F:
     return click.option(
         "--gpus",
@@ -143,6 +167,7 @@ def _load(
 @click.option("-m", "--model", help="Model the lab serves for benchmarking (overrides stack.yaml).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 @_gpus_option
+@_engine_options
 def render(
     stack_dir: Path,
     release: str | None,
@@ -151,16 +176,27 @@ def render(
     model: str | None,
     output: Path | None,
     gpus: str | None,
+    engine: str | None,
+    clients: int | None,
 ) -> None:
     """Print the lab's docker-compose.yml (server + sdk analyzer on tis_net).
 
     The file is what `tisbench up` builds; `docker compose -f FILE up -d` builds the same lab.
+    With --engine swarm it is the stack file (deploy: sections) for `docker stack deploy`.
     """
     from composer.config import parse_lab_name
     from composer.fsutil import write_atomic
 
     plan = _load(stack_dir, release, images, model, gpus)
-    text = plan.render(parse_lab_name(name) if name else plan.stack.name)
+    project = parse_lab_name(name) if name else plan.stack.name
+    chosen_engine, chosen_clients = _engine_choice(plan, engine, clients)
+    if chosen_engine == "swarm":
+        from composer.bench import BenchRequest
+        from composer.swarm_lab import render_swarm_file
+
+        text = render_swarm_file(plan, project, chosen_clients, BenchRequest()).text
+    else:
+        text = plan.render(project)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -279,6 +315,8 @@ def logs(name: str, service: str, follow: bool) -> None:
     from composer import stack as engine
 
     client = engine.connect()
+    if _print_swarm_logs(client, name, service):
+        return
     container = engine.find_service(labs.find_lab(client, name), service)
     if container is None:
         raise UsageError(f"lab {name} has no {service} container", "it was removed; tisbench down NAME cleans the rest")
@@ -287,6 +325,19 @@ def logs(name: str, service: str, follow: bool) -> None:
             click.echo(chunk.decode("utf-8", errors="replace"), nl=False)
     else:
         click.echo(engine.container_logs(client, container["Id"]), nl=False)
+
+
+def _print_swarm_logs(client: Any, name: str, service: str) -> bool:
+    """A swarm lab's service log, task by task; False when NAME is not a swarm lab."""
+    from composer import swarm
+
+    services = [s for s in swarm.lab_services(client, name) if s["Spec"]["Name"].endswith(f"_{service}")]
+    if not services:
+        return False
+    for task, text in swarm.task_logs(client, services[0]["ID"]).items():
+        click.echo(f"--- task {task}")
+        click.echo(text, nl=False)
+    return True
 
 
 @main.group()
@@ -490,6 +541,7 @@ def bench(name: str | None, **kw: Any) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for readiness.")
 @_bench_options
 @_gpus_option
+@_engine_options
 def lab(
     stack_dir: Path,
     release: str | None,
@@ -497,18 +549,31 @@ def lab(
     keep: bool,
     timeout: float | None,
     gpus: str | None,
+    engine: str | None,
+    clients: int | None,
     **kw: Any,
 ) -> None:
     """Up → ready → bench → collect → down, in one command.
 
     The lab is removed on success, failure and Ctrl-C, unless --keep. The run directory holds
-    perf_analyzer.csv, summary.json, manifest.json, logs/ and reports.
+    perf_analyzer.csv, summary.json, manifest.json, logs/ and reports. With --engine swarm the
+    server runs as a swarm service and --clients perf_analyzer replicas load it together; their
+    results are merged into one run directory (per-client files under clients/).
     """
     from composer import lab as labs
     from composer.bench import handle_of
 
     request = _bench_request(kw)
     plan = _load(stack_dir, release, images, kw["model"], gpus)
+    chosen_engine, chosen_clients = _engine_choice(plan, engine, clients)
+    if chosen_engine == "swarm":
+        from composer.live import LiveView
+        from composer.swarm_lab import run_swarm_lab
+
+        with LiveView(plan.stack.name) as view:
+            result = run_swarm_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep)
+        _show_result(result)
+        return
     running = labs.up(plan, name=None, timeout_s=timeout, say=_say, owned=not keep)
     try:
         _run_and_show(handle_of(running), request)

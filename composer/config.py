@@ -22,6 +22,7 @@ from composer.sweep import Sweep, parse_sweep
 STACK_FILE = "stack.yaml"
 IMAGE_SETS = ("ngc", "lab")
 PROTOCOLS = ("http", "grpc")
+ENGINES = ("local", "swarm")
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _SIZE = re.compile(r"(\d+)([bkmg]?)", re.IGNORECASE)
 _MAX_TIMEOUT_S = 24 * 3600
@@ -67,6 +68,8 @@ class Stack:
     images: str | None
     server: ServerOptions
     analyzer: AnalyzerOptions
+    engine: str | None = None  # local | swarm
+    clients: int | None = None  # perf_analyzer replicas on a swarm
 
     @property
     def models_dir(self) -> Path:
@@ -296,7 +299,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     file = directory / STACK_FILE
     data: Mapping[str, Any] = _read_yaml(file) if file.exists() else {}
     source = str(file)
-    top = _Fields(source, "", data, ("name", "release", "images", "model", "server", "analyzer"))
+    top = _Fields(source, "", data, ("name", "release", "images", "model", "engine", "clients", "server", "analyzer"))
     name = top.get(
         "name", default_stack_name(directory), lambda v: parse_lab_name(v, f"{source}: name"), "e.g. name: mylab"
     )
@@ -377,8 +380,20 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
 
     models = find_models(directory / "models")
     chosen = _choose_model(models, chosen, directory / "models", f"{source}: model" if model is None else "-m")
+    engine = top.get("engine", None, lambda v: _choice(v, ENGINES), "engine: local or engine: swarm")
+    clients = top.get("clients", None, _int_in(1, 256), "a number of load clients, 1 to 256")
     return Stack(
-        directory.resolve(), file if file.exists() else None, name, chosen, models, release, images, server, analyzer
+        directory.resolve(),
+        file if file.exists() else None,
+        name,
+        chosen,
+        models,
+        release,
+        images,
+        server,
+        analyzer,
+        engine,
+        clients,
     )
 
 

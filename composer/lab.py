@@ -130,10 +130,24 @@ def _run_area_of(containers: list[dict[str, Any]]) -> Path | None:
 
 def down(name: str) -> int:
     """Remove what is left of a lab (containers removed by hand are fine); unknown names are an error."""
+    from composer import swarm
+
     client = engine.connect()
+    if name in swarm.swarm_lab_names(client):
+        return _down_swarm(client, name)
     if not engine.lab_containers(client, name) and not engine.lab_networks(client, name):
         find_lab(client, name)
     return _down(client, name)
+
+
+def _down_swarm(client: docker.DockerClient, name: str) -> int:
+    from composer import swarm
+
+    stacks = {s["Spec"]["Labels"].get("tisbench.stack") for s in swarm.lab_services(client, name)}
+    removed = int(engine.with_signals_masked(lambda: swarm.remove_swarm_lab(client, name)))
+    for stack in filter(None, stacks):
+        shutil.rmtree(Path(str(stack)) / RUN_AREA / name, ignore_errors=True)
+    return removed
 
 
 def _down(client: docker.DockerClient, name: str) -> int:
@@ -146,13 +160,16 @@ def _down(client: docker.DockerClient, name: str) -> int:
 def down_all() -> list[str]:
     """Remove every tisbench lab on the engine, found by label; nothing else is touched."""
     client = engine.connect()
-    names = sorted(
-        {c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
-        | {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)}
-    )
-    for name in names:
+    from composer import swarm
+
+    local = {c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
+    local |= {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)}
+    swarm_names = set(swarm.swarm_lab_names(client))
+    for name in sorted(local):
         _down(client, name)
-    return names
+    for name in sorted(swarm_names):
+        _down_swarm(client, name)
+    return sorted(local | swarm_names)
 
 
 def release_lab(lab: RunningLab) -> None:
@@ -215,13 +232,18 @@ def status() -> list[LabStatus]:
         missing = {engine.SERVER, engine.ANALYZER} - set(lab.services)
         if missing:
             lab.problem = f"missing {', '.join(sorted(missing))}"
-    return sorted(labs.values(), key=lambda lab: lab.name)
+    from composer import swarm
+
+    return sorted([*labs.values(), *swarm.swarm_statuses(client)], key=lambda lab: lab.name)
 
 
 def find_lab(client: docker.DockerClient, name: str) -> list[dict[str, Any]]:
+    from composer import swarm
+
     containers = engine.lab_containers(client, name)
     if not containers:
         known = sorted({c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)})
+        known += swarm.swarm_lab_names(client)
         hint = f"running labs: {', '.join(known)}" if known else "start one with tisbench up"
         raise UsageError(f"no lab named {name!r} on this engine", hint)
     return containers

@@ -63,7 +63,7 @@ def _weighted(rows: Sequence[SummaryRow], key: str) -> float | None:
     if not pairs:
         return None
     weight = sum(w for _, w in pairs)
-    return sum(v * w for v, w in pairs) / weight if weight > 0 else max(v for v, _ in pairs)
+    return round(float(sum(v * w for v, w in pairs) / weight if weight > 0 else max(v for v, _ in pairs)), 3)
 
 
 def _overlap(experiments: Sequence[ExperimentSummary]) -> float | None:
@@ -78,15 +78,14 @@ def _overlap(experiments: Sequence[ExperimentSummary]) -> float | None:
 
 def _merge_point(rows: Sequence[SummaryRow], experiments: Sequence[ExperimentSummary] | None) -> dict[str, Any]:
     """The aggregate row's numbers for one sweep point."""
-    merged: dict[str, Any] = {"throughput_infer_per_sec": sum(r.throughput_infer_per_sec for r in rows)}
+    # Rounded like perf_analyzer's own CSV, so sums do not print float noise.
+    merged: dict[str, Any] = {"throughput_infer_per_sec": round(sum(r.throughput_infer_per_sec for r in rows), 3)}
     for key in _COMPONENT_KEYS:
         merged[key] = _weighted(rows, key)
     if experiments is not None:
         count = sum(e.window_count for e in experiments)
         pcts = percentiles_from_histogram(merge_histograms([e.histogram for e in experiments]), count)
-        merged["avg_latency_us"] = (
-            sum(e.avg_latency_us * e.window_count for e in experiments) / count if count else 0.0
-        )
+        merged["avg_latency_us"] = sum(e.avg_latency_us * e.window_count for e in experiments) / count if count else 0.0
         merged.update({key: pcts[p] for p, key in _PERCENTILE_KEYS.items()})
     else:
         for key in _LATENCY_KEYS:
@@ -135,7 +134,8 @@ def _row(client: ClientRun, value: float) -> SummaryRow | None:
 
 
 def _client_row(client: ClientRun, row: SummaryRow, sweep: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"client": client.index, sweep: int(row.value) if row.value.is_integer() else row.value}
+    value = float(row.value)
+    out: dict[str, Any] = {"client": client.index, sweep: int(value) if value.is_integer() else value}
     out["throughput_infer_per_sec"] = row.throughput_infer_per_sec
     for key in _LATENCY_KEYS:
         out[key] = getattr(row, key)

@@ -14,6 +14,7 @@ so it is loaded from its file.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -55,7 +56,11 @@ def parse_model_config(text: str, source: str, model: str) -> dict[str, Any]:
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as exc:
-        raise ConfigError(f"{source}: {exc}", "fix the model configuration (Triton would refuse it too)") from None
+        reason = re.sub(r"^\d+:\d+ : (?:'.*?': )?", "", str(exc))
+        raise ConfigError(
+            f"{source}:{exc.GetLine()}:{exc.GetColumn()}: {reason}",
+            "fix the model configuration (Triton would refuse it too)",
+        ) from None
     if message.name and message.name != model:
         raise ConfigError(
             f"{source}: name {message.name!r} differs from its directory {model!r}",

@@ -193,14 +193,22 @@ def create_lab(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[st
     return ids
 
 
+ENGINE_LABEL = "tisbench.engine"  # "swarm" on swarm labs' objects; composer.swarm owns those
+
+
+def _local(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if (o.get("Labels") or {}).get(ENGINE_LABEL) != "swarm"]
+
+
 def lab_containers(client: docker.DockerClient, name: str | None = None) -> list[dict[str, Any]]:
+    """Containers of single-host labs (or of lab ``name``), found by label."""
     label = f"{LAB_LABEL}={name}" if name else LAB_LABEL
-    return list(client.api.containers(all=True, filters={"label": label}))
+    return _local(list(client.api.containers(all=True, filters={"label": label})))
 
 
 def lab_networks(client: docker.DockerClient, name: str | None = None) -> list[dict[str, Any]]:
     label = f"{LAB_LABEL}={name}" if name else LAB_LABEL
-    return list(client.api.networks(filters={"label": label}))
+    return _local(list(client.api.networks(filters={"label": label})))
 
 
 def remove_lab(client: docker.DockerClient, name: str) -> int:
@@ -225,7 +233,7 @@ def remove_lab(client: docker.DockerClient, name: str) -> int:
             api.remove_network(network["Id"])
         except docker.errors.NotFound:
             pass
-    volumes = api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or []
+    volumes = _local(api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or [])
     for volume in volumes:
         try:
             api.remove_volume(volume["Name"], force=True)

@@ -68,7 +68,9 @@ def create_network(client: docker.DockerClient, spec: SwarmLabSpec) -> str:
             spec.network, driver="overlay", attachable=spec.attachable, labels=spec.network_labels, scope="swarm"
         )
     except docker.errors.APIError as exc:
-        raise StackError(f"creating overlay network {spec.network} failed: {exc.explanation}", "check the swarm") from None
+        raise StackError(
+            f"creating overlay network {spec.network} failed: {exc.explanation}", "check the swarm"
+        ) from None
     return str(created["Id"])
 
 
@@ -217,7 +219,7 @@ def wait_server_ready(
         logs=lambda: probe.logs() + last_note[0],
         model=model,
         timeout_s=timeout_s,
-        on_wait=lambda what: on_wait(f"{what} (read from the server task's log)"),
+        on_wait=lambda what: on_wait(f"triton_server to log {probe.marker!r}" if what.startswith("server") else what),
     )
 
 
@@ -345,8 +347,12 @@ def swarm_statuses(client: docker.DockerClient) -> list[Any]:
         name = labels[LAB_LABEL]
         lab = labs.setdefault(
             name,
-            LabStatus(name, labels.get("tisbench.release", "?"), labels.get("tisbench.model", "?"),
-                      labels.get("tisbench.stack", "?")),
+            LabStatus(
+                name,
+                labels.get("tisbench.release", "?"),
+                labels.get("tisbench.model", "?"),
+                labels.get("tisbench.stack", "?"),
+            ),
         )
         short = service["Spec"]["Name"].removeprefix(f"{name}_")
         tasks = service_tasks(client, service["ID"])

@@ -168,6 +168,7 @@ def test_labels_name_the_lab_on_every_object(tmp_path: Path) -> None:
         "tisbench.release": "23.08",
         "tisbench.stack": str(directory),
         "tisbench.model": "seed_model",
+        "tisbench.gpus": "none",
     }
     assert doc["services"]["triton_server"]["labels"] == expected
     assert doc["services"]["perf_analyzer"]["labels"] == expected
