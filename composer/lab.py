@@ -59,6 +59,9 @@ def _unique_name(client: docker.DockerClient, base: str) -> str:
 def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, owned: bool = False) -> RunningLab:
     """Bring a lab up and wait until the server and the model are ready; on any failure or
     interruption remove everything that was created, then re-raise."""
+    warning = plan.exposure_warning()
+    if warning:
+        say(warning)
     client = engine.connect()
     image_ids = engine.require_images(client, [plan.images.server, plan.images.sdk], plan.image_set)
     name = name or _unique_name(client, plan.stack.name)

@@ -28,6 +28,16 @@ class LabPlan:
         chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
         return render_compose(self.stack, self.release, self.images, project, chosen, transport)
 
+    def exposure_warning(self) -> str | None:
+        """A sentence when the stack publishes the server beyond this machine's loopback."""
+        host = self.stack.server.host
+        if host.startswith("127.") or host == "::1":
+            return None
+        return (
+            f"warning: server.host {host} publishes Triton's ports beyond loopback; "
+            "anyone who can reach that address can use the server"
+        )
+
     def describe(self) -> str:
         a = self.stack.analyzer
         measurement = (
@@ -44,7 +54,8 @@ class LabPlan:
             f"input      {a.input_data}",
             f"profile    per-request export {'on' if supports_profile_export(self.release) else 'off (needs ≥ 23.09)'}",
         ]
-        return "\n".join(lines)
+        warning = self.exposure_warning()
+        return "\n".join(lines + ([warning] if warning else []))
 
 
 def check_lab_release(release: Release, *, field: str = "--images lab") -> None:
