@@ -139,7 +139,7 @@ def _last_lines(output: str, count: int = 6) -> str:
     return " | ".join(lines[-count:])
 
 
-def explain_failure(exit_code: int, output: str, timeout_s: float) -> AnalyzerError:
+def explain_failure(exit_code: int, output: str, timeout_s: float, elapsed_s: float | None = None) -> AnalyzerError:
     """perf_analyzer's exit codes turned into one line with what to do next."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     error_lines = [line for line in lines if line.lower().startswith(("error", "failed")) or "Failed" in line]
@@ -151,10 +151,15 @@ def explain_failure(exit_code: int, output: str, timeout_s: float) -> AnalyzerEr
             f"perf_analyzer: {first_error}",
             f"pass --shape {name}:DIMS for each variable input (or drop --no-auto-shape to derive them)",
         )
+    if exit_code == 137 and elapsed_s is not None and elapsed_s < timeout_s * 0.95:
+        return AnalyzerError(
+            f"perf_analyzer was killed after {elapsed_s:.0f} s, before its {timeout_s:g} s timeout",
+            "the analyzer container was stopped or ran out of memory; see logs/perf_analyzer.log",
+        )
     if exit_code == 137:
         return AnalyzerError(
             f"perf_analyzer killed after the {timeout_s:g} s timeout",
-            "raise analyzer.timeout or measure fewer requests",
+            "raise --bench-timeout (analyzer.timeout in stack.yaml) or measure fewer requests",
         )
     if exit_code == 2:
         return AnalyzerError(

@@ -30,7 +30,14 @@ from composer.analyzer import (
 )
 from composer.config import Stack, load_stack
 from composer.dataset import ModelInputs, derive_shapes, load_dataset, validate
-from composer.errors import AnalyzerError, ConfigError, TisbenchError, UsageError
+from composer.errors import (
+    AnalyzerError,
+    ConfigError,
+    Interrupted,
+    TisbenchError,
+    UsageError,
+    interruption_message,
+)
 from composer.fsutil import write_atomic, write_json
 from composer.gpus import analyzer_metric_args, parse_gpus
 from composer.release import parse_release, server_version, supports_profile_export
@@ -183,6 +190,45 @@ def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
     }
 
 
+def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path) -> None:
+    """A failed exec whose lab lost a container is the lab's failure, not perf_analyzer's."""
+    states = {
+        engine.SERVER: engine.container_state(lab.client, lab.server_id),
+        engine.ANALYZER: engine.container_state(lab.client, lab.analyzer_id),
+    }
+    gone = {service: state for service, state in states.items() if not state.running}
+    if engine.SERVER in gone and engine.ANALYZER not in gone:
+        code = gone[engine.SERVER].exit_code
+        raise AnalyzerError(
+            f"triton_server of lab {lab.name} died during the benchmark (exit code {code})",
+            f"see {run_dir}/logs/triton_server.log",
+        )
+    if gone:
+        what = ", ".join(f"{service} {state.status}" for service, state in gone.items())
+        raise AnalyzerError(
+            f"lab {lab.name} stopped during the benchmark ({what})",
+            "was it removed (tisbench down) or killed? start it again and rerun",
+        )
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    """How a failed run is recorded in its manifest."""
+    if isinstance(exc, KeyboardInterrupt):
+        return {"exit_code": Interrupted.exit_code, "error": interruption_message(exc)}
+    if isinstance(exc, TisbenchError):
+        return {"exit_code": exc.exit_code, "error": exc.one_line()}
+    return {"exit_code": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
+    """The server's log beside the results; a server already removed (down mid-run) leaves a note."""
+    try:
+        text = engine.container_logs(lab.client, lab.server_id)
+    except docker.errors.DockerException as exc:
+        text = f"(the server's log could not be read: {exc})\n"
+    write_atomic(run_dir / "logs" / "triton_server.log", text or "(the server container was gone)\n")
+
+
 def _utc() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -292,17 +338,13 @@ def run_bench(
     try:
         if lab.metrics_port:
             recorder.scrape("start")
+        began = time.monotonic()
         result = run_in_container(lab.client, lab.analyzer_id, with_deadline(argv, settings.timeout_s), output)
         if lab.metrics_port:
             recorder.scrape("end")
         if result.exit_code != 0:
-            server = engine.container_state(lab.client, lab.server_id)
-            if not server.running:
-                raise AnalyzerError(
-                    f"triton_server died during the benchmark (exit code {server.exit_code})",
-                    f"see {run_dir}/logs/triton_server.log",
-                )
-            raise explain_failure(result.exit_code, result.output, settings.timeout_s)
+            _raise_if_lab_stopped(lab, run_dir)
+            raise explain_failure(result.exit_code, result.output, settings.timeout_s, time.monotonic() - began)
         csv = fetch_file(lab.client, lab.analyzer_id, outputs.csv)
         if not csv:
             raise AnalyzerError("perf_analyzer wrote no CSV", f"see {run_dir}/logs/perf_analyzer.log")
@@ -321,14 +363,11 @@ def run_bench(
         manifest.update(status="ok", exit_code=0)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
-        manifest.update(
-            status="failed",
-            exit_code=getattr(exc, "exit_code", None) or (result.exit_code if result else None),
-            error=exc.one_line() if isinstance(exc, TisbenchError) else f"{type(exc).__name__}: {exc}",
-        )
+        manifest.update(status="failed", **_failure(exc))
         raise
     finally:
         log.close()
         manifest["ended_utc"] = _utc()
-        write_atomic(run_dir / "logs" / "triton_server.log", engine.container_logs(lab.client, lab.server_id))
-        write_json(run_dir / "manifest.json", manifest)
+        with engine.with_signals_masked_ctx():
+            write_json(run_dir / "manifest.json", manifest)
+            _keep_server_log(lab, run_dir)

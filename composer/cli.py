@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from composer import __version__
-from composer.errors import Interrupted, TisbenchError, UsageError
+from composer.errors import Interrupted, SignalReceived, TisbenchError, UsageError, interruption_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,7 +56,7 @@ def _images_option(f: F) -> F:
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> NoReturn:
-    raise Interrupted(f"interrupted by {signal.Signals(signum).name}", "everything the command created was removed")
+    raise SignalReceived(signal.Signals(signum).name)
 
 
 def _fail(error: TisbenchError) -> NoReturn:
@@ -89,8 +89,13 @@ class _Group(click.Group):
             _fail(error)
         except click.UsageError as error:
             _fail_usage(error)
-        except KeyboardInterrupt:
-            _fail(Interrupted("interrupted", "everything the command created was removed"))
+        except KeyboardInterrupt as interruption:
+            _fail(
+                Interrupted(
+                    interruption_message(interruption),
+                    "what the command had started was removed; a run directory it began is kept, marked failed",
+                )
+            )
 
 
 @click.group(cls=_Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})

@@ -94,3 +94,17 @@ class Interrupted(TisbenchError):
     """SIGINT or SIGTERM arrived; everything created has been removed."""
 
     exit_code = 130
+
+
+class SignalReceived(KeyboardInterrupt):
+    """SIGTERM delivered like Ctrl-C: a BaseException, so no ``except Exception`` (ours, or a
+    library's event loop) can swallow it on the way to the CLI, which exits 130."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def interruption_message(exc: BaseException) -> str:
+    """``interrupted by SIGTERM`` / ``interrupted by SIGINT`` for a KeyboardInterrupt."""
+    return f"interrupted by {exc.signal_name if isinstance(exc, SignalReceived) else 'SIGINT'}"

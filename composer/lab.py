@@ -75,13 +75,17 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     transport = "bind" if engine.engine_is_local() else "copy"
     text = plan.render(name, gpus, transport)
     spec = lab_spec(text, plan.stack.directory, compose_file)
-    extra = {engine.OWNER_LABEL: owner_tag()} if owned else {}
+    run = secrets.token_hex(6)
+    extra = {engine.RUN_LABEL: run, **({engine.OWNER_LABEL: owner_tag()} if owned else {})}
+    wrote_run_area = False
     try:
-        write_atomic(compose_file, text)
         say(
             f"creating lab {name}: network {spec.network}, "
             f"containers {', '.join(s.container_name for s in spec.services)}"
         )
+        engine.create_network(client, spec, extra)  # the name is ours from here on
+        write_atomic(compose_file, text)
+        wrote_run_area = True
         if spec.volumes:
             say(f"copying models/ and dataset/ into volumes on the engine at {os.environ.get('DOCKER_HOST')}")
             engine.fill_volumes(
@@ -91,7 +95,7 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
                 plan.images.sdk,
                 extra,
             )
-        ids = engine.create_lab(client, spec, extra)
+        ids = engine.create_containers(client, spec, extra)
         ports = engine.host_ports(client, ids[engine.SERVER])
         host = engine.probe_host(plan.stack.server.host)
         probe = TritonHttpProbe(f"{host}:{ports[SERVER_PORTS['http']]}")
@@ -107,7 +111,8 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         finally:
             probe.close()
     except BaseException:
-        engine.with_signals_masked(lambda: _remove(client, name, run_area))
+        # Only what this process created: a lab that won a race for the name stays untouched.
+        engine.with_signals_masked(lambda: _remove(client, name, run_area if wrote_run_area else None, run))
         raise
     say(
         f"lab {name} ready in {ready.seconds:.2f} s "
@@ -116,8 +121,8 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file, gpus.describe())
 
 
-def _remove(client: docker.DockerClient, name: str, run_area: Path | None) -> int:
-    removed = engine.remove_lab(client, name)
+def _remove(client: docker.DockerClient, name: str, run_area: Path | None, run: str | None = None) -> int:
+    removed = engine.remove_lab(client, name, run)
     if run_area is not None:
         shutil.rmtree(run_area, ignore_errors=True)
     return removed

@@ -6,10 +6,13 @@ after a crash, and nothing without that label is ever touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import tarfile
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -150,8 +153,8 @@ def fill_volumes(
         api.remove_container(loader, force=True)
 
 
-def create_lab(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[str, str]) -> dict[str, str]:
-    """Create the network, then both containers concurrently; container ids by service."""
+def create_network(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[str, str]) -> None:
+    """Create the lab's network: the first object, so a taken name fails before anything else exists."""
     api = client.api
     try:
         api.create_network(
@@ -166,6 +169,11 @@ def create_lab(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[st
         raise StackError(
             f"creating network {spec.network} failed: {exc.explanation}", "check the Docker engine"
         ) from None
+
+
+def create_containers(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[str, str]) -> dict[str, str]:
+    """Create and start both containers concurrently; container ids by service."""
+    api = client.api
     with ThreadPoolExecutor(max_workers=len(spec.services)) as pool:
         futures = {s.service: pool.submit(_create, api, s, spec.network, extra_labels) for s in spec.services}
         ids, failure = {}, None
@@ -211,10 +219,14 @@ def lab_networks(client: docker.DockerClient, name: str | None = None) -> list[d
     return _local(list(client.api.networks(filters={"label": label})))
 
 
-def remove_lab(client: docker.DockerClient, name: str) -> int:
-    """Remove every container and network labelled with the lab; idempotent. Returns how many."""
+RUN_LABEL = "tisbench.run"  # one id per process that creates a lab: its cleanup touches only its own
+
+
+def remove_lab(client: docker.DockerClient, name: str, run: str | None = None) -> int:
+    """Remove every container, network and volume labelled with the lab (only those of ``run``,
+    when given); idempotent. Returns how many."""
     api = client.api
-    containers = lab_containers(client, name)
+    containers = _of_run(lab_containers(client, name), run)
 
     def remove(container_id: str) -> None:
         try:
@@ -227,19 +239,23 @@ def remove_lab(client: docker.DockerClient, name: str) -> int:
 
     with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
         list(pool.map(remove, [c["Id"] for c in containers]))
-    networks = lab_networks(client, name)
+    networks = _of_run(lab_networks(client, name), run)
     for network in networks:
         try:
             api.remove_network(network["Id"])
         except docker.errors.NotFound:
             pass
-    volumes = _local(api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or [])
+    volumes = _of_run(_local(api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or []), run)
     for volume in volumes:
         try:
             api.remove_volume(volume["Name"], force=True)
         except docker.errors.NotFound:
             pass
     return len(containers) + len(networks) + len(volumes)
+
+
+def _of_run(objects: list[dict[str, Any]], run: str | None) -> list[dict[str, Any]]:
+    return objects if run is None else [o for o in objects if (o.get("Labels") or {}).get(RUN_LABEL) == run]
 
 
 @dataclass(frozen=True)
@@ -272,6 +288,10 @@ def container_logs(client: docker.DockerClient, container_id: str, tail: int | s
         raw = client.api.logs(container_id, stdout=True, stderr=True, tail=tail)
     except docker.errors.NotFound:
         return ""
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:  # being removed: as good as gone
+            return ""
+        raise
     return bytes(raw).decode("utf-8", errors="replace")
 
 
@@ -286,13 +306,21 @@ def find_service(containers: list[dict[str, Any]], service: str) -> dict[str, An
     return None
 
 
-def with_signals_masked(action: Callable[[], Any]) -> Any:
-    """Run cleanup without letting a second Ctrl-C or SIGTERM cut it short."""
-    import signal
-
+@contextlib.contextmanager
+def with_signals_masked_ctx() -> Iterator[None]:
+    """Cleanup and record-keeping that a second Ctrl-C or SIGTERM must not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are only delivered to (and set from) the main thread
+        return
     previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return action()
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def with_signals_masked(action: Callable[[], Any]) -> Any:
+    """Run cleanup without letting a second Ctrl-C or SIGTERM cut it short."""
+    with with_signals_masked_ctx():
+        return action()
