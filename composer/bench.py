@@ -41,9 +41,9 @@ from composer.errors import (
 from composer.fsutil import write_atomic, write_json
 from composer.gpus import analyzer_metric_args, parse_gpus
 from composer.release import parse_release, server_version, supports_profile_export
-from composer.render import SERVER_PORTS
 from composer.scraper import ClientCount, MetricsRecorder
 from composer.sweep import Sweep
+from composer.triton import ANALYZER, SERVER, SERVER_PORTS
 
 Say = Callable[[str], None]
 
@@ -94,8 +94,8 @@ def handle_of(running: Any) -> LabHandle:
         running.name,
         running.plan.stack,
         str(running.plan.release),
-        running.ids[engine.SERVER],
-        running.ids[engine.ANALYZER],
+        running.ids[SERVER],
+        running.ids[ANALYZER],
         running.ports[SERVER_PORTS["http"]],
         running.ports.get(SERVER_PORTS["metrics"]),
         running.gpus,
@@ -106,8 +106,8 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
     from composer.lab import find_lab
 
     containers = find_lab(client, name)
-    server = engine.find_service(containers, engine.SERVER)
-    analyzer = engine.find_service(containers, engine.ANALYZER)
+    server = engine.find_service(containers, SERVER)
+    analyzer = engine.find_service(containers, ANALYZER)
     if server is None or analyzer is None or server["State"] != "running" or analyzer["State"] != "running":
         raise UsageError(
             f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again"
@@ -193,12 +193,12 @@ def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
 def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path) -> None:
     """A failed exec whose lab lost a container is the lab's failure, not perf_analyzer's."""
     states = {
-        engine.SERVER: engine.container_state(lab.client, lab.server_id),
-        engine.ANALYZER: engine.container_state(lab.client, lab.analyzer_id),
+        SERVER: engine.container_state(lab.client, lab.server_id),
+        ANALYZER: engine.container_state(lab.client, lab.analyzer_id),
     }
     gone = {service: state for service, state in states.items() if not state.running}
-    if engine.SERVER in gone and engine.ANALYZER not in gone:
-        code = gone[engine.SERVER].exit_code
+    if SERVER in gone and ANALYZER not in gone:
+        code = gone[SERVER].exit_code
         raise AnalyzerError(
             f"triton_server of lab {lab.name} died during the benchmark (exit code {code})",
             f"see {run_dir}/logs/triton_server.log",

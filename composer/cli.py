@@ -221,11 +221,22 @@ def check(stack_dir: Path, release: str | None, images: str | None, model: str |
 
 
 def run() -> None:
-    """Console entry point that also survives a closed stdout (e.g. piping into head)."""
+    """Console entry point: survives a closed stdout (piping into head), and once the command has
+    finished (its cleanup already done) exits without the interpreter's slow teardown."""
     try:
         main()
     except BrokenPipeError:
         os._exit(0)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if done.code is not None and not isinstance(done.code, int):
+            click.echo(done.code, err=True)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:
+            os._exit(0)
+        os._exit(code)
 
 
 def _say(message: str) -> None:
@@ -505,12 +516,9 @@ def _show_result(result: Any) -> None:
     table(
         [sweep, "infer/s", "avg ms", "p50 ms", "p90 ms", "p95 ms", "p99 ms"], rows, title=f"{result.summary['model']}"
     )
-    try:
-        from composer.report import write_reports
+    from composer.report import write_reports
 
-        write_reports(result.run_dir)
-    except ImportError:
-        pass
+    write_reports(result.run_dir)
     click.echo(f"run directory: {result.run_dir}")
 
 
@@ -579,14 +587,22 @@ def lab(
             result = run_swarm_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep)
         _show_result(result)
         return
+    from composer.bench import run_bench
+    from composer.live import LiveView
+
     running = labs.up(plan, name=None, timeout_s=timeout, say=_say, owned=not keep)
+    teardown = None
     try:
-        _run_and_show(handle_of(running), request)
+        with LiveView(running.name) as view:
+            result = run_bench(handle_of(running), request, say=view.say, on_point=view.point)
+        if not keep:  # results are collected: remove the lab while the reports are drawn
+            teardown = labs.release_in_background(running)
+        _show_result(result)
     finally:
         if keep:
             _say(f"lab {running.name} kept: tisbench down {running.name} removes it")
         else:
-            labs.release_lab(running)
+            labs.finish_teardown(running, teardown)
             _say(f"lab {running.name} removed")
 
 

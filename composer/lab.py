@@ -6,22 +6,23 @@ import os
 import secrets
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 
 from composer import stack as engine
 from composer.errors import StackError, UsageError
 from composer.fsutil import write_atomic
-from composer.gpus import resolve_on
-from composer.plan import LabPlan
-from composer.readiness import Ready, TritonHttpProbe, wait_until_ready
-from composer.render import SERVER_PORTS
-from composer.spec import lab_spec
+from composer.triton import ANALYZER, SERVER, SERVER_PORTS
+
+if TYPE_CHECKING:  # type names only: status and down should not import the render pipeline
+    from composer.plan import LabPlan
+    from composer.readiness import Ready
 
 RUN_AREA = ".tisbench"
 Say = Callable[[str], None]
@@ -59,6 +60,10 @@ def _unique_name(client: docker.DockerClient, base: str) -> str:
 def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, owned: bool = False) -> RunningLab:
     """Bring a lab up and wait until the server and the model are ready; on any failure or
     interruption remove everything that was created, then re-raise."""
+    from composer.gpus import resolve_on
+    from composer.readiness import TritonHttpProbe, wait_until_ready
+    from composer.spec import lab_spec
+
     warning = plan.exposure_warning()
     if warning:
         say(warning)
@@ -96,14 +101,14 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
                 extra,
             )
         ids = engine.create_containers(client, spec, extra)
-        ports = engine.host_ports(client, ids[engine.SERVER])
+        ports = engine.host_ports(client, ids[SERVER])
         host = engine.probe_host(plan.stack.server.host)
         probe = TritonHttpProbe(f"{host}:{ports[SERVER_PORTS['http']]}")
         try:
             ready = wait_until_ready(
                 probe,
-                state=lambda: engine.container_state(client, ids[engine.SERVER]),
-                logs=lambda: engine.container_logs(client, ids[engine.SERVER]),
+                state=lambda: engine.container_state(client, ids[SERVER]),
+                logs=lambda: engine.container_logs(client, ids[SERVER]),
                 model=plan.stack.model,
                 timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
                 on_wait=lambda what: say(f"waiting for {what} on {host}:{ports[SERVER_PORTS['http']]}"),
@@ -116,7 +121,8 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         raise
     say(
         f"lab {name} ready in {ready.seconds:.2f} s "
-        f"(HTTP {host}:{ports[8000]}, gRPC {ports[8001]}, metrics {ports[8002]})"
+        f"(HTTP {host}:{ports[SERVER_PORTS['http']]}, gRPC {ports[SERVER_PORTS['grpc']]}, "
+        f"metrics {ports[SERVER_PORTS['metrics']]})"
     )
     return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file, gpus.describe())
 
@@ -180,6 +186,39 @@ def down_all() -> list[str]:
     return sorted(local | swarm_names)
 
 
+class Teardown:
+    """Removal of a lab on a thread (results already collected); join() re-raises its failure."""
+
+    def __init__(self, lab: RunningLab) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(lab,), name=f"teardown-{lab.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self, lab: RunningLab) -> None:
+        try:
+            _remove(lab.client, lab.name, lab.compose_file.parent)
+        except BaseException as exc:  # handed to join() in the main thread
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def release_in_background(lab: RunningLab) -> Teardown:
+    return Teardown(lab)
+
+
+def finish_teardown(lab: RunningLab, teardown: Teardown | None) -> None:
+    """Wait for a background removal (or remove now); a Ctrl-C cannot cut either short."""
+    if teardown is None:
+        release_lab(lab)
+    else:
+        with engine.with_signals_masked_ctx():
+            teardown.join()
+
+
 def release_lab(lab: RunningLab) -> None:
     engine.with_signals_masked(lambda: _remove(lab.client, lab.name, lab.compose_file.parent))
 
@@ -228,7 +267,7 @@ def status() -> list[LabStatus]:
         lab.services[service] = c["State"]
         lab.age_s = max(lab.age_s, time.time() - c["Created"])
         lab.orphaned = lab.orphaned or _owner_gone(labels.get(engine.OWNER_LABEL))
-        if service == engine.SERVER:
+        if service == SERVER:
             for p in c.get("Ports", []):
                 if p.get("PublicPort"):
                     kind = {v: k for k, v in SERVER_PORTS.items()}.get(p["PrivatePort"], str(p["PrivatePort"]))
@@ -237,7 +276,7 @@ def status() -> list[LabStatus]:
         name = n["Labels"][engine.LAB_LABEL]
         labs.setdefault(name, LabStatus(name, n["Labels"].get("tisbench.release", "?"), "?", "?"))
     for lab in labs.values():
-        missing = {engine.SERVER, engine.ANALYZER} - set(lab.services)
+        missing = {SERVER, ANALYZER} - set(lab.services)
         if missing:
             lab.problem = f"missing {', '.join(sorted(missing))}"
     from composer import swarm

@@ -12,6 +12,7 @@ computation exactly, and above it they agree within 0.0122 % + 1 µs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -316,7 +317,19 @@ def _walk(
 
 
 def summarize_profile_export(path: Path) -> list[ExperimentSummary]:
-    """Per-experiment summary of a perf_analyzer profile export, in bounded memory."""
+    """Per-experiment summary of a perf_analyzer profile export, in bounded memory.
+
+    One run reads its export several times (server-metrics cross-check, reports): the pass is
+    made once per file version (path, size, mtime)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise AnalyzerError(f"{path}: cannot read profile export ({exc.strerror})") from None
+    return list(_summarize(path.resolve(), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _summarize(path: Path, size: int, mtime_ns: int) -> tuple[ExperimentSummary, ...]:
     try:
         with path.open("rb") as stream:
             hints = scan_window_hints(stream)
@@ -332,4 +345,4 @@ def summarize_profile_export(path: Path) -> list[ExperimentSummary]:
             f"{path}: profile export is not valid JSON ({exc})",
             hint="perf_analyzer may have been interrupted while writing it; rerun the benchmark",
         ) from None
-    return summaries
+    return tuple(summaries)

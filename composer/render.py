@@ -17,9 +17,9 @@ from composer import __version__
 from composer.config import Stack
 from composer.gpus import NONE, GpuRequest
 from composer.release import Release
+from composer.triton import SERVER_PORTS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-SERVER_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 NGC_REPOSITORY = "nvcr.io/nvidia/tritonserver"
 
 

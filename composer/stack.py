@@ -18,18 +18,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
 from composer.errors import DockerUnavailable, ImageMissing, StackError
-from composer.spec import LabSpec, ServiceSpec
+
+if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
+    from composer.spec import LabSpec, ServiceSpec
 
 LAB_LABEL = "tisbench.lab"
 OWNER_LABEL = "tisbench.owner"  # "<hostname>:<pid>" of a process that removes the lab when it ends
-SERVER, ANALYZER = "triton_server", "perf_analyzer"
 _DOCKER_FAILURES = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 

@@ -18,7 +18,7 @@ from composer import gpus
 from composer.analyzer import SERVER_HOST
 from composer.errors import DockerUnavailable, StackError, UsageError
 from composer.gpus import GpuRequest, analyzer_metric_args, parse_gpus, resolve_gpus, resolve_on
-from composer.render import SERVER_PORTS
+from composer.triton import SERVER_PORTS
 
 NVIDIA_ENGINE: dict[str, Any] = {
     "Runtimes": {
