@@ -246,15 +246,29 @@ def _prepare_run_dir(path: Path) -> Path:
     return path
 
 
-def _image_facts(client: docker.DockerClient, container_id: str) -> dict[str, Any]:
-    info = client.api.inspect_container(container_id)
-    image = client.api.inspect_image(info["Image"])
+def image_facts(client: docker.DockerClient, ref: str) -> dict[str, Any]:
+    """What the manifest records of an image: reference, id, digests and tisbench's own labels."""
+    image = client.api.inspect_image(ref)
     return {
-        "ref": info["Config"]["Image"],
+        "ref": ref,
         "id": image["Id"],
         "repo_digests": image.get("RepoDigests") or [],
         "labels": {k: v for k, v in (image["Config"].get("Labels") or {}).items() if k.startswith("tisbench.")},
     }
+
+
+def image_manifest(images: dict[str, dict[str, Any]], release: str) -> dict[str, Any]:
+    """The manifest's image fields, and which perf_analyzer really ran (lab sdk images say so)."""
+    built_with = images["sdk"]["labels"].get("tisbench.perf-analyzer-version")
+    fields: dict[str, Any] = {
+        "images": {k: v["ref"] for k, v in images.items()},
+        "image_ids": {k: v["id"] for k, v in images.items()},
+        "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
+        "perf_analyzer_version": built_with or f"from release {release}",
+    }
+    if built_with:
+        fields["note"] = "lab sdk image: perf_analyzer is the PyPI build named above, not the release's own"
+    return fields
 
 
 def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -291,19 +305,17 @@ def run_bench(
     run_id = run_dir.resolve().name.replace("/", "_")
     outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
     argv = perf_analyzer_argv(settings, outputs)
-    images = {"server": _image_facts(lab.client, lab.server_id), "sdk": _image_facts(lab.client, lab.analyzer_id)}
+    images = {
+        service: image_facts(lab.client, lab.client.api.inspect_container(container)["Config"]["Image"])
+        for service, container in (("server", lab.server_id), ("sdk", lab.analyzer_id))
+    }
     manifest: dict[str, Any] = {
         "tisbench_version": __version__,
         "lab": lab.name,
         "release": lab.release,
         "server_version": reported_version,
         "release_server_version": server_version(parse_release(lab.release)),
-        "images": {k: v["ref"] for k, v in images.items()},
-        "image_ids": {k: v["id"] for k, v in images.items()},
-        "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
-        "perf_analyzer_version": images["sdk"]["labels"].get(
-            "tisbench.perf-analyzer-version", f"from release {lab.release}"
-        ),
+        **image_manifest(images, lab.release),
         "perf_analyzer_argv": argv,
         "timeout_s": settings.timeout_s,
         "model": {"name": lab.stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
@@ -312,8 +324,6 @@ def run_bench(
         "started_utc": _utc(),
         "status": "running",
     }
-    if images["sdk"]["labels"].get("tisbench.perf-analyzer-version"):
-        manifest["note"] = "lab sdk image: perf_analyzer is the PyPI build named above, not the release's own"
     write_json(run_dir / "manifest.json", manifest)
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
     log = (run_dir / "logs" / "perf_analyzer.log").open("w", encoding="utf-8")

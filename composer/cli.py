@@ -190,7 +190,6 @@ def render(
     With --engine swarm it is the stack file (deploy: sections) for `docker stack deploy`.
     """
     from composer.config import parse_lab_name
-    from composer.fsutil import write_atomic
 
     plan = _load(stack_dir, release, images, model, gpus)
     project = parse_lab_name(name) if name else plan.stack.name
@@ -202,11 +201,7 @@ def render(
         text = render_swarm_file(plan, project, chosen_clients, BenchRequest()).text
     else:
         text = plan.render(project)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        write_atomic(output, text)
-        click.echo(f"wrote {output}", err=True)
+    _emit(text, output)
 
 
 @main.command()
@@ -237,6 +232,17 @@ def run() -> None:
         except BrokenPipeError:
             os._exit(0)
         os._exit(code)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    """Print a document, or write it atomically to ``output`` and say so on stderr."""
+    from composer.fsutil import write_atomic
+
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomic(output, text)
+        click.echo(f"wrote {output}", err=True)
 
 
 def _say(message: str) -> None:
@@ -621,15 +627,10 @@ RUN_DIR = click.argument("run_dir", type=click.Path(exists=True, file_okay=False
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 def report(run_dir: Path, fmt: str, output: Path | None) -> None:
     """Render a run directory as Markdown, one self-contained HTML page, or JSON."""
-    from composer.fsutil import write_atomic
     from composer.report import render_report
 
     text = render_report(run_dir, fmt)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        write_atomic(output, text)
-        click.echo(f"wrote {output}", err=True)
+    _emit(text, output)
 
 
 @main.command()
@@ -704,7 +705,6 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     from composer.bench import open_lab
     from composer.dataset import ModelInputs, skeleton
     from composer.errors import AnalyzerError
-    from composer.fsutil import write_atomic
 
     handle = open_lab(engine.connect(), name, model=model)
     triton = httpclient.InferenceServerClient(
@@ -723,11 +723,7 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     finally:
         triton.close()
     text = json.dumps(skeleton(inputs), indent=2) + "\n"
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        write_atomic(output, text)
-        click.echo(f"wrote {output}", err=True)
+    _emit(text, output)
 
 
 @main.command()

@@ -235,6 +235,16 @@ class LabStatus:
     orphaned: bool = False
     problem: str | None = None
 
+    @classmethod
+    def from_labels(cls, labels: dict[str, str]) -> LabStatus:
+        """A lab's identity from the tisbench labels on any of its objects."""
+        return cls(
+            labels[engine.LAB_LABEL],
+            labels.get("tisbench.release", "?"),
+            labels.get("tisbench.model", "?"),
+            labels.get("tisbench.stack", "?"),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
@@ -254,15 +264,7 @@ def status() -> list[LabStatus]:
     for c in engine.lab_containers(client):
         labels = c["Labels"]
         name = labels[engine.LAB_LABEL]
-        lab = labs.setdefault(
-            name,
-            LabStatus(
-                name,
-                labels.get("tisbench.release", "?"),
-                labels.get("tisbench.model", "?"),
-                labels.get("tisbench.stack", "?"),
-            ),
-        )
+        lab = labs.setdefault(name, LabStatus.from_labels(labels))
         service = labels.get("com.docker.compose.service", "?")
         lab.services[service] = c["State"]
         lab.age_s = max(lab.age_s, time.time() - c["Created"])

@@ -211,18 +211,3 @@ def read_csv_file(path: Path) -> list[SummaryRow]:
     except (OSError, UnicodeDecodeError) as exc:
         raise AnalyzerError(f"{path}: cannot read perf_analyzer CSV ({exc})") from None
     return parse_perf_csv(text, str(path))
-
-
-__all__ = [
-    "ExperimentSummary",
-    "Summary",
-    "SummaryRow",
-    "TimelinePoint",
-    "load_summary",
-    "parse_perf_csv",
-    "percentiles_from_histogram",
-    "read_csv_file",
-    "scan_window_hints",
-    "summarize_profile_export",
-    "summary_dict",
-]

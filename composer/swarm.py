@@ -345,15 +345,7 @@ def swarm_statuses(client: docker.DockerClient) -> list[Any]:
     for service in lab_services(client):
         labels = service["Spec"]["Labels"]
         name = labels[LAB_LABEL]
-        lab = labs.setdefault(
-            name,
-            LabStatus(
-                name,
-                labels.get("tisbench.release", "?"),
-                labels.get("tisbench.model", "?"),
-                labels.get("tisbench.stack", "?"),
-            ),
-        )
+        lab = labs.setdefault(name, LabStatus.from_labels(labels))
         short = service["Spec"]["Name"].removeprefix(f"{name}_")
         tasks = service_tasks(client, service["ID"])
         replicas = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas", len(tasks))

@@ -38,6 +38,8 @@ from composer.bench import (
     _prepare_run_dir,
     _utc,
     default_run_dir,
+    image_facts,
+    image_manifest,
     settings_for,
 )
 from composer.dataset import ModelInputs
@@ -67,16 +69,6 @@ def _unique_name(client: docker.DockerClient, base: str) -> str:
         name = f"{base[:34]}-{secrets.token_hex(2)}"
         if name not in taken:
             return name
-
-
-def _image_facts(client: docker.DockerClient, ref: str) -> dict[str, Any]:
-    image = client.api.inspect_image(ref)
-    return {
-        "ref": ref,
-        "id": image["Id"],
-        "repo_digests": image.get("RepoDigests") or [],
-        "labels": {k: v for k, v in (image["Config"].get("Labels") or {}).items() if k.startswith("tisbench.")},
-    }
 
 
 def _csv_after_marker(stdout: str) -> str:
@@ -200,7 +192,7 @@ def run_swarm_lab(
     run_area = stack.directory / RUN_AREA / name
     spec = swarm_spec(text, name, run_area / STACK_FILE)
     run_dir = _prepare_run_dir(request.out or default_run_dir(name))
-    images = {"server": _image_facts(client, plan.images.server), "sdk": _image_facts(client, plan.images.sdk)}
+    images = {"server": image_facts(client, plan.images.server), "sdk": image_facts(client, plan.images.sdk)}
     manifest: dict[str, Any] = {
         "tisbench_version": __version__,
         "lab": name,
@@ -208,12 +200,7 @@ def run_swarm_lab(
         "clients": clients,
         "release": str(plan.release),
         "release_server_version": server_version(plan.release),
-        "images": {k: v["ref"] for k, v in images.items()},
-        "image_ids": {k: v["id"] for k, v in images.items()},
-        "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
-        "perf_analyzer_version": images["sdk"]["labels"].get(
-            "tisbench.perf-analyzer-version", f"from release {plan.release}"
-        ),
+        **image_manifest(images, str(plan.release)),
         "perf_analyzer_argv": argv,
         "client_command": spec.services[CLIENTS].command,
         "compose_file": STACK_FILE,
