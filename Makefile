@@ -9,6 +9,7 @@ NAME     ?=
 ARGS     ?=
 
 .PHONY: help setup docker lab lab-images up bench down status test test-unit test-e2e lint bench-perf matrix clean
+MATRIX_RELEASES ?= 23.07,24.10
 
 help:
 	@echo "make lab          run the quickstart lab end to end (STACK, RELEASE, IMAGES)"
@@ -41,20 +42,27 @@ down: setup
 status: setup
 	$(TISBENCH) status
 
+# The release-matrix test needs a second release's images.
+TEST_RELEASES ?= --release 24.10 --release 23.07
+
 test:
-	@scripts/bootstrap.sh --images --test
+	@LAB_RELEASES="$(TEST_RELEASES)" scripts/bootstrap.sh --images --test
 	$(PYTEST) tests
 
 test-unit: setup
 	$(PYTEST) tests/unit
 
 test-e2e:
-	@scripts/bootstrap.sh --images --test
+	@LAB_RELEASES="$(TEST_RELEASES)" scripts/bootstrap.sh --images --test
 	$(PYTEST) tests/e2e
 
 lint: setup
 	$(VENV)/bin/ruff check composer tests benchmarks
 	$(VENV)/bin/mypy composer
+
+matrix:
+	@LAB_RELEASES="--all" scripts/bootstrap.sh --images
+	$(TISBENCH) matrix $(STACK) --releases $(MATRIX_RELEASES) --images $(IMAGES) $(ARGS)
 
 bench-perf: lab-images
 	$(VENV)/bin/python benchmarks/run_all.py

@@ -1,0 +1,50 @@
+"""The release matrix on real lab images: two releases benchmarked, one release without images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from .support import QUICKSTART, STEADY, copy_stack, run_cli, unavailable
+
+pytestmark = pytest.mark.docker
+
+OLD_RELEASE_IMAGES = ("tisbench-lab/tritonserver:23.07-py3", "tisbench-lab/tritonserver:23.07-py3-sdk")
+
+
+def test_matrix_over_two_lab_releases_and_one_without_images(docker_client: docker.DockerClient,
+                                                             tmp_path: Path) -> None:
+    for image in OLD_RELEASE_IMAGES:
+        try:
+            docker_client.api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            unavailable(f"{image} is missing (make test builds it: tisbench images build --release 23.07)")
+    stack = copy_stack(QUICKSTART, tmp_path / "stack", {"name": "e2e-matrix", "server": {"ulimits": {"memlock": None}}})
+    out = tmp_path / "matrix"
+    done = run_cli(
+        ["matrix", stack, "--releases", "23.07,24.05,24.10", "--images", "lab", "--out", out,
+         "--measurement-requests", "300", *STEADY],
+        cwd=tmp_path, timeout=400,
+    )
+    assert done.exit_code == 0, str(done)
+    doc = json.loads((out / "matrix.json").read_text())
+    by_release = {r["release"]: r for r in doc["releases"]}
+    assert by_release["23.07"]["status"] == "ok" and by_release["23.07"]["server_version"] == "2.36.0"
+    assert by_release["24.10"]["status"] == "ok" and by_release["24.10"]["server_version"] == "2.51.0"
+    assert by_release["24.05"]["status"] == "failed" and "no lab image" in by_release["24.05"]["reason"]
+    assert (out / "23.07" / "summary.json").exists() and (out / "24.10" / "summary.json").exists()
+    assert doc["baseline"] == "23.07" and by_release["24.10"]["deltas"]
+    text = (out / "matrix.md").read_text()
+    assert "2.36.0" in text and "2.51.0" in text
+    assert (out / "charts" / "matrix.png").stat().st_size > 1000
+    assert "data:image/png;base64," in (out / "matrix.html").read_text()
+    compare = run_cli(["compare", out / "23.07", out / "24.10"], cwd=tmp_path)
+    assert compare.exit_code == 0, str(compare)
+    assert not docker_client.api.containers(all=True, filters={"label": "tisbench.lab"}) or all(
+        not c["Labels"]["tisbench.lab"].startswith("e2e-matrix")
+        for c in docker_client.api.containers(all=True, filters={"label": "tisbench.lab"})
+    )
