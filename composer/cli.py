@@ -210,9 +210,16 @@ def render(
 @_images_option
 @click.option("-m", "--model", help="Model to benchmark (overrides stack.yaml).")
 def check(stack_dir: Path, release: str | None, images: str | None, model: str | None) -> None:
-    """Validate the stack directory, stack.yaml, release and input data, without Docker."""
+    """Validate the stack directory, stack.yaml, release and input data, without Docker.
+
+    The input data is checked against the model's config.pbtxt, and the --shape values a bench
+    would pass are shown.
+    """
     plan = _load(stack_dir, release, images, model)
+    shapes = plan.check_input_data()
     click.echo(plan.describe())
+    shown = " ".join(f"{name}:{','.join(str(d) for d in dims)}" for name, dims in shapes.items())
+    click.echo(f"shapes     {shown or 'none needed'}")
 
 
 def run() -> None:

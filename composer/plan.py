@@ -28,6 +28,20 @@ class LabPlan:
         chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
         return render_compose(self.stack, self.release, self.images, project, chosen, transport)
 
+    def check_input_data(self) -> dict[str, list[int]]:
+        """Validate the input data against the model's config.pbtxt (no server needed) and return
+        the --shape values a bench would pass."""
+        from composer.dataset import ModelInputs, derive_shapes, load_dataset, validate
+        from composer.modelconfig import read_model_facts
+
+        metadata, config = read_model_facts(self.stack.models_dir, self.stack.model)
+        inputs = ModelInputs.from_metadata(metadata, config)
+        path = self.stack.input_data_path
+        data = load_dataset(path)
+        validate(data, inputs, str(path))
+        user = {name: list(dims) for name, dims in self.stack.analyzer.shapes}
+        return derive_shapes(data, inputs, user, source=str(path))
+
     def exposure_warning(self) -> str | None:
         """A sentence when the stack publishes the server beyond this machine's loopback."""
         host = self.stack.server.host

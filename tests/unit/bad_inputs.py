@@ -88,6 +88,24 @@ def _outside_input_file(stack: Path) -> None:
     (stack / "x.json").write_text('{"data": []}\n', encoding="utf-8")
 
 
+_SEED_STEP_BODY = '{"data_path": ["file_path"], "age": [32.0], "gender": [0.0], "name": ["kim"]}'
+_SEED_STEP = '{"data": [' + _SEED_STEP_BODY + "]}"
+
+
+def _input_json(text: str) -> Callable[[Path], None]:
+    def build(stack: Path) -> None:
+        (stack / "dataset" / "input.json").write_text(text, encoding="utf-8")
+
+    return build
+
+
+def _remove_file(relative: str) -> Callable[[Path], None]:
+    def build(stack: Path) -> None:
+        (stack / relative).unlink()
+
+    return build
+
+
 CASES: tuple[BadInput, ...] = (
     # stack.yaml as a file
     BadInput("yaml-syntax", "not valid YAML at line", "model: [seed_model\n"),
@@ -163,5 +181,41 @@ CASES: tuple[BadInput, ...] = (
     BadInput("concurrency-flag-zero", "--concurrency", args=("--concurrency", "0"), requires_flag="--concurrency"),
     BadInput(
         "concurrency-flag-reversed", "--concurrency", args=("--concurrency", "4:1"), requires_flag="--concurrency"
+    ),
+    # dataset/input.json, checked against config.pbtxt by `check` (no server needed)
+    BadInput("dataset-not-json", "not valid JSON", build=_input_json('{"data": [}'), commands=("check",)),
+    BadInput("dataset-no-data", '"data"', build=_input_json('{"steps": []}'), commands=("check",)),
+    BadInput("dataset-empty-data", '"data"', build=_input_json('{"data": []}'), commands=("check",)),
+    BadInput(
+        "dataset-string-for-fp32",
+        "input 'age'",
+        build=_input_json(_SEED_STEP.replace("[32.0]", '["old"]')),
+        commands=("check",),
+    ),
+    BadInput(
+        "dataset-missing-input",
+        "'gender'",
+        build=_input_json(_SEED_STEP.replace('"gender": [0.0], ', "")),
+        commands=("check",),
+    ),
+    BadInput(
+        "dataset-unknown-input",
+        "'agee'",
+        build=_input_json(_SEED_STEP.replace('"age"', '"agee"')),
+        commands=("check",),
+    ),
+    BadInput(
+        "dataset-inconsistent-shapes",
+        "input 'age'",
+        build=_input_json(
+            '{"data": [' + _SEED_STEP_BODY + ", " + _SEED_STEP_BODY.replace("[32.0]", "[32.0, 1.0]") + "]}"
+        ),
+        commands=("check",),
+    ),
+    BadInput(
+        "dataset-missing-file",
+        "input data file not found",
+        build=_remove_file("dataset/input.json"),
+        commands=("check",),
     ),
 )
