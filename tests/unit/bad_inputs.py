@@ -32,8 +32,11 @@ def make_stack(root: Path, stack_yaml: str | None = None, *, name: str = "stack"
 def add_model(stack: Path, model: str, *, config: bool = True) -> None:
     """Another model in models/, a copy of the quickstart's seed_model."""
     shutil.copytree(stack / "models" / "seed_model", stack / "models" / model)
+    config_file = stack / "models" / model / "config.pbtxt"
     if not config:
-        (stack / "models" / model / "config.pbtxt").unlink()
+        config_file.unlink()
+    else:  # Triton requires the config's name to match the directory
+        config_file.write_text(config_file.read_text().replace('"seed_model"', f'"{model}"'))
 
 
 @dataclass(frozen=True)
