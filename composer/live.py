@@ -25,7 +25,7 @@ class LiveView:
 
     def say(self, message: str) -> None:
         if self._status is not None:
-            self._status.console.log(message)
+            self._status.console.print(f"tisbench: {message}", highlight=False, markup=False, soft_wrap=True)
         else:
             click.echo(f"tisbench: {message}", err=True)
 
