@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,21 +101,27 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
                 plan.images.sdk,
                 extra,
             )
-        ids = engine.create_containers(client, spec, extra)
-        ports = engine.host_ports(client, ids[SERVER])
-        host = engine.probe_host(plan.stack.server.host)
-        probe = TritonHttpProbe(f"{host}:{ports[SERVER_PORTS['http']]}")
-        try:
-            ready = wait_until_ready(
-                probe,
-                state=lambda: engine.container_state(client, ids[SERVER]),
-                logs=lambda: engine.container_logs(client, ids[SERVER]),
-                model=plan.stack.model,
-                timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
-                on_wait=lambda what: say(f"waiting for {what} on {host}:{ports[SERVER_PORTS['http']]}"),
-            )
-        finally:
-            probe.close()
+        # The server first: its boot is the long pole. The idle analyzer starts while it boots, and
+        # leaving the executor waits for it, so cleanup below never races a container being made.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ids = {SERVER: engine.start_service(client, spec, SERVER, extra)}
+            analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
+            ports = engine.host_ports(client, ids[SERVER])
+            host = engine.probe_host(plan.stack.server.host)
+            http = ports[SERVER_PORTS["http"]]
+            probe = TritonHttpProbe(f"{host}:{http}")
+            try:
+                ready = wait_until_ready(
+                    probe,
+                    state=lambda: engine.container_state(client, ids[SERVER]),
+                    logs=lambda: engine.container_logs(client, ids[SERVER]),
+                    model=plan.stack.model,
+                    timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
+                    on_wait=lambda what: say(f"waiting for {what} on {host}:{http}"),
+                )
+            finally:
+                probe.close()
+            ids[ANALYZER] = analyzer.result()
     except BaseException:
         # Only what this process created: a lab that won a race for the name stays untouched.
         engine.with_signals_masked(lambda: _remove(client, name, run_area if wrote_run_area else None, run))

@@ -172,34 +172,30 @@ def create_network(client: docker.DockerClient, spec: LabSpec, extra_labels: dic
         ) from None
 
 
-def create_containers(client: docker.DockerClient, spec: LabSpec, extra_labels: dict[str, str]) -> dict[str, str]:
-    """Create and start both containers concurrently; container ids by service."""
-    api = client.api
-    with ThreadPoolExecutor(max_workers=len(spec.services)) as pool:
-        futures = {s.service: pool.submit(_create, api, s, spec.network, extra_labels) for s in spec.services}
-        ids, failure = {}, None
-        for service, future in futures.items():
-            try:
-                ids[service] = future.result()
-            except docker.errors.APIError as exc:
-                failure = failure or (service, str(exc.explanation or exc))
-    if failure:
-        service, message = failure
-        port = _port_in_use(message)
-        if port:
-            raise StackError(
-                f"{service}: host port {port} is already in use",
-                "free it, or use an ephemeral port (0) in stack.yaml server.ports",
-            )
-        rlimit = re.search(r"error setting rlimit type (\d+)", message)
-        if rlimit:
-            name = {"8": "memlock", "3": "stack", "7": "nofile"}.get(rlimit.group(1), f"type {rlimit.group(1)}")
-            raise StackError(
-                f"{service}: this Docker engine cannot grant ulimit {name} as asked",
-                f"lower it, or set server.ulimits.{name}: null in stack.yaml to keep the engine's default",
-            )
-        raise StackError(f"{service}: could not start ({message})", "see tisbench logs, or docker logs")
-    return ids
+def start_service(client: docker.DockerClient, spec: LabSpec, service: str, extra_labels: dict[str, str]) -> str:
+    """Create and start one service's container; its id. Engine refusals become one-line errors."""
+    chosen = next(s for s in spec.services if s.service == service)
+    try:
+        return _create(client.api, chosen, spec.network, extra_labels)
+    except docker.errors.APIError as exc:
+        raise _start_failure(service, str(exc.explanation or exc)) from None
+
+
+def _start_failure(service: str, message: str) -> StackError:
+    port = _port_in_use(message)
+    if port:
+        return StackError(
+            f"{service}: host port {port} is already in use",
+            "free it, or use an ephemeral port (0) in stack.yaml server.ports",
+        )
+    rlimit = re.search(r"error setting rlimit type (\d+)", message)
+    if rlimit:
+        name = {"8": "memlock", "3": "stack", "7": "nofile"}.get(rlimit.group(1), f"type {rlimit.group(1)}")
+        return StackError(
+            f"{service}: this Docker engine cannot grant ulimit {name} as asked",
+            f"lower it, or set server.ulimits.{name}: null in stack.yaml to keep the engine's default",
+        )
+    return StackError(f"{service}: could not start ({message})", "see tisbench logs, or docker logs")
 
 
 ENGINE_LABEL = "tisbench.engine"  # "swarm" on swarm labs' objects; composer.swarm owns those
