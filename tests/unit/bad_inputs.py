@@ -6,8 +6,7 @@ and exactly one stderr line containing ``expect``. In ``args``, ``{stack}`` is t
 
 To add a case: append a ``BadInput``. Dataset cases build files under ``dataset/``; cases that
 need an engine (missing image, unreachable daemon) set ``needs_docker=True`` and run only where
-Docker is. A case for a flag that does not exist yet sets ``requires_flag``; it is skipped until
-the command grows that flag, then checked without further edits.
+Docker is.
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ class BadInput:
     exit_code: int = 2
     env: dict[str, str] = field(default_factory=dict)
     needs_docker: bool = False
-    requires_flag: str | None = None
 
 
 def _remove_dir(relative: str) -> Callable[[Path], None]:
@@ -181,10 +179,21 @@ CASES: tuple[BadInput, ...] = (
         build=_existing_file,
     ),
     BadInput("output-is-directory", "is a directory", args=("-o", "dataset"), commands=("render",)),
-    BadInput("concurrency-flag-zero", "--concurrency", args=("--concurrency", "0"), requires_flag="--concurrency"),
+    # bench flags, refused by `lab` before any Docker call
+    BadInput("concurrency-flag-zero", "--concurrency", args=("--concurrency", "0"), commands=("lab",)),
+    BadInput("concurrency-flag-reversed", "--concurrency", args=("--concurrency", "4:1"), commands=("lab",)),
+    BadInput("request-rate-flag-word", "--request-rate", args=("--request-rate", "fast"), commands=("lab",)),
     BadInput(
-        "concurrency-flag-reversed", "--concurrency", args=("--concurrency", "4:1"), requires_flag="--concurrency"
+        "both-load-modes",
+        "choose one load mode",
+        args=("--concurrency", "1", "--request-rate", "10"),
+        commands=("lab",),
     ),
+    BadInput("shape-flag-syntax", "--shape", args=("--shape", "age=1"), commands=("lab",)),
+    BadInput("shape-flag-zero-dim", "--shape", args=("--shape", "age:0"), commands=("lab",)),
+    BadInput("clients-on-local-engine", "--engine swarm", args=("--clients", "3"), commands=("lab",)),
+    BadInput("gpus-flag-word", "--gpus", args=("--gpus", "many"), commands=("lab", "render")),
+    BadInput("matrix-bad-release", "--releases", args=("--releases", "24.10,22.01"), commands=("matrix",)),
     # dataset/input.json, checked against config.pbtxt by `check` (no server needed)
     BadInput("dataset-not-json", "not valid JSON", build=_input_json('{"data": [}'), commands=("check",)),
     BadInput("dataset-no-data", '"data"', build=_input_json('{"steps": []}'), commands=("check",)),

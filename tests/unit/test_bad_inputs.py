@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 from bad_inputs import CASES, BadInput, make_stack
-from click.testing import CliRunner
-
-from composer.cli import main
 
 TISBENCH = Path(sys.executable).parent / "tisbench"
 
 
 @functools.cache
-def _has_flag(command: str, flag: str) -> bool:
-    return flag in CliRunner().invoke(main, [command, "--help"]).output
-
-
 @functools.cache
 def _engine_reachable() -> bool:
     import docker
@@ -54,9 +47,9 @@ def test_corpus_ids_are_unique_and_large_enough() -> None:
 
 @pytest.mark.parametrize(("case", "command"), _params())
 def test_bad_input_gives_one_error_line_and_writes_nothing(case: BadInput, command: str, tmp_path: Path) -> None:
-    if case.requires_flag and not _has_flag(command, case.requires_flag):
-        pytest.skip(f"tisbench {command} has no {case.requires_flag} flag yet")
     if case.needs_docker and not _engine_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail("needs a reachable Docker engine (CI=true: Docker cases must run)", pytrace=False)
         pytest.skip("needs a reachable Docker engine")
     stack = make_stack(tmp_path, case.stack_yaml)
     if case.build is not None:
