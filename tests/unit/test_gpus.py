@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 import pytest
 import yaml
+from compose_check import compose_config as run_compose_config
+from compose_check import require_compose
 
 from composer import gpus
 from composer.analyzer import SERVER_HOST
@@ -308,34 +306,12 @@ def test_host_without_node_or_nvidia_smi_has_no_gpu(tmp_path: Path, monkeypatch:
 # ------------------------------------------------------------------------- the real compose
 
 
-@functools.cache
-def _compose_available() -> bool:
-    try:
-        done = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 def _compose_config(tmp_path: Path, devices: list[dict[str, Any]]) -> dict[str, Any]:
-    if not _compose_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("docker compose is not installed, and CI=true requires it")
-        pytest.skip("docker compose is not installed")
+    require_compose()
     file = tmp_path / "docker-compose.yml"
     service = {"image": "busybox", "deploy": {"resources": {"reservations": {"devices": devices}}}}
     file.write_text(yaml.safe_dump({"name": "gpucheck", "services": {"triton_server": service}}), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    done = subprocess.run(
-        ["docker", "compose", "-f", str(file), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    config = json.loads(done.stdout)
+    config = run_compose_config(file)
     reservations = config["services"]["triton_server"]["deploy"]["resources"]["reservations"]
     assert isinstance(reservations, dict)
     return reservations

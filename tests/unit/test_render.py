@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from bad_inputs import make_stack
+from compose_check import compose_config as run_compose_config
+from compose_check import require_compose
 
 from composer.plan import plan_lab
 from composer.render import unescape
@@ -94,12 +92,6 @@ def _skeleton(node: Any) -> Any:
     return type(node).__name__
 
 
-@functools.cache
-def _compose_available() -> bool:
-    done = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    return done.returncode == 0
-
-
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Any:
     """Parse a rendered file with the real compose; skipped without compose, unless CI=true.
@@ -107,28 +99,13 @@ def compose_config(tmp_path: Path) -> Any:
     compose interpolates ``$$`` to ``$``, and ``config`` prints a compose file again, so it writes
     each ``$`` back as ``$$``: the values compose holds are the printed ones after ``unescape``.
     """
-    if not _compose_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("docker compose is not installed, and CI=true requires it")
-        pytest.skip("docker compose is not installed")
+    require_compose()
 
     def config(text: str) -> dict[str, Any]:
         file = tmp_path / "compose-check" / "docker-compose.yml"
         file.parent.mkdir(exist_ok=True)
         file.write_text(text, encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-        done = subprocess.run(
-            ["docker", "compose", "-f", str(file), "config", "--format", "json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        result = json.loads(done.stdout)
-        assert isinstance(result, dict)
-        return result
+        return run_compose_config(file)
 
     return config
 

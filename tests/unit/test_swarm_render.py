@@ -3,7 +3,6 @@ cannot change the document, the constant client wrapper, and the real `docker co
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 from bad_inputs import make_stack
+from compose_check import compose_config as run_compose_config
+from compose_check import require_compose
 
 from composer.plan import plan_lab
 from composer.render import unescape
@@ -149,23 +150,12 @@ def test_compose_accepts_the_file_and_holds_the_same_values(tmp_path: Path, comp
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Any:
     """The real `docker compose config`; skipped without compose, unless CI=true."""
-    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("docker compose is not installed, and CI=true requires it")
-        pytest.skip("docker compose is not installed")
+    require_compose()
 
     def config(text: str) -> dict[str, Any]:
         file = tmp_path / "compose-check" / "docker-stack.yml"
         file.parent.mkdir(exist_ok=True)
         file.write_text(text, encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-        done = subprocess.run(
-            ["docker", "compose", "-p", LAB, "-f", str(file), "config", "--format", "json"],
-            capture_output=True, text=True, env=env, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result = json.loads(done.stdout)
-        assert isinstance(result, dict)
-        return result
+        return run_compose_config(file, project=LAB)
 
     return config
