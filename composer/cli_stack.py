@@ -1,0 +1,235 @@
+"""Commands that make, inspect and remove labs: render, check, up, down, status, logs, images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from composer.cli import (
+    STACK_DIR,
+    emit,
+    engine_choice,
+    engine_options,
+    gpus_option,
+    images_option,
+    load_plan,
+    main,
+    release_option,
+    say,
+)
+from composer.errors import UsageError
+
+
+@main.command()
+@STACK_DIR
+@release_option
+@images_option
+@click.option("--name", help="Compose project name written into the file. Default: the stack's name.")
+@click.option("-m", "--model", help="Model the lab serves for benchmarking (overrides stack.yaml).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@gpus_option
+@engine_options
+def render(
+    stack_dir: Path,
+    release: str | None,
+    images: str | None,
+    name: str | None,
+    model: str | None,
+    output: Path | None,
+    gpus: str | None,
+    engine: str | None,
+    clients: int | None,
+) -> None:
+    """Print the lab's docker-compose.yml (server + sdk analyzer on tis_net).
+
+    The file is what `tisbench up` builds; `docker compose -f FILE up -d` builds the same lab.
+    With --engine swarm it is the stack file (deploy: sections) for `docker stack deploy`.
+    """
+    from composer.config import parse_lab_name
+
+    plan = load_plan(stack_dir, release, images, model, gpus)
+    project = parse_lab_name(name) if name else plan.stack.name
+    chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
+    if chosen_engine == "swarm":
+        from composer.bench import BenchRequest
+        from composer.swarm_lab import render_swarm_file
+
+        text = render_swarm_file(plan, project, chosen_clients, BenchRequest()).text
+    else:
+        text = plan.render(project)
+    emit(text, output)
+
+
+@main.command()
+@STACK_DIR
+@release_option
+@images_option
+@click.option("-m", "--model", help="Model to benchmark (overrides stack.yaml).")
+def check(stack_dir: Path, release: str | None, images: str | None, model: str | None) -> None:
+    """Validate the stack directory, stack.yaml, release and input data, without Docker.
+
+    The input data is checked against the model's config.pbtxt, and the --shape values a bench
+    would pass are shown.
+    """
+    plan = load_plan(stack_dir, release, images, model)
+    shapes = plan.check_input_data()
+    click.echo(plan.describe())
+    shown = " ".join(f"{name}:{','.join(str(d) for d in dims)}" for name, dims in shapes.items())
+    click.echo(f"shapes     {shown or 'none needed'}")
+
+
+@main.command()
+@STACK_DIR
+@release_option
+@images_option
+@click.option("--name", help="Lab name (compose project). Default: <stack name>-<4 hex>, unique.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for the server and model to be ready.")
+@click.option("-m", "--model", help="Model to wait for (overrides stack.yaml).")
+@gpus_option
+def up(
+    stack_dir: Path,
+    release: str | None,
+    images: str | None,
+    name: str | None,
+    timeout: float | None,
+    model: str | None,
+    gpus: str | None,
+) -> None:
+    """Start a lab and return once Triton and the model are ready.
+
+    Renders docker-compose.yml into STACK_DIR/.tisbench/NAME/, creates network NAME_tis_net and
+    containers NAME-triton_server-1 and NAME-perf_analyzer-1 with the docker SDK (labelled so
+    `docker compose -p NAME ps|logs|down` work), then waits. A model that fails to load stops
+    the wait at once with Triton's reason. Prints the lab name on stdout.
+    """
+    from composer import lab as labs
+    from composer.config import parse_lab_name
+
+    plan = load_plan(stack_dir, release, images, model, gpus)
+    running = labs.up(plan, name=parse_lab_name(name) if name else None, timeout_s=timeout, say=say)
+    click.echo(running.name)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--all", "all_labs", is_flag=True, help="Remove every tisbench lab on this engine (nothing else).")
+def down(name: str | None, all_labs: bool) -> None:
+    """Remove a lab's containers, network and run area. Safe to repeat on a half-removed lab."""
+    from composer import lab as labs
+
+    if all_labs == bool(name):
+        raise UsageError("down takes a lab NAME or --all", "see tisbench status for lab names")
+    if all_labs:
+        removed = labs.down_all()
+        say(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}")
+    else:
+        assert name is not None
+        labs.down(name)
+        say(f"removed lab {name}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """List every tisbench lab on this engine: release, model, services, host ports, age."""
+    import json
+
+    from composer import lab as labs
+
+    found = labs.status()
+    if as_json:
+        click.echo(json.dumps([lab.as_dict() for lab in found], indent=2))
+        return
+    if not found:
+        click.echo("no tisbench labs running")
+        return
+    from composer.console import table
+
+    rows = []
+    for lab in found:
+        state = ", ".join(f"{k}={v}" for k, v in sorted(lab.services.items())) or "-"
+        note = "ORPHANED (owner gone)" if lab.orphaned else (lab.problem or "")
+        ports = " ".join(f"{k}:{v}" for k, v in lab.ports.items())
+        rows.append([lab.name, lab.release, lab.model, state, ports, f"{lab.age_s:.0f}s", note])
+    table(["lab", "release", "model", "services", "ports (127.0.0.1)", "age", "note"], rows)
+
+
+@main.command()
+@click.argument("name")
+@click.option(
+    "--service", type=click.Choice(["triton_server", "perf_analyzer"]), default="triton_server", show_default=True
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+def logs(name: str, service: str, follow: bool) -> None:
+    """Print a lab service's log."""
+    from composer import lab as labs
+    from composer import stack as engine
+
+    client = engine.connect()
+    if _print_swarm_logs(client, name, service):
+        return
+    container = engine.find_service(labs.find_lab(client, name), service)
+    if container is None:
+        raise UsageError(f"lab {name} has no {service} container", "it was removed; tisbench down NAME cleans the rest")
+    if follow:
+        for chunk in engine.follow_logs(client, container["Id"]):
+            click.echo(chunk.decode("utf-8", errors="replace"), nl=False)
+    else:
+        click.echo(engine.container_logs(client, container["Id"]), nl=False)
+
+
+def _print_swarm_logs(client: Any, name: str, service: str) -> bool:
+    """A swarm lab's service log, task by task; False when NAME is not a swarm lab."""
+    from composer import swarm
+
+    services = [s for s in swarm.lab_services(client, name) if s["Spec"]["Name"].endswith(f"_{service}")]
+    if not services:
+        return False
+    for task, text in swarm.task_logs(client, services[0]["ID"]).items():
+        click.echo(f"--- task {task}")
+        click.echo(text, nl=False)
+    return True
+
+
+@main.group()
+def images() -> None:
+    """Build and list the CPU-only lab images (tisbench-lab/tritonserver:<R>-py3[-sdk])."""
+
+
+@images.command("build")
+@click.option(
+    "--release", "releases", multiple=True, metavar="YY.MM", help="Release to build (repeatable). Default: 24.10."
+)
+@click.option("--all", "all_releases", is_flag=True, help="Build every release that has a lab recipe.")
+@click.option("--force", is_flag=True, help="Rebuild even when both tags exist.")
+def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> None:
+    """Build lab images from PyPI wheels and Debian minbase roots (needs root and debootstrap).
+
+    Skipped when both tags of a release already exist, unless --force.
+    """
+    from composer import stack as engine
+    from composer.images import LAB_RELEASES, build_lab_images
+    from composer.release import parse_release
+
+    chosen = sorted(LAB_RELEASES) if all_releases else [str(parse_release(r)) for r in releases] or ["24.10"]
+    for r in chosen:
+        if r not in LAB_RELEASES:
+            raise UsageError(f"--release {r}: no lab recipe", f"lab releases: {', '.join(sorted(LAB_RELEASES))}")
+    client = engine.connect(timeout_s=600)
+    for tag in build_lab_images(client, chosen, force=force, progress=say):
+        click.echo(tag)
+
+
+@images.command("list")
+def images_list() -> None:
+    """Show which lab images exist on this engine."""
+    from composer import stack as engine
+    from composer.images import LAB_RELEASES, lab_image_tags
+
+    client = engine.connect()
+    present = {tag for image in client.api.images() for tag in (image.get("RepoTags") or [])}
+    for release in sorted(LAB_RELEASES):
+        for tag in lab_image_tags(release):
+            click.echo(f"{tag}\t{'present' if tag in present else 'missing'}")
