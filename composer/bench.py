@@ -134,7 +134,7 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
     )
 
 
-def _container_input_path(stack: Stack, override: Path | None) -> tuple[Path, str]:
+def container_input_path(stack: Stack, override: Path | None) -> tuple[Path, str]:
     """Host path of the input data and its path inside the analyzer (dataset/ is mounted there)."""
     host = (override if override is not None else stack.input_data_path).resolve()
     dataset = stack.dataset_dir.resolve()
@@ -229,7 +229,7 @@ def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
     write_atomic(run_dir / "logs" / "triton_server.log", text or "(the server container was gone)\n")
 
 
-def _utc() -> str:
+def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -237,7 +237,7 @@ def default_run_dir(lab_name: str) -> Path:
     return Path("runs") / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{lab_name}"
 
 
-def _prepare_run_dir(path: Path) -> Path:
+def prepare_run_dir(path: Path) -> Path:
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new run directory")
     if any(p.exists() and not p.is_dir() for p in path.parents):
@@ -298,10 +298,10 @@ def run_bench(
         metadata, config, reported_version = _model_facts(triton, lab.stack.model)
     finally:
         triton.close()
-    host_input, container_input = _container_input_path(lab.stack, request.input_data)
+    host_input, container_input = container_input_path(lab.stack, request.input_data)
     settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config), host_input, container_input)
 
-    run_dir = _prepare_run_dir(request.out or default_run_dir(lab.name))
+    run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
     run_id = run_dir.resolve().name.replace("/", "_")
     outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
     argv = perf_analyzer_argv(settings, outputs)
@@ -321,7 +321,7 @@ def run_bench(
         "model": {"name": lab.stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
         "stack": str(lab.stack.directory),
         "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
-        "started_utc": _utc(),
+        "started_utc": utc_now(),
         "status": "running",
     }
     write_json(run_dir / "manifest.json", manifest)
@@ -377,7 +377,7 @@ def run_bench(
         raise
     finally:
         log.close()
-        manifest["ended_utc"] = _utc()
+        manifest["ended_utc"] = utc_now()
         with engine.with_signals_masked_ctx():
             write_json(run_dir / "manifest.json", manifest)
             _keep_server_log(lab, run_dir)

@@ -34,13 +34,13 @@ from composer.bench import (
     BenchRequest,
     BenchResult,
     LabHandle,
-    _container_input_path,
-    _prepare_run_dir,
-    _utc,
+    container_input_path,
     default_run_dir,
     image_facts,
     image_manifest,
+    prepare_run_dir,
     settings_for,
+    utc_now,
 )
 from composer.dataset import ModelInputs
 from composer.errors import AnalyzerError, TisbenchError, UsageError
@@ -158,7 +158,7 @@ def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequ
         raise UsageError("--gpus with --engine swarm is not supported yet", "use --gpus none, or --engine local")
     stack = plan.stack
     metadata, config = read_model_facts(stack.models_dir, stack.model)
-    host_input, container_input = _container_input_path(stack, request.input_data)
+    host_input, container_input = container_input_path(stack, request.input_data)
     # settings_for reads only the handle's stack, release and GPUs: no engine or container is involved.
     handle = LabHandle(cast(docker.DockerClient, None), name, stack, str(plan.release), "", "", 0)
     settings = settings_for(handle, request, ModelInputs.from_metadata(metadata, config), host_input, container_input)
@@ -191,7 +191,7 @@ def run_swarm_lab(
     metadata, config = rendered.metadata, rendered.config
     run_area = stack.directory / RUN_AREA / name
     spec = swarm_spec(text, name, run_area / STACK_FILE)
-    run_dir = _prepare_run_dir(request.out or default_run_dir(name))
+    run_dir = prepare_run_dir(request.out or default_run_dir(name))
     images = {"server": image_facts(client, plan.images.server), "sdk": image_facts(client, plan.images.sdk)}
     manifest: dict[str, Any] = {
         "tisbench_version": __version__,
@@ -210,7 +210,7 @@ def run_swarm_lab(
         "stack": str(stack.directory),
         "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
         "swarm": {"node": node_id},
-        "started_utc": _utc(),
+        "started_utc": utc_now(),
         "status": "running",
     }
     write_atomic(run_dir / STACK_FILE, text)
@@ -285,7 +285,7 @@ def _finish(
             found = _SERVER_VERSION.search(server_log)
             manifest["server_version"] = found.group(1) if found else "?"
     finally:
-        manifest["ended_utc"] = _utc()
+        manifest["ended_utc"] = utc_now()
         write_json(run_dir / "manifest.json", manifest)
         if keep:
             say(f"swarm lab {name} kept: tisbench down {name} removes it")
