@@ -190,13 +190,27 @@ def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
     }
 
 
-def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path) -> None:
+SETTLE_S = 2.0  # how long a SIGKILLed exec's containers may take to show they are going away
+
+
+def _lab_losses(lab: LabHandle, killed: bool) -> dict[str, engine.ContainerState]:
+    """Containers of the lab that are no longer running. An exec killed by SIGKILL may be the
+    first sign of a lab being removed: then the engine gets a moment to show it."""
+    deadline = time.monotonic() + (SETTLE_S if killed else 0.0)
+    while True:
+        states = {
+            SERVER: engine.container_state(lab.client, lab.server_id),
+            ANALYZER: engine.container_state(lab.client, lab.analyzer_id),
+        }
+        gone = {s: state for s, state in states.items() if not state.running or state.status == "removing"}
+        if gone or time.monotonic() >= deadline:
+            return gone
+        time.sleep(0.1)
+
+
+def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path, exit_code: int) -> None:
     """A failed exec whose lab lost a container is the lab's failure, not perf_analyzer's."""
-    states = {
-        SERVER: engine.container_state(lab.client, lab.server_id),
-        ANALYZER: engine.container_state(lab.client, lab.analyzer_id),
-    }
-    gone = {service: state for service, state in states.items() if not state.running}
+    gone = _lab_losses(lab, killed=exit_code == 137)
     if SERVER in gone and ANALYZER not in gone:
         code = gone[SERVER].exit_code
         raise AnalyzerError(
@@ -353,7 +367,7 @@ def run_bench(
         if lab.metrics_port:
             recorder.scrape("end")
         if result.exit_code != 0:
-            _raise_if_lab_stopped(lab, run_dir)
+            _raise_if_lab_stopped(lab, run_dir, result.exit_code)
             raise explain_failure(result.exit_code, result.output, settings.timeout_s, time.monotonic() - began)
         csv = fetch_file(lab.client, lab.analyzer_id, outputs.csv)
         if not csv:

@@ -267,6 +267,10 @@ def container_state(client: docker.DockerClient, container_id: str) -> Container
         state = client.api.inspect_container(container_id)["State"]
     except docker.errors.NotFound:
         return ContainerState(False, "removed", None)
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:  # marked for removal
+            return ContainerState(False, "removing", None)
+        raise
     return ContainerState(bool(state.get("Running")), str(state.get("Status")), state.get("ExitCode"))
 
 
