@@ -23,7 +23,6 @@ from .support import (
     REPO,
     CliProcess,
     CliResult,
-    KnownBug,
     LabRegistry,
     http_status,
     leftovers,
@@ -183,20 +182,11 @@ def test_signal_while_waiting_removes_everything(
         left = wait_gone(docker_client, lab_name, timeout=max(0.0, sent + 3 - time.monotonic()))
     finally:
         proc.kill()
-    if sigterm_was_lost(result):
-        # Known bug, pinned deterministically by test_sigterm_while_a_probe_waits_on_the_server_is_not_lost;
-        # here it bites only when the signal lands inside a probe (about 1 run in 7).
-        pytest.xfail(f"SIGTERM landed inside a tritonclient probe and was swallowed:\n{result}")
     assert result.exit_code == 130, result
     assert "interrupted" in result.error
     assert exited_in <= 3, f"tisbench up took {exited_in:.1f} s to end after {signum.name}"
     assert left == [], f"still there 3 s after {signum.name}: {left}"
     assert not (slow_stack / ".tisbench" / lab_name).exists(), "the run area is removed too"
-
-
-def sigterm_was_lost(result: CliResult) -> bool:
-    """gevent's hub printed the Interrupted our SIGTERM handler raised, and tisbench carried on."""
-    return result.exit_code != 130 and "Interrupted: interrupted by SIGTERM" in result.stderr
 
 
 def test_sigterm_while_a_probe_waits_on_the_server_is_not_lost(
@@ -219,8 +209,6 @@ def test_sigterm_while_a_probe_waits_on_the_server_is_not_lost(
     finally:
         proc.kill()
         _unpause(docker_client, server_id)
-    if sigterm_was_lost(result):
-        raise KnownBug(f"SIGTERM was swallowed; up ended {exited_in:.1f} s later:\n{result}")
     assert result.exit_code == 130, result
     assert exited_in <= 3, f"tisbench up took {exited_in:.1f} s to end after SIGTERM"
     assert left == [], f"still there 3 s after SIGTERM: {left}"
