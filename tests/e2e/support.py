@@ -192,9 +192,11 @@ def leftovers(client: docker.DockerClient, name: str) -> list[str]:
 
 
 def e2e_lab_names(client: docker.DockerClient) -> set[str]:
-    """Every lab name with the e2e- prefix that has a container or a network on the engine."""
-    found = [c["Labels"].get(LAB_LABEL, "") for c in client.api.containers(all=True, filters={"label": LAB_LABEL})]
-    found += [n["Labels"].get(LAB_LABEL, "") for n in client.api.networks(filters={"label": LAB_LABEL})]
+    """Every lab name with the e2e- prefix that has a container, network or volume on the engine."""
+    label = {"label": LAB_LABEL}
+    found = [c["Labels"].get(LAB_LABEL, "") for c in client.api.containers(all=True, filters=label)]
+    found += [n["Labels"].get(LAB_LABEL, "") for n in client.api.networks(filters=label)]
+    found += [(v.get("Labels") or {}).get(LAB_LABEL, "") for v in client.api.volumes(filters=label).get("Volumes") or []]
     return {name for name in found if name.startswith(PREFIX)}
 
 
@@ -214,6 +216,11 @@ def remove_lab_objects(client: docker.DockerClient, name: str) -> None:
     for n in networks:
         try:
             client.api.remove_network(n["Id"])
+        except docker.errors.NotFound:
+            pass
+    for v in client.api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or []:
+        try:
+            client.api.remove_volume(v["Name"], force=True)
         except docker.errors.NotFound:
             pass
 
