@@ -81,8 +81,10 @@ class CliResult:
         return lines[0]
 
     def __str__(self) -> str:
-        return (f"$ {' '.join(self.argv)}\nexit {self.exit_code} after {self.seconds:.1f} s\n"
-                f"--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}")
+        return (
+            f"$ {' '.join(self.argv)}\nexit {self.exit_code} after {self.seconds:.1f} s\n"
+            f"--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+        )
 
 
 def cli_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
@@ -100,8 +102,9 @@ def _argv(args: Sequence[object]) -> list[str]:
     return [str(TISBENCH), *(str(a) for a in args)]
 
 
-def run_cli(args: Sequence[object], *, cwd: Path, env: Mapping[str, str | None] | None = None,
-            timeout: float = 120) -> CliResult:
+def run_cli(
+    args: Sequence[object], *, cwd: Path, env: Mapping[str, str | None] | None = None, timeout: float = 120
+) -> CliResult:
     """Run ``tisbench ARGS`` to completion; a timeout kills it and fails the test with its output."""
     argv = _argv(args)
     start = time.monotonic()
@@ -122,13 +125,16 @@ class CliProcess:
     def __init__(self, args: Sequence[object], *, cwd: Path, env: Mapping[str, str | None] | None = None) -> None:
         self.argv = _argv(args)
         self.start = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, cwd=cwd, env=cli_env(env), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            self.argv, cwd=cwd, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+        )
         self.out: list[str] = []
         self.err: list[str] = []
         self._changed = threading.Condition()
-        self._readers = [threading.Thread(target=self._read, args=(s, b), daemon=True)
-                         for s, b in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        self._readers = [
+            threading.Thread(target=self._read, args=(s, b), daemon=True)
+            for s, b in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -151,8 +157,10 @@ class CliProcess:
                         return line
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not any(r.is_alive() for r in self._readers)):
-                    raise AssertionError(f"no stderr line matched {pattern!r} within {timeout} s (exit "
-                                         f"{self.proc.poll()}):\n{''.join(self.err)}")
+                    raise AssertionError(
+                        f"no stderr line matched {pattern!r} within {timeout} s (exit "
+                        f"{self.proc.poll()}):\n{''.join(self.err)}"
+                    )
                 self._changed.wait(min(left, 0.1))
 
     def send_signal(self, signum: signal.Signals) -> None:
@@ -196,7 +204,9 @@ def e2e_lab_names(client: docker.DockerClient) -> set[str]:
     label = {"label": LAB_LABEL}
     found = [c["Labels"].get(LAB_LABEL, "") for c in client.api.containers(all=True, filters=label)]
     found += [n["Labels"].get(LAB_LABEL, "") for n in client.api.networks(filters=label)]
-    found += [(v.get("Labels") or {}).get(LAB_LABEL, "") for v in client.api.volumes(filters=label).get("Volumes") or []]
+    found += [
+        (v.get("Labels") or {}).get(LAB_LABEL, "") for v in client.api.volumes(filters=label).get("Volumes") or []
+    ]
     return {name for name in found if name.startswith(PREFIX)}
 
 
@@ -313,7 +323,6 @@ def http_status(url: str, timeout: float = 5) -> int:
         return int(exc.code)
 
 
-
 # ---------------------------------------------------------------------------------------- faults
 
 
@@ -365,8 +374,10 @@ class EngineProxy:
                 if from_client and self.answers and self.answers[0][0] in first_line:
                     _, status, document = self.answers.pop(0)
                     body = json.dumps(document).encode()
-                    source.sendall(b"HTTP/1.1 %d Injected\r\nContent-Type: application/json\r\n"
-                                   b"Content-Length: %d\r\n\r\n%s" % (status, len(body), body))
+                    source.sendall(
+                        b"HTTP/1.1 %d Injected\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (status, len(body), body)
+                    )
                     if not self.answers:
                         self.answered.set()
                     continue
