@@ -47,6 +47,8 @@ TEST_RELEASES ?= --release 24.10 --release 23.07
 
 test:
 	@LAB_RELEASES="$(TEST_RELEASES)" scripts/bootstrap.sh --images --test
+	$(VENV)/bin/ruff check composer tests benchmarks
+	$(VENV)/bin/mypy composer
 	$(PYTEST) tests
 
 test-unit: setup
