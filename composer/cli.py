@@ -257,6 +257,15 @@ def bench_options_with(f: F, *, run_dir: bool) -> F:
     return f
 
 
+def reclaim_passthrough(positional: Any, kw: dict[str, Any]) -> bool:
+    """After `--`, click fills an empty optional positional (NAME, STACK_DIR) with the first
+    perf_analyzer argument. Give it back to the pass-through arguments; True when it did so."""
+    if positional is None or not str(positional).startswith("-"):
+        return False
+    kw["extra"] = (str(positional), *kw["extra"])
+    return True
+
+
 def bench_request(kw: dict[str, Any]) -> Any:
     from composer.bench import BenchRequest
     from composer.dataset import parse_shape_option

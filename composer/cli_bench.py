@@ -19,6 +19,7 @@ from composer.cli import (
     load_plan,
     main,
     matrix_bench_options,
+    reclaim_passthrough,
     release_option,
     say,
 )
@@ -73,6 +74,8 @@ def bench(name: str | None, **kw: Any) -> None:
     from composer import stack as engine
     from composer.bench import open_lab
 
+    if reclaim_passthrough(name, kw):
+        name = None
     request = bench_request(kw)
     client = engine.connect()
     if name is None:
@@ -113,6 +116,8 @@ def lab(
     from composer import lab as labs
     from composer.bench import handle_of
 
+    if reclaim_passthrough(stack_dir, kw):
+        stack_dir = Path(".")
     request = bench_request(kw)
     plan = load_plan(stack_dir, release, images, kw["model"], gpus)
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
@@ -218,6 +223,8 @@ def matrix(
     from composer.matrix_report import matrix_markdown, write_matrix_reports
 
     chosen = parse_releases(releases)
+    if reclaim_passthrough(stack_dir, kw):
+        stack_dir = Path(".")
     request = bench_request(kw)
     out_dir = out or Path("runs") / f"matrix-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, say, gpus=gpus)

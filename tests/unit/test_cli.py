@@ -267,3 +267,14 @@ def test_every_command_has_help(command: str) -> None:
     cmd = main.commands[command]
     assert isinstance(cmd, click.Command) and cmd.help and cmd.help.strip()
     assert len(result.stdout.splitlines()) > 3
+
+
+def test_passthrough_arguments_are_not_taken_for_an_empty_positional() -> None:
+    from composer.cli import reclaim_passthrough
+
+    kw: dict[str, object] = {"extra": ("999",)}
+    assert reclaim_passthrough(Path("--stability-percentage"), kw)
+    assert kw["extra"] == ("--stability-percentage", "999")
+    kept: dict[str, object] = {"extra": ()}
+    assert not reclaim_passthrough("mylab", kept) and kept["extra"] == ()
+    assert not reclaim_passthrough(None, kept)
