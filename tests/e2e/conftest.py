@@ -23,6 +23,7 @@ from .support import (
     LabRegistry,
     copy_stack,
     e2e_lab_names,
+    patch_initialize,
     remove_lab_objects,
     run_cli,
     unavailable,
@@ -130,9 +131,5 @@ SLOW_INITIALIZE = '''
 def slow_stack(make_stack: MakeStack) -> Path:
     """quickstart whose model takes 20 s to load."""
     stack = make_stack(QUICKSTART, "slow")
-    model = stack / "models" / "seed_model" / "1" / "model.py"
-    text = model.read_text()
-    marker = "class TritonPythonModel:\n"
-    assert marker in text
-    model.write_text(text.replace(marker, marker + SLOW_INITIALIZE, 1))
+    patch_initialize(stack, SLOW_INITIALIZE)
     return stack

@@ -398,3 +398,25 @@ class EngineProxy:
                 s.close()
             except OSError:
                 pass
+
+
+@dataclass
+class SharedLab:
+    """A lab brought up once for a module's read-only tests."""
+
+    name: str
+    stack: Path
+    up: CliResult
+
+    def require_up(self) -> None:
+        if self.up.exit_code != 0:
+            pytest.fail(f"the shared lab did not come up:\n{self.up}", pytrace=False)
+
+
+def patch_initialize(stack: Path, code: str, model: str = "seed_model") -> None:
+    """Insert ``code`` (an ``initialize`` method) at the top of the model's TritonPythonModel."""
+    path = stack / "models" / model / "1" / "model.py"
+    text = path.read_text()
+    marker = "class TritonPythonModel:\n"
+    assert marker in text
+    path.write_text(text.replace(marker, marker + code, 1))

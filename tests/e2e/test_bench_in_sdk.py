@@ -8,7 +8,6 @@ import json
 import re
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from .support import (
     QUICKSTART,
     SERVER_VERSION,
     STEADY,
-    CliResult,
     LabRegistry,
+    SharedLab,
     copy_stack,
     leftovers,
     run_cli,
@@ -32,17 +31,6 @@ from .support import (
 pytestmark = pytest.mark.docker
 
 REQUESTS = "500"
-
-
-@dataclass
-class SharedLab:
-    name: str
-    stack: Path
-    up: CliResult
-
-    def require_up(self) -> None:
-        if self.up.exit_code != 0:
-            pytest.fail(f"the shared lab did not come up:\n{self.up}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

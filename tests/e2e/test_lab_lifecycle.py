@@ -8,7 +8,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from .support import (
     QUICKSTART,
     REPO,
     CliProcess,
-    CliResult,
     LabRegistry,
+    SharedLab,
     http_status,
     leftovers,
     run_cli,
@@ -35,25 +34,15 @@ from .support import (
 pytestmark = pytest.mark.docker
 
 
-@dataclass
-class UpLab:
-    name: str
-    up: CliResult
-
-    def require_up(self) -> None:
-        if self.up.exit_code != 0:
-            pytest.fail(f"the shared lab did not come up:\n{self.up}", pytrace=False)
-
-
 @pytest.fixture(scope="module")
-def quickstart_lab(docker_client: docker.DockerClient) -> Iterator[UpLab]:
+def quickstart_lab(docker_client: docker.DockerClient) -> Iterator[SharedLab]:
     """One quickstart lab shared by the read-only tests of this module."""
     registry = LabRegistry(docker_client)
     name = registry.name("up")
     try:
         # As a user types it in the repo: a relative stack path.
         result = run_cli(["up", QUICKSTART.relative_to(REPO), "--images", "lab", "--name", name], cwd=REPO)
-        yield UpLab(name, result)
+        yield SharedLab(name, QUICKSTART, result)
     finally:
         registry.cleanup()
 
@@ -66,7 +55,7 @@ def _status_of(tisbench: Tisbench, name: str) -> dict[str, Any]:
     return labs[name]
 
 
-def test_up_returns_0_once_the_model_is_ready(quickstart_lab: UpLab, tisbench: Tisbench) -> None:
+def test_up_returns_0_once_the_model_is_ready(quickstart_lab: SharedLab, tisbench: Tisbench) -> None:
     assert quickstart_lab.up.exit_code == 0, quickstart_lab.up
     assert quickstart_lab.up.stdout.strip() == quickstart_lab.name, "up prints the lab name on stdout"
     port = _status_of(tisbench, quickstart_lab.name)["ports"]["http"]
@@ -74,7 +63,7 @@ def test_up_returns_0_once_the_model_is_ready(quickstart_lab: UpLab, tisbench: T
     assert http_status(f"http://127.0.0.1:{port}/v2/models/seed_model/ready") == 200
 
 
-def test_status_json_port_answers_health_ready(quickstart_lab: UpLab, tisbench: Tisbench) -> None:
+def test_status_json_port_answers_health_ready(quickstart_lab: SharedLab, tisbench: Tisbench) -> None:
     quickstart_lab.require_up()
     lab = _status_of(tisbench, quickstart_lab.name)
     assert lab["services"] == {"triton_server": "running", "perf_analyzer": "running"}
@@ -99,7 +88,7 @@ def _compose_ps(name: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_docker_compose_ps_sees_both_services(quickstart_lab: UpLab) -> None:
+def test_docker_compose_ps_sees_both_services(quickstart_lab: SharedLab) -> None:
     quickstart_lab.require_up()
     rows = _compose_ps(quickstart_lab.name)
     assert {row["Service"]: row["State"] for row in rows} == {"triton_server": "running", "perf_analyzer": "running"}
@@ -107,7 +96,7 @@ def test_docker_compose_ps_sees_both_services(quickstart_lab: UpLab) -> None:
                                              f"{quickstart_lab.name}-perf_analyzer-1"}
 
 
-def test_logs_shows_the_server_log(quickstart_lab: UpLab, tisbench: Tisbench) -> None:
+def test_logs_shows_the_server_log(quickstart_lab: SharedLab, tisbench: Tisbench) -> None:
     quickstart_lab.require_up()
     result = tisbench("logs", quickstart_lab.name)
     assert result.exit_code == 0, result

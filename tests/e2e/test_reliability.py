@@ -32,6 +32,7 @@ from .support import (
     copy_stack,
     e2e_lab_names,
     leftovers,
+    patch_initialize,
     service_container,
 )
 
@@ -174,11 +175,7 @@ def test_model_repository_is_read_only_inside_the_server(
     make_stack: MakeStack, tisbench: Tisbench, lab_name: str, docker_client: docker.DockerClient
 ) -> None:
     stack = make_stack(QUICKSTART, "readonly")
-    model = stack / "models" / "seed_model" / "1" / "model.py"
-    text = model.read_text()
-    marker = "class TritonPythonModel:\n"
-    assert marker in text
-    model.write_text(text.replace(marker, marker + WRITING_INITIALIZE, 1))
+    patch_initialize(stack, WRITING_INITIALIZE)
 
     result = tisbench("up", stack, "--images", "lab", "--name", lab_name, "--timeout", "60")
     error = failed_cleanly(result, 4)
