@@ -378,12 +378,11 @@ def run_bench(
             if export:
                 write_atomic(run_dir / "profile_export.json", export)
         summary = summary_dict(lab.stack.model, lab.release, parse_perf_csv(csv.decode("utf-8", errors="replace")))
-        write_json(run_dir / "summary.json", summary)
         if lab.metrics_port:
             metrics = recorder.write(run_dir, started, _client_counts(run_dir))
             manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
             summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
-            write_json(run_dir / "summary.json", summary)
+        write_json(run_dir / "summary.json", summary)
         manifest.update(status="ok", exit_code=0)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:

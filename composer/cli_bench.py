@@ -144,7 +144,7 @@ def lab(
         with LiveView(running.name) as view:
             result = run_bench(handle_of(running), request, say=view.say, on_point=view.point)
         if not keep:  # results are collected: remove the lab while the reports are drawn
-            teardown = labs.release_in_background(running)
+            teardown = labs.Teardown(running)
         _show_result(result)
     finally:
         if keep:

@@ -213,10 +213,6 @@ class Teardown:
             raise self._error
 
 
-def release_in_background(lab: RunningLab) -> Teardown:
-    return Teardown(lab)
-
-
 def finish_teardown(lab: RunningLab, teardown: Teardown | None) -> None:
     """Wait for a background removal (or remove now); a Ctrl-C cannot cut either short."""
     if teardown is None:
