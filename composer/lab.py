@@ -50,8 +50,12 @@ def owner_tag() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _unique_name(client: docker.DockerClient, base: str) -> str:
+def unique_name(client: docker.DockerClient, base: str) -> str:
+    """``<base>-<4 hex>``, unused by any lab on this engine, single-host or swarm."""
+    from composer import swarm
+
     taken = {c["Labels"].get(engine.LAB_LABEL) for c in engine.lab_containers(client)}
+    taken |= set(swarm.swarm_lab_names(client))
     while True:
         name = f"{base[:34]}-{secrets.token_hex(2)}"
         if name not in taken:
@@ -70,7 +74,7 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         say(warning)
     client = engine.connect()
     image_ids = engine.require_images(client, [plan.images.server, plan.images.sdk], plan.image_set)
-    name = name or _unique_name(client, plan.stack.name)
+    name = name or unique_name(client, plan.stack.name)
     if engine.lab_containers(client, name) or engine.lab_networks(client, name):
         raise StackError(
             f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name"

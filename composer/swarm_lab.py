@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import platform
 import re
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from composer.bench import (
 from composer.dataset import ModelInputs
 from composer.errors import AnalyzerError, TisbenchError, UsageError
 from composer.fsutil import write_atomic, write_json
-from composer.lab import RUN_AREA
+from composer.lab import RUN_AREA, unique_name
 from composer.merge import ClientRun, merge_clients
 from composer.modelconfig import read_model_facts
 from composer.plan import LabPlan
@@ -59,16 +58,6 @@ MAX_CLIENTS = 256
 SCHEDULING_SLACK_S = 60.0  # beyond perf_analyzer's own deadline: task scheduling and start-up
 LOG_SETTLE_S = 5.0  # a finished task's last log lines can reach the engine's log API a moment later
 _SERVER_VERSION = re.compile(r"\|\s*server_version\s*\|\s*(\S+)")
-
-
-def _unique_name(client: docker.DockerClient, base: str) -> str:
-    taken = set(swarm.swarm_lab_names(client)) | {
-        c["Labels"].get(engine.LAB_LABEL) for c in engine.lab_containers(client)
-    }
-    while True:
-        name = f"{base[:34]}-{secrets.token_hex(2)}"
-        if name not in taken:
-            return name
 
 
 def _csv_after_marker(stdout: str) -> str:
@@ -185,7 +174,7 @@ def run_swarm_lab(
     client = engine.connect()
     node_id = swarm.require_manager(client)
     engine.require_images(client, [plan.images.server, plan.images.sdk], plan.image_set)
-    name = _unique_name(client, stack.name)
+    name = unique_name(client, stack.name)
     rendered = render_swarm_file(plan, name, clients, request)
     text, settings, outputs, argv = rendered.text, rendered.settings, rendered.outputs, rendered.argv
     metadata, config = rendered.metadata, rendered.config
