@@ -23,6 +23,7 @@ from .support import (
     LabRegistry,
     copy_stack,
     e2e_lab_names,
+    issued_here,
     patch_initialize,
     remove_lab_objects,
     run_cli,
@@ -56,9 +57,8 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture(scope="session", autouse=True)
 def no_e2e_lab_left(docker_client: docker.DockerClient) -> Iterator[None]:
     """After the session, no e2e lab may be left; one that is gets removed, and the session fails."""
-    before = e2e_lab_names(docker_client)  # someone else's, present before we started: not ours to judge
     yield
-    left = sorted(e2e_lab_names(docker_client) - before)
+    left = sorted(issued_here(e2e_lab_names(docker_client)))  # only ours: other runs may share the engine
     for name in left:
         remove_lab_objects(docker_client, name)
     assert not left, f"e2e labs left behind after the session (now removed): {', '.join(left)}"

@@ -253,6 +253,17 @@ def service_container(client: docker.DockerClient, name: str, service: str) -> d
     raise AssertionError(f"lab {name} has no {service} container (has: {[c['Names'] for c in containers]})")
 
 
+# Every name and prefix this test process handed out: the session's leftover check judges only
+# these, so test runs side by side on one engine never remove each other's labs.
+ISSUED_NAMES: set[str] = set()
+ISSUED_PREFIXES: set[str] = set()
+
+
+def issued_here(names: set[str]) -> set[str]:
+    """The lab names among ``names`` that this test process handed out (or that start with its prefixes)."""
+    return {n for n in names if n in ISSUED_NAMES or n.startswith(tuple(ISSUED_PREFIXES))}
+
+
 class LabRegistry:
     """Hands out e2e lab names (or name prefixes, for `tisbench lab`) and removes them all at the end."""
 
@@ -265,6 +276,7 @@ class LabRegistry:
     def name(self, purpose: str) -> str:
         name = f"{PREFIX}{purpose}-{secrets.token_hex(3)}"[:40]
         self.names.append(name)
+        ISSUED_NAMES.add(name)
         self.run_areas.append(QUICKSTART / ".tisbench" / name)
         return name
 
@@ -272,6 +284,7 @@ class LabRegistry:
         """A stack.yaml name; `tisbench lab` names its lab STACKNAME-<4 hex>."""
         name = f"{PREFIX}{purpose[:16]}-{secrets.token_hex(3)}"
         self.prefixes.append(f"{name}-")
+        ISSUED_PREFIXES.add(f"{name}-")
         return name
 
     def cleanup(self) -> None:
