@@ -40,6 +40,7 @@ from composer.errors import (
 )
 from composer.fsutil import write_atomic, write_json
 from composer.gpus import analyzer_metric_args, parse_gpus
+from composer.labels import ULIMITS_DROPPED_LABEL
 from composer.release import parse_release, server_version, supports_profile_export
 from composer.scraper import ClientCount, MetricsRecorder
 from composer.sweep import Sweep
@@ -285,6 +286,13 @@ def image_manifest(images: dict[str, dict[str, Any]], release: str) -> dict[str,
     return fields
 
 
+def server_ulimits(container: dict[str, Any]) -> dict[str, Any]:
+    """The ulimits the server runs with, and the advice (NGC's) that this engine could not grant."""
+    granted = {u["Name"]: u["Hard"] for u in container["HostConfig"].get("Ulimits") or []}
+    dropped = (container["Config"].get("Labels") or {}).get(ULIMITS_DROPPED_LABEL, "")
+    return {"granted": granted, "dropped": [name for name in dropped.split(",") if name]}
+
+
 def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     try:
         metadata = triton.get_model_metadata(model)
@@ -319,10 +327,9 @@ def run_bench(
     run_id = run_dir.resolve().name.replace("/", "_")
     outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
     argv = perf_analyzer_argv(settings, outputs)
-    images = {
-        service: image_facts(lab.client, lab.client.api.inspect_container(container)["Config"]["Image"])
-        for service, container in (("server", lab.server_id), ("sdk", lab.analyzer_id))
-    }
+    containers = {"server": lab.client.api.inspect_container(lab.server_id)}
+    containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
+    images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
     manifest: dict[str, Any] = {
         "tisbench_version": __version__,
         "lab": lab.name,
@@ -330,6 +337,7 @@ def run_bench(
         "server_version": reported_version,
         "release_server_version": server_version(parse_release(lab.release)),
         **image_manifest(images, lab.release),
+        "server_ulimits": server_ulimits(containers["server"]),
         "perf_analyzer_argv": argv,
         "timeout_s": settings.timeout_s,
         "model": {"name": lab.stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},

@@ -40,8 +40,10 @@ class ServerOptions:
     grpc_port: int = 0
     metrics_port: int = 0
     ready_timeout_s: float = 120.0
-    # NGC's recommendation; a stack may lower or drop (null) one where the engine cannot grant it.
+    # NGC's recommendation, asked for as advice: an engine that refuses one of these defaults
+    # (sandboxed, rootless: no memlock -1) gets the lab without it. A stack may lower or drop (null) one.
     ulimits: tuple[tuple[str, int], ...] = (("memlock", -1), ("stack", 67108864))
+    ulimits_set: tuple[str, ...] = ()  # the names stack.yaml sets itself: never dropped silently
     gpus: str | None = None  # auto | none | all | N | device=ID,… (parsed by composer.gpus)
 
 
@@ -216,12 +218,14 @@ _ULIMIT_NAMES = (
 )
 
 
-def _ulimits(value: Any, fields: _Fields) -> tuple[tuple[str, int], ...]:
-    """Merge stack.yaml's ulimits over the defaults; ``null`` drops one (the engine's default applies)."""
+def _ulimits(value: Any, fields: _Fields) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+    """Merge stack.yaml's ulimits over the defaults; ``null`` drops one (the engine's default applies).
+    Also the names stack.yaml sets to a value: those are the user's, the rest are advice."""
     merged = dict(ServerOptions.ulimits)
     if value is None:
-        return tuple(merged.items())
+        return tuple(merged.items()), ()
     limits = fields.section("ulimits", _ULIMIT_NAMES)
+    chosen = []
     for name in limits.data:
         if limits.data[name] is None:
             merged.pop(name, None)
@@ -229,7 +233,8 @@ def _ulimits(value: Any, fields: _Fields) -> tuple[tuple[str, int], ...]:
             merged[name] = limits.get(
                 name, 0, _int_in(-1, 2**62), "a number, -1 for unlimited, or null to leave it unset"
             )
-    return tuple(merged.items())
+            chosen.append(name)
+    return tuple(merged.items()), tuple(chosen)
 
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:
@@ -317,6 +322,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     ports = srv.section("ports", ("http", "grpc", "metrics"))
     port = _int_in(0, 65535)
     port_hint = "a port 1-65535, or 0 for an ephemeral one"
+    ulimits, ulimits_set = _ulimits(srv.data.get("ulimits"), srv)
     server = ServerOptions(
         args=srv.get("args", (), _string_list, 'a list such as ["--log-verbose=1"]'),
         shm_size=srv.get("shm_size", "1g", parse_size, "e.g. 1g or 512m"),
@@ -325,7 +331,8 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         grpc_port=ports.get("grpc", 0, port, port_hint),
         metrics_port=ports.get("metrics", 0, port, port_hint),
         ready_timeout_s=srv.get("ready_timeout", 120.0, _seconds, "seconds, e.g. 120"),
-        ulimits=_ulimits(srv.data.get("ulimits"), srv),
+        ulimits=ulimits,
+        ulimits_set=ulimits_set,
         gpus=srv.get("gpus", None, lambda v: str(v), "auto, none, all, a count, or device=0,1"),
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]

@@ -108,7 +108,7 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         # The server first: its boot is the long pole. The idle analyzer starts while it boots, and
         # leaving the executor waits for it, so cleanup below never races a container being made.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            ids = {SERVER: engine.start_service(client, spec, SERVER, extra)}
+            ids = {SERVER: engine.start_service(client, spec, SERVER, extra, say=say)}
             analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
             ports = engine.host_ports(client, ids[SERVER])
             host = engine.probe_host(plan.stack.server.host)

@@ -16,6 +16,7 @@ import jinja2
 from composer import __version__
 from composer.config import Stack
 from composer.gpus import NONE, GpuRequest
+from composer.labels import ADVISORY_ULIMITS_LABEL
 from composer.release import Release
 from composer.triton import SERVER_PORTS
 
@@ -82,6 +83,12 @@ def lab_labels(project: str, release: Release, stack: Stack, gpus: GpuRequest) -
     ]
 
 
+def server_labels(labels: list[tuple[str, str]], stack: Stack) -> list[tuple[str, str]]:
+    """The lab's labels, plus which of the server's ulimits are tisbench's advice, not the user's."""
+    advisory = [name for name, _ in stack.server.ulimits if name not in stack.server.ulimits_set]
+    return labels + ([(ADVISORY_ULIMITS_LABEL, ",".join(advisory))] if advisory else [])
+
+
 TRANSPORTS = ("bind", "copy")  # copy: models and dataset travel into volumes (remote engines)
 
 
@@ -108,6 +115,7 @@ def render_compose(
         "shm_size": server.shm_size,
         "ulimits": list(server.ulimits),
         "labels": lab_labels(project, release, stack, gpus),
+        "server_labels": server_labels(lab_labels(project, release, stack, gpus), stack),
         "gpu_devices": gpus.compose_devices(),
         "transport": transport,
     }

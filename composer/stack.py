@@ -7,6 +7,7 @@ after a crash, and nothing without that label is ever touched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -25,6 +26,7 @@ import docker.errors
 import requests.exceptions
 
 from composer.errors import DockerUnavailable, ImageMissing, StackError
+from composer.labels import ADVISORY_ULIMITS_LABEL, ULIMITS_DROPPED_LABEL
 
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
     from composer.spec import LabSpec, ServiceSpec
@@ -74,6 +76,7 @@ def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
 
 
 def _create(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, str]) -> str:
+    """Create and start one container; one that was created but would not start is removed again."""
     created = api.create_container(
         image=spec.image,
         command=spec.command,
@@ -88,7 +91,12 @@ def _create(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, s
             {network: api.create_endpoint_config(aliases=[spec.service, spec.container_name])}
         ),
     )
-    api.start(created["Id"])
+    try:
+        api.start(created["Id"])
+    except BaseException:
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_container(created["Id"], force=True)
+        raise
     return str(created["Id"])
 
 
@@ -172,13 +180,56 @@ def create_network(client: docker.DockerClient, spec: LabSpec, extra_labels: dic
         ) from None
 
 
-def start_service(client: docker.DockerClient, spec: LabSpec, service: str, extra_labels: dict[str, str]) -> str:
-    """Create and start one service's container; its id. Engine refusals become one-line errors."""
+def start_service(
+    client: docker.DockerClient,
+    spec: LabSpec,
+    service: str,
+    extra_labels: dict[str, str],
+    say: Callable[[str], None] = lambda message: None,
+) -> str:
+    """Create and start one service's container; its id. Engine refusals become one-line errors.
+
+    A ulimit the engine cannot grant (a sandboxed or rootless engine and memlock -1) is dropped
+    when it is tisbench's advice (labelled advisory in the compose file), said in one line and
+    recorded on the container; one that stack.yaml set itself fails the start, naming the field.
+    """
     chosen = next(s for s in spec.services if s.service == service)
-    try:
-        return _create(client.api, chosen, spec.network, extra_labels)
-    except docker.errors.APIError as exc:
-        raise _start_failure(service, str(exc.explanation or exc)) from None
+    advisory = set(filter(None, chosen.labels.get(ADVISORY_ULIMITS_LABEL, "").split(",")))
+    dropped: list[str] = []
+    while True:  # each pass drops one more ulimit, so it ends within len(ulimits) passes
+        labels = {**extra_labels, **({ULIMITS_DROPPED_LABEL: ",".join(dropped)} if dropped else {})}
+        try:
+            return _create(client.api, chosen, spec.network, labels)
+        except docker.errors.APIError as exc:
+            message = str(exc.explanation or exc)
+            refused = refused_ulimit(message)
+            if refused is None or refused not in chosen.ulimits:
+                raise _start_failure(service, message) from None
+            if refused not in advisory:
+                raise StackError(
+                    f"server.ulimits.{refused}: this Docker engine cannot grant {refused}="
+                    f"{chosen.ulimits[refused]}, which stack.yaml asks for",
+                    f"lower it, or set server.ulimits.{refused}: null to keep the engine's default",
+                ) from None
+        say(
+            f"{service}: this Docker engine cannot grant ulimit {refused}={chosen.ulimits[refused]} "
+            "(NGC's advice); starting without it, at the engine's default"
+        )
+        dropped.append(refused)
+        chosen = dataclasses.replace(chosen, ulimits={k: v for k, v in chosen.ulimits.items() if k != refused})
+
+
+_RLIMIT_NAMES = {"0": "cpu", "1": "fsize", "2": "data", "3": "stack", "4": "core", "5": "rss", "6": "nproc",
+                 "7": "nofile", "8": "memlock", "9": "as", "10": "locks", "11": "sigpending", "12": "msgqueue",
+                 "13": "nice", "14": "rtprio", "15": "rttime"}  # fmt: skip  # Linux RLIMIT_* numbers
+
+
+def refused_ulimit(message: str) -> str | None:
+    """The ulimit an engine's start error says it could not set (runc: "error setting rlimit type 8")."""
+    rlimit = re.search(r"error setting rlimit type (\d+)", message)
+    if not rlimit:
+        return None
+    return _RLIMIT_NAMES.get(rlimit.group(1), f"type {rlimit.group(1)}")
 
 
 def _start_failure(service: str, message: str) -> StackError:
@@ -188,12 +239,11 @@ def _start_failure(service: str, message: str) -> StackError:
             f"{service}: host port {port} is already in use",
             "free it, or use an ephemeral port (0) in stack.yaml server.ports",
         )
-    rlimit = re.search(r"error setting rlimit type (\d+)", message)
-    if rlimit:
-        name = {"8": "memlock", "3": "stack", "7": "nofile"}.get(rlimit.group(1), f"type {rlimit.group(1)}")
+    refused = refused_ulimit(message)
+    if refused:
         return StackError(
-            f"{service}: this Docker engine cannot grant ulimit {name} as asked",
-            f"lower it, or set server.ulimits.{name}: null in stack.yaml to keep the engine's default",
+            f"{service}: this Docker engine cannot grant ulimit {refused} as asked",
+            f"lower it, or set server.ulimits.{refused}: null in stack.yaml to keep the engine's default",
         )
     return StackError(f"{service}: could not start ({message})", "see tisbench logs, or docker logs")
 

@@ -100,9 +100,6 @@ def lab_name(labs: LabRegistry) -> str:
     return labs.name("lab")
 
 
-# What every copied stack needs on this engine: it refuses memlock -1 (see stacks/quickstart).
-ENGINE_SAFE = {"server": {"ulimits": {"memlock": None}}}
-
 MakeStack = Callable[..., Path]
 
 
@@ -111,7 +108,7 @@ def make_stack(tmp_path: Path, labs: LabRegistry) -> MakeStack:
     """Copy a stack into tmp with a unique e2e- stack name, so `tisbench lab` names its lab e2e-…."""
 
     def make(source: Path, purpose: str, stack_yaml: Mapping[str, Any] | None = None) -> Path:
-        stack = copy_stack(source, tmp_path / "stacks" / purpose, {**ENGINE_SAFE, "name": labs.stack_name(purpose)})
+        stack = copy_stack(source, tmp_path / "stacks" / purpose, {"name": labs.stack_name(purpose)})
         if stack_yaml:
             write_stack_yaml(stack, stack_yaml)
         return stack

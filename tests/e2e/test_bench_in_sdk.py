@@ -14,7 +14,7 @@ from typing import Any
 import docker
 import pytest
 
-from .conftest import ENGINE_SAFE, MakeStack, Tisbench
+from .conftest import MakeStack, Tisbench
 from .support import (
     BATCHED_STACK,
     LAB_IMAGES,
@@ -37,7 +37,7 @@ REQUESTS = "500"
 def bench_lab(docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedLab]:
     """One lab, from a tmp copy of quickstart (so tests may add files to its dataset/), for bench runs."""
     registry = LabRegistry(docker_client)
-    stack = copy_stack(QUICKSTART, tmp_path_factory.mktemp("bench") / "quickstart", ENGINE_SAFE)
+    stack = copy_stack(QUICKSTART, tmp_path_factory.mktemp("bench") / "quickstart")
     name = registry.name("bench")
     try:
         result = run_cli(["up", stack, "--images", "lab", "--name", name], cwd=stack.parent)
@@ -227,9 +227,6 @@ def new_model_stack(tmp_path: Path, labs: LabRegistry) -> Path:
     (stack / "dataset" / "input.json").write_text(json.dumps(PAIR_DATA))
     (stack / "stack.yaml").write_text(textwrap.dedent(f"""\
         name: {labs.stack_name("pairs")}
-        server:
-          ulimits:
-            memlock: null
         analyzer:
           measurement_requests: {REQUESTS}
         """))

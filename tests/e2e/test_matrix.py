@@ -23,7 +23,7 @@ def test_matrix_over_two_lab_releases_and_one_without_images(docker_client: dock
             docker_client.api.inspect_image(image)
         except docker.errors.ImageNotFound:
             unavailable(f"{image} is missing (make test builds it: tisbench images build --release 23.07)")
-    stack = copy_stack(QUICKSTART, tmp_path / "stack", {"name": "e2e-matrix", "server": {"ulimits": {"memlock": None}}})
+    stack = copy_stack(QUICKSTART, tmp_path / "stack", {"name": "e2e-matrix"})
     out = tmp_path / "matrix"
     done = run_cli(
         ["matrix", stack, "--releases", "23.07,24.05,24.10", "--images", "lab", "--out", out,

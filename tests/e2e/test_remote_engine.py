@@ -16,7 +16,6 @@ from .support import LAB_IMAGES, QUICKSTART, STEADY, run_cli, unavailable
 
 pytestmark = pytest.mark.docker
 
-ENGINE_SAFE = {"server": {"ulimits": {"memlock": None}}}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +43,7 @@ def test_lab_runs_on_a_remote_engine_with_data_copied_into_volumes(
     stack = tmp_path / "stack"
     shutil.copytree(QUICKSTART, stack)
     config = yaml.safe_load((stack / "stack.yaml").read_text())
-    config.update({"name": "e2e-remote", **ENGINE_SAFE})
+    config.update({"name": "e2e-remote"})
     (stack / "stack.yaml").write_text(yaml.safe_dump(config))
     local_before = _local_objects(docker_client)
     remote = docker.DockerClient(base_url=remote_url, timeout=60)

@@ -32,7 +32,7 @@ REL_TOLERANCE, ABS_TOLERANCE_US = 0.02, 5.0
 @pytest.fixture(scope="module")
 def run_dir(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("real-run")
-    stack = copy_stack(QUICKSTART, root / "stack", {"name": "e2e-results", "server": {"ulimits": {"memlock": None}}})
+    stack = copy_stack(QUICKSTART, root / "stack", {"name": "e2e-results"})
     out = root / "run"
     done = run_cli(
         ["lab", stack, "--images", "lab", "--concurrency", "1:2", "--measurement-requests", "500",

@@ -120,6 +120,14 @@ def test_ulimits_merge_over_the_defaults_and_null_drops_one(tmp_path: Path) -> N
     stack = load_stack(make_stack(tmp_path, "server:\n  ulimits: {memlock: null, nofile: 1024}\n"))
 
     assert stack.server.ulimits == (("stack", 67108864), ("nofile", 1024))
+    assert stack.server.ulimits_set == ("nofile",)  # the user's own; memlock and stack stay advice
+
+
+def test_ulimits_without_stack_yaml_are_all_advice(tmp_path: Path) -> None:
+    stack = load_stack(make_stack(tmp_path, "model: seed_model\n"))
+
+    assert dict(stack.server.ulimits) == {"memlock": -1, "stack": 67108864}
+    assert stack.server.ulimits_set == ()
 
 
 def test_null_values_mean_defaults(tmp_path: Path) -> None:

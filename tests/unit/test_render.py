@@ -132,7 +132,19 @@ def test_quickstart_renders_server_and_analyzer_on_tis_net(tmp_path: Path) -> No
     ]
     assert analyzer["entrypoint"] == ["sleep", "infinity"]
     assert server["shm_size"] == "1g"
-    assert server["ulimits"] == {"stack": 67108864}  # the quickstart drops memlock
+    assert server["ulimits"] == {"memlock": -1, "stack": 67108864}  # NGC's advice, asked for by default
+    assert server["labels"]["tisbench.ulimits-advisory"] == "memlock,stack"
+    assert "tisbench.ulimits-advisory" not in analyzer["labels"]
+
+
+def test_a_ulimit_stack_yaml_sets_is_not_advice(tmp_path: Path) -> None:
+    directory = make_stack(tmp_path)
+    (directory / "stack.yaml").write_text("model: seed_model\nserver:\n  ulimits: {memlock: -1}\n")
+
+    server = _render(directory)["services"]["triton_server"]
+
+    assert server["ulimits"] == {"memlock": -1, "stack": 67108864}
+    assert server["labels"]["tisbench.ulimits-advisory"] == "stack"
 
 
 def test_labels_name_the_lab_on_every_object(tmp_path: Path) -> None:
@@ -147,7 +159,7 @@ def test_labels_name_the_lab_on_every_object(tmp_path: Path) -> None:
         "tisbench.model": "seed_model",
         "tisbench.gpus": "none",
     }
-    assert doc["services"]["triton_server"]["labels"] == expected
+    assert doc["services"]["triton_server"]["labels"] == {**expected, "tisbench.ulimits-advisory": "memlock,stack"}
     assert doc["services"]["perf_analyzer"]["labels"] == expected
     assert doc["networks"]["tis_net"]["labels"] == expected
 
