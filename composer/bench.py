@@ -29,7 +29,7 @@ from composer.analyzer import (
     with_deadline,
 )
 from composer.config import Stack, load_stack
-from composer.dataset import ModelInputs, derive_shapes, load_dataset, validate
+from composer.dataset import ModelInputs
 from composer.errors import (
     AnalyzerError,
     ConfigError,
@@ -40,7 +40,9 @@ from composer.errors import (
 )
 from composer.fsutil import write_atomic, write_json
 from composer.gpus import analyzer_metric_args, parse_gpus
+from composer.inputs import InputChoice, container_input_path, input_shapes
 from composer.labels import ULIMITS_DROPPED_LABEL
+from composer.modelconfig import read_disk_model
 from composer.release import parse_release, server_version, supports_profile_export
 from composer.scraper import ClientCount, MetricsRecorder
 from composer.sweep import Sweep
@@ -64,6 +66,9 @@ class BenchRequest:
     auto_shape: bool = True
     out: Path | None = None
     timeout_s: float | None = None
+
+    def input_choice(self) -> InputChoice:
+        return InputChoice(self.input_data, self.shapes, self.auto_shape)
 
 
 @dataclass(frozen=True)
@@ -135,28 +140,10 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
     )
 
 
-def container_input_path(stack: Stack, override: Path | None) -> tuple[Path, str]:
-    """Host path of the input data and its path inside the analyzer (dataset/ is mounted there)."""
-    host = (override if override is not None else stack.input_data_path).resolve()
-    dataset = stack.dataset_dir.resolve()
-    if not host.is_relative_to(dataset):
-        raise UsageError(
-            f"--input-data {override}: outside {dataset}",
-            "only the stack's dataset/ is mounted in the analyzer; put the file there",
-        )
-    return host, str(Path("dataset") / host.relative_to(dataset))
-
-
-def settings_for(
-    lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs, host_input: Path, container_input: str
-) -> BenchSettings:
+def settings_for(lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs) -> BenchSettings:
     a = lab.stack.analyzer
-    user_shapes = {**{k: list(v) for k, v in a.shapes}, **request.shapes}
-    dataset = load_dataset(host_input)
-    validate(dataset, model_inputs, str(host_input))
-    shapes = (
-        derive_shapes(dataset, model_inputs, user_shapes, source=str(host_input)) if request.auto_shape else user_shapes
-    )
+    _, container_input = container_input_path(lab.stack, request.input_data)
+    shapes = input_shapes(lab.stack, request.input_choice(), model_inputs)
     interval = request.measurement_interval_ms
     requests = request.measurement_requests
     if interval is None and requests is None:
@@ -320,8 +307,7 @@ def run_bench(
         metadata, config, reported_version = _model_facts(triton, lab.stack.model)
     finally:
         triton.close()
-    host_input, container_input = container_input_path(lab.stack, request.input_data)
-    settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config), host_input, container_input)
+    settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config))
 
     run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
     run_id = run_dir.resolve().name.replace("/", "_")
@@ -340,7 +326,12 @@ def run_bench(
         "server_ulimits": server_ulimits(containers["server"]),
         "perf_analyzer_argv": argv,
         "timeout_s": settings.timeout_s,
-        "model": {"name": lab.stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
+        "model": {
+            "name": lab.stack.model,
+            "version": (metadata.get("versions") or ["?"])[-1],
+            "config": config,  # as the server serves it, after any auto-complete
+            "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
+        },
         "stack": str(lab.stack.directory),
         "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
         "started_utc": utc_now(),

@@ -60,6 +60,15 @@ def _show_result(result: Any) -> None:
     click.echo(f"run directory: {result.run_dir}")
 
 
+def _preflight(plan: Any, request: Any) -> None:
+    """Bad input data stops here, before any container, wherever config.pbtxt tells the model."""
+    from composer.inputs import preflight
+
+    note = preflight(plan.stack, request.input_choice()).note()
+    if note:
+        say(note)
+
+
 @main.command(context_settings={"ignore_unknown_options": False})
 @click.argument("name", required=False)
 @bench_options
@@ -121,6 +130,7 @@ def lab(
     request = bench_request(kw)
     plan = load_plan(stack_dir, release, images, kw["model"], gpus)
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
+    _preflight(plan, request)
     if chosen_engine == "swarm":
         from composer.live import LiveView
         from composer.swarm_lab import run_swarm_lab
@@ -226,6 +236,7 @@ def matrix(
     if reclaim_passthrough(stack_dir, kw):
         stack_dir = Path(".")
     request = bench_request(kw)
+    _preflight(load_plan(stack_dir, chosen[0], images, kw["model"], gpus), request)
     out_dir = out or Path("runs") / f"matrix-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, say, gpus=gpus)
     write_matrix_reports(doc, out_dir)

@@ -71,12 +71,18 @@ def check(stack_dir: Path, release: str | None, images: str | None, model: str |
     """Validate the stack directory, stack.yaml, release and input data, without Docker.
 
     The input data is checked against the model's config.pbtxt, and the --shape values a bench
-    would pass are shown.
+    would pass are shown. A model whose configuration Triton completes at load (no config.pbtxt,
+    an empty one, or a python model's auto_complete_config) is checked by lab and bench instead,
+    against the configuration the server serves; check says so.
     """
     plan = load_plan(stack_dir, release, images, model)
-    shapes = plan.check_input_data()
+    checked = plan.check_input_data()
     click.echo(plan.describe())
-    shown = " ".join(f"{name}:{','.join(str(d) for d in dims)}" for name, dims in shapes.items())
+    if checked.shapes is None:
+        click.echo(f"config     {checked.deferred}: Triton completes it at load")
+        click.echo("shapes     not checked offline: lab and bench check the input data against the served config")
+        return
+    shown = " ".join(f"{name}:{','.join(str(d) for d in dims)}" for name, dims in checked.shapes.items())
     click.echo(f"shapes     {shown or 'none needed'}")
 
 

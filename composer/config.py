@@ -285,9 +285,11 @@ def _choose_model(models: tuple[str, ...], chosen: str | None, models_dir: Path,
         close = difflib.get_close_matches(chosen, models, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"models present: {', '.join(models)}"
         raise ConfigError(f"{field}: {chosen!r} is not in {models_dir}", hint)
-    if not (models_dir / chosen / "config.pbtxt").is_file():
+    model_dir = models_dir / chosen
+    if not (model_dir / "config.pbtxt").is_file() and not any(p.name.isdigit() for p in model_dir.iterdir()):
         raise ConfigError(
-            f"{models_dir / chosen}: no config.pbtxt", "add the model's config.pbtxt (name, backend, inputs, outputs)"
+            f"{model_dir}: no config.pbtxt and no version directory",
+            "Triton loads models/<model>/<version>/ (e.g. 1/model.py), with an optional config.pbtxt beside it",
         )
     return chosen
 

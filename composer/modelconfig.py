@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -109,22 +110,69 @@ def model_versions(model_dir: Path) -> list[str]:
     return sorted((p.name for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=int)
 
 
-def read_model_facts(models_dir: Path, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metadata, config) for ``model`` of a model repository, read from its config.pbtxt."""
-    path = models_dir / model / CONFIG_FILE
+@dataclass(frozen=True)
+class DiskModel:
+    """A model as its repository directory tells it: the complete config, or why Triton completes it.
+
+    Triton auto-completes a configuration that is missing, empty or partial (a python model's
+    ``auto_complete_config``), so only the server's ``GET /v2/models/<m>/config`` after load is
+    the whole truth then; ``completed_by_triton`` says why, and ``metadata``/``config`` are None.
+    """
+
+    metadata: dict[str, Any] | None
+    config: dict[str, Any] | None
+    completed_by_triton: str | None = None
+
+    @property
+    def source(self) -> str:
+        return (
+            CONFIG_FILE if self.completed_by_triton is None else f"server (auto-completed: {self.completed_by_triton})"
+        )
+
+
+_AUTO_COMPLETE = re.compile(r"^\s*def\s+auto_complete_config\s*\(", re.MULTILINE)
+
+
+def _defines_auto_complete(model_dir: Path) -> bool:
+    """A python model whose model.py (any version) has Triton fill in its config at load."""
+    for version in model_versions(model_dir):
+        try:
+            if _AUTO_COMPLETE.search((model_dir / version / "model.py").read_text(encoding="utf-8")):
+                return True
+        except (OSError, UnicodeDecodeError):
+            continue
+    return False
+
+
+def read_disk_model(models_dir: Path, model: str) -> DiskModel:
+    """What config.pbtxt says of ``model``, when it says all of it; a config Triton would refuse raises."""
+    model_dir = models_dir / model
+    path = model_dir / CONFIG_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path} does not exist: without a reachable server the model's inputs come from it",
-            "write a config.pbtxt with its inputs and outputs, or pass every --shape with --no-auto-shape",
-        ) from None
+        return DiskModel(None, None, f"{model} has no {CONFIG_FILE}")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path} ({exc})", "check the file") from None
     config = parse_model_config(text, str(path), model)
-    if not config.get("input"):
+    if config == parse_model_config("", str(path), model):  # nothing set but comments and blanks
+        return DiskModel(None, None, f"{path.name} of {model} is empty")
+    if _defines_auto_complete(model_dir):
+        return DiskModel(None, None, f"{model}'s model.py defines auto_complete_config")
+    if not config.get("input") or not config.get("output"):
+        missing = "inputs" if not config.get("input") else "outputs"
+        return DiskModel(None, None, f"{path.name} of {model} declares no {missing}")
+    return DiskModel(metadata_from_config(config, model_versions(model_dir)), config)
+
+
+def read_model_facts(models_dir: Path, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metadata, config) for ``model`` of a model repository, read from its config.pbtxt; for
+    labs whose server cannot be asked (swarm), so an auto-completed config is an error here."""
+    disk = read_disk_model(models_dir, model)
+    if disk.metadata is None or disk.config is None:
         raise ConfigError(
-            f"{path}: no input is declared (Triton may auto-complete it, but not from here)",
-            "declare the inputs and outputs in config.pbtxt",
+            f"{models_dir / model}: {disk.completed_by_triton}, so its inputs are known only to a running server, "
+            "which this lab cannot ask",
+            "write a complete config.pbtxt (inputs and outputs), or use --engine local",
         )
-    return metadata_from_config(config, model_versions(models_dir / model)), config
+    return disk.metadata, disk.config

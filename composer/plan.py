@@ -8,6 +8,7 @@ from pathlib import Path
 from composer.config import Stack, load_stack
 from composer.errors import UsageError
 from composer.gpus import AUTO, GpuRequest, parse_gpus
+from composer.inputs import Preflight
 from composer.release import Release, parse_release, server_version, supports_profile_export
 from composer.render import Images, image_refs, render_compose
 
@@ -28,19 +29,12 @@ class LabPlan:
         chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
         return render_compose(self.stack, self.release, self.images, project, chosen, transport)
 
-    def check_input_data(self) -> dict[str, list[int]]:
-        """Validate the input data against the model's config.pbtxt (no server needed) and return
-        the --shape values a bench would pass."""
-        from composer.dataset import ModelInputs, derive_shapes, load_dataset, validate
-        from composer.modelconfig import read_model_facts
+    def check_input_data(self) -> Preflight:
+        """Validate the input data against the model's config.pbtxt (no server needed): the --shape
+        values a bench would pass, or why that waits for the server (Triton completes the config)."""
+        from composer.inputs import InputChoice, preflight
 
-        metadata, config = read_model_facts(self.stack.models_dir, self.stack.model)
-        inputs = ModelInputs.from_metadata(metadata, config)
-        path = self.stack.input_data_path
-        data = load_dataset(path)
-        validate(data, inputs, str(path))
-        user = {name: list(dims) for name, dims in self.stack.analyzer.shapes}
-        return derive_shapes(data, inputs, user, source=str(path))
+        return preflight(self.stack, InputChoice())
 
     def exposure_warning(self) -> str | None:
         """A sentence when the stack publishes the server beyond this machine's loopback."""

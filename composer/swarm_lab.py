@@ -33,7 +33,6 @@ from composer.bench import (
     BenchRequest,
     BenchResult,
     LabHandle,
-    container_input_path,
     default_run_dir,
     image_facts,
     image_manifest,
@@ -147,10 +146,9 @@ def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequ
         raise UsageError("--gpus with --engine swarm is not supported yet", "use --gpus none, or --engine local")
     stack = plan.stack
     metadata, config = read_model_facts(stack.models_dir, stack.model)
-    host_input, container_input = container_input_path(stack, request.input_data)
     # settings_for reads only the handle's stack, release and GPUs: no engine or container is involved.
     handle = LabHandle(cast(docker.DockerClient, None), name, stack, str(plan.release), "", "", 0)
-    settings = settings_for(handle, request, ModelInputs.from_metadata(metadata, config), host_input, container_input)
+    settings = settings_for(handle, request, ModelInputs.from_metadata(metadata, config))
     outputs = outputs_for("client", settings.profile_export)
     argv = perf_analyzer_argv(settings, outputs)
     text = render_stack(

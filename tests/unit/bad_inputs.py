@@ -68,8 +68,25 @@ def _two_models(stack: Path) -> None:
     add_model(stack, "other_model")
 
 
-def _model_without_config(stack: Path) -> None:
-    (stack / "models" / "seed_model" / "config.pbtxt").unlink()
+def _model_without_config_or_version(stack: Path) -> None:
+    shutil.rmtree(stack / "models" / "seed_model")
+    (stack / "models" / "seed_model").mkdir()
+    (stack / "models" / "seed_model" / "model.py").write_text("# not in a version directory\n", encoding="utf-8")
+
+
+_BATCHED = Path(__file__).resolve().parents[1] / "e2e" / "stacks" / "batched"
+
+
+def _batched_with_data(text: str) -> Callable[[Path], None]:
+    """The batched test model (max_batch_size 8, x FP32 [-1], k INT32 [2]) with this input data."""
+
+    def build(stack: Path) -> None:
+        shutil.rmtree(stack / "models")
+        shutil.copytree(_BATCHED / "models", stack / "models")
+        (stack / "stack.yaml").write_text("model: batched_model\n", encoding="utf-8")
+        (stack / "dataset" / "input.json").write_text(text, encoding="utf-8")
+
+    return build
 
 
 def _stack_yaml_directory(stack: Path) -> None:
@@ -91,6 +108,12 @@ def _outside_input_file(stack: Path) -> None:
 
 _SEED_STEP_BODY = '{"data_path": ["file_path"], "age": [32.0], "gender": [0.0], "name": ["kim"]}'
 _SEED_STEP = '{"data": [' + _SEED_STEP_BODY + "]}"
+
+
+# Dataset cases: `lab` must refuse them from config.pbtxt before its first Docker call, so they
+# run with no engine to reach (a Docker call would end in exit 3, not 2).
+DATASET_COMMANDS = ("check", "lab")
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/tisbench-no-engine.sock"}
 
 
 def _input_json(text: str) -> Callable[[Path], None]:
@@ -152,7 +175,11 @@ CASES: tuple[BadInput, ...] = (
     # model repository and stack directory
     BadInput("no-models-dir", "no model repository", build=_remove_dir("models")),
     BadInput("empty-models-dir", "holds no model", build=_empty_models),
-    BadInput("model-without-config", "no config.pbtxt", build=_model_without_config),
+    BadInput(
+        "model-without-config-or-version",
+        "no config.pbtxt and no version directory",
+        build=_model_without_config_or_version,
+    ),
     BadInput("several-models-none-chosen", "other_model, seed_model", build=_two_models),
     BadInput("chosen-model-absent", "did you mean 'seed_model'", "model: seed_modle\n"),
     BadInput("no-dataset-dir", "no dataset directory", build=_remove_dir("dataset")),
@@ -195,26 +222,33 @@ CASES: tuple[BadInput, ...] = (
     BadInput("gpus-flag-word", "--gpus", args=("--gpus", "many"), commands=("lab", "render")),
     BadInput("matrix-bad-release", "--releases", args=("--releases", "24.10,22.01"), commands=("matrix",)),
     # dataset/input.json, checked against config.pbtxt by `check` (no server needed)
-    BadInput("dataset-not-json", "not valid JSON", build=_input_json('{"data": [}'), commands=("check",)),
-    BadInput("dataset-no-data", '"data"', build=_input_json('{"steps": []}'), commands=("check",)),
-    BadInput("dataset-empty-data", '"data"', build=_input_json('{"data": []}'), commands=("check",)),
+    BadInput(
+        "dataset-not-json", "not valid JSON", build=_input_json('{"data": [}'), commands=DATASET_COMMANDS, env=NO_ENGINE
+    ),
+    BadInput("dataset-no-data", '"data"', build=_input_json('{"steps": []}'), commands=DATASET_COMMANDS, env=NO_ENGINE),
+    BadInput(
+        "dataset-empty-data", '"data"', build=_input_json('{"data": []}'), commands=DATASET_COMMANDS, env=NO_ENGINE
+    ),
     BadInput(
         "dataset-string-for-fp32",
         "input 'age'",
         build=_input_json(_SEED_STEP.replace("[32.0]", '["old"]')),
-        commands=("check",),
+        commands=DATASET_COMMANDS,
+        env=NO_ENGINE,
     ),
     BadInput(
         "dataset-missing-input",
         "'gender'",
         build=_input_json(_SEED_STEP.replace('"gender": [0.0], ', "")),
-        commands=("check",),
+        commands=DATASET_COMMANDS,
+        env=NO_ENGINE,
     ),
     BadInput(
         "dataset-unknown-input",
         "'agee'",
         build=_input_json(_SEED_STEP.replace('"age"', '"agee"')),
-        commands=("check",),
+        commands=DATASET_COMMANDS,
+        env=NO_ENGINE,
     ),
     BadInput(
         "dataset-inconsistent-shapes",
@@ -222,12 +256,28 @@ CASES: tuple[BadInput, ...] = (
         build=_input_json(
             '{"data": [' + _SEED_STEP_BODY + ", " + _SEED_STEP_BODY.replace("[32.0]", "[32.0, 1.0]") + "]}"
         ),
-        commands=("check",),
+        commands=DATASET_COMMANDS,
+        env=NO_ENGINE,
     ),
     BadInput(
         "dataset-missing-file",
         "input data file not found",
         build=_remove_file("dataset/input.json"),
-        commands=("check",),
+        commands=DATASET_COMMANDS,
+        env=NO_ENGINE,
+    ),
+    BadInput(
+        "dataset-integer-for-fp32",
+        "write 32.0",
+        build=_input_json(_SEED_STEP.replace("[32.0]", "[32]")),
+        commands=DATASET_COMMANDS,
+        env=NO_ENGINE,
+    ),
+    BadInput(
+        "dataset-batch-dim-in-shape",
+        "does not fit the model shape [-1]",
+        build=_batched_with_data('{"data": [{"x": {"content": [1.0, 2.0, 3.0], "shape": [1, 3]}, "k": [1, 2]}]}'),
+        commands=DATASET_COMMANDS,
+        env=NO_ENGINE,
     ),
 )

@@ -330,11 +330,19 @@ def test_models_directory_without_model_directories(tmp_path: Path) -> None:
     assert f"{empty / 'models'}: holds no model" in _error(empty)
 
 
-def test_model_directory_without_config(tmp_path: Path) -> None:
+def test_model_directory_without_config_loads_triton_auto_completes_it(tmp_path: Path) -> None:
     directory = make_stack(tmp_path)
     (directory / "models" / "seed_model" / "config.pbtxt").unlink()
 
-    assert f"{directory / 'models' / 'seed_model'}: no config.pbtxt" in _error(directory)
+    assert load_stack(directory).model == "seed_model"
+
+
+def test_model_directory_without_config_or_version(tmp_path: Path) -> None:
+    directory = make_stack(tmp_path)
+    (directory / "models" / "seed_model" / "config.pbtxt").unlink()
+    shutil.rmtree(directory / "models" / "seed_model" / "1")
+
+    assert f"{directory / 'models' / 'seed_model'}: no config.pbtxt and no version directory" in _error(directory)
 
 
 def test_several_models_and_none_chosen_lists_them(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from composer.dataset import ModelInputs
 from composer.errors import ConfigError
-from composer.modelconfig import metadata_from_config, parse_model_config, read_model_facts
+from composer.modelconfig import metadata_from_config, parse_model_config, read_disk_model, read_model_facts
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -69,6 +69,12 @@ def test_missing_name_is_the_directory_name() -> None:
     assert config["name"] == "dir_name"
 
 
+FULL = (
+    'backend: "python"\ninput [{ name: "a" data_type: TYPE_FP32 dims: [ 1 ] }]\n'
+    'output [{ name: "b" data_type: TYPE_FP32 dims: [ 1 ] }]\n'
+)
+
+
 def _model(tmp_path: Path, text: str | None, versions: tuple[str, ...] = ("1",)) -> Path:
     model = tmp_path / "models" / "m"
     model.mkdir(parents=True)
@@ -80,7 +86,7 @@ def _model(tmp_path: Path, text: str | None, versions: tuple[str, ...] = ("1",))
 
 
 def test_versions_are_sorted_as_numbers(tmp_path: Path) -> None:
-    models = _model(tmp_path, 'input [{ name: "a" data_type: TYPE_FP32 dims: [ 1 ] }]', ("10", "2", "1", "notes"))
+    models = _model(tmp_path, FULL, ("10", "2", "1", "notes"))
     metadata, _ = read_model_facts(models, "m")
     assert metadata["versions"] == ["1", "2", "10"]
 
@@ -88,11 +94,10 @@ def test_versions_are_sorted_as_numbers(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
-        pytest.param(None, "config.pbtxt does not exist", id="missing"),
         pytest.param('input [{ name: "a" data_typ: TYPE_FP32 }]', "config.pbtxt:1:", id="unknown-field"),
         pytest.param('input [{ name: "a" data_type: FP32 }]', "config.pbtxt:1:", id="bad-enum"),
         pytest.param('name: "other"\ninput [{ name: "a" }]', "differs from its directory 'm'", id="name-mismatch"),
-        pytest.param('backend: "onnxruntime"', "no input is declared", id="auto-complete-only"),
+        pytest.param('backend: "onnxruntime"', "declares no inputs", id="auto-complete-only"),
     ],
 )
 def test_bad_config_is_a_config_error_naming_the_file(tmp_path: Path, text: str | None, expect: str) -> None:
@@ -100,5 +105,42 @@ def test_bad_config_is_a_config_error_naming_the_file(tmp_path: Path, text: str 
     with pytest.raises(ConfigError) as raised:
         read_model_facts(models, "m")
     assert expect in raised.value.message
-    assert str(models / "m" / "config.pbtxt") in raised.value.message
+    assert str(models / "m") in raised.value.message
     assert raised.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "model_py", "why"),
+    [
+        pytest.param(None, "", "m has no config.pbtxt", id="missing"),
+        pytest.param("", "", "config.pbtxt of m is empty", id="empty"),
+        pytest.param("# only a comment\n\n", "", "config.pbtxt of m is empty", id="comments-only"),
+        pytest.param('backend: "python"', "", "config.pbtxt of m declares no inputs", id="backend-only"),
+        pytest.param(
+            FULL,
+            "class TritonPythonModel:\n    @staticmethod\n    def auto_complete_config(c):\n        return c\n",
+            "m's model.py defines auto_complete_config",
+            id="python-auto-complete",
+        ),
+    ],
+)
+def test_a_config_triton_completes_is_deferred_to_the_server(
+    tmp_path: Path, text: str | None, model_py: str, why: str
+) -> None:
+    models = _model(tmp_path, text)
+    (models / "m" / "1").mkdir(exist_ok=True)
+    (models / "m" / "1" / "model.py").write_text(model_py, encoding="utf-8")
+
+    disk = read_disk_model(models, "m")
+
+    assert (disk.metadata, disk.config, disk.completed_by_triton) == (None, None, why)
+    assert disk.source == f"server (auto-completed: {why})"
+
+
+def test_a_complete_config_is_read_from_disk(tmp_path: Path) -> None:
+    models = _model(tmp_path, FULL)
+
+    disk = read_disk_model(models, "m")
+
+    assert disk.completed_by_triton is None and disk.source == "config.pbtxt"
+    assert disk.metadata is not None and [t["name"] for t in disk.metadata["inputs"]] == ["a"]
