@@ -45,13 +45,45 @@ def release_option(f: F) -> F:
     )(f)
 
 
+def _keep_image_source(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None:
+        ctx.meta[f"tisbench.{param.name}"] = value
+    return value
+
+
+def image_source() -> dict[str, str | None]:
+    """--image-repo and --pull of the running command (read by every plan it makes)."""
+    meta = click.get_current_context().meta
+    return {"image_repo": meta.get("tisbench.image_repo"), "pull": meta.get("tisbench.pull")}
+
+
 def images_option(f: F) -> F:
+    """--images, and where registry images come from: --image-repo (a mirror) and --pull (the policy)."""
+    f = click.option(
+        "--pull",
+        type=click.Choice(["missing", "always", "never"]),
+        envvar="TISBENCH_PULL",
+        expose_value=False,
+        callback=_keep_image_source,
+        help="When to pull the server and sdk images, as compose does: missing (default), always, never. "
+        "Lab images are built, never pulled. Default: stack.yaml pull, then missing. Env: TISBENCH_PULL.",
+    )(f)
+    f = click.option(
+        "--image-repo",
+        metavar="REPO",
+        envvar="TISBENCH_IMAGE_REPO",
+        expose_value=False,
+        callback=_keep_image_source,
+        help="Repository holding NGC's tags <release>-py3 and <release>-py3-sdk, e.g. a private mirror "
+        "registry.example.com/nvidia/tritonserver. Default: stack.yaml image_repo, then "
+        "nvcr.io/nvidia/tritonserver. Env: TISBENCH_IMAGE_REPO.",
+    )(f)
     return click.option(
         "--images",
         type=click.Choice(["ngc", "lab"]),
         envvar="TISBENCH_IMAGES",
-        help="ngc: nvcr.io/nvidia/tritonserver:<R>-py3[-sdk]; lab: locally built CPU stand-ins "
-        "(make lab-images). Default: stack.yaml, then ngc. Env: TISBENCH_IMAGES.",
+        help="ngc: nvcr.io/nvidia/tritonserver:<R>-py3[-sdk] (or --image-repo's); lab: locally built CPU "
+        "stand-ins (make lab-images). Default: stack.yaml, then ngc. Env: TISBENCH_IMAGES.",
     )(f)
 
 
@@ -161,7 +193,7 @@ def load_plan(
 ) -> Any:
     from composer.plan import plan_lab
 
-    return plan_lab(stack_dir, release=release, images=images, model=model, gpus=gpus)
+    return plan_lab(stack_dir, release=release, images=images, model=model, gpus=gpus, **image_source())
 
 
 def run() -> None:

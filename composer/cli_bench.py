@@ -15,6 +15,7 @@ from composer.cli import (
     engine_choice,
     engine_options,
     gpus_option,
+    image_source,
     images_option,
     load_plan,
     main,
@@ -238,7 +239,7 @@ def matrix(
     request = bench_request(kw)
     _preflight(load_plan(stack_dir, chosen[0], images, kw["model"], gpus), request)
     out_dir = out or Path("runs") / f"matrix-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
-    doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, say, gpus=gpus)
+    doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, say, gpus=gpus, **image_source())
     write_matrix_reports(doc, out_dir)
     click.echo(matrix_markdown(doc))
     click.echo(f"matrix directory: {out_dir}")

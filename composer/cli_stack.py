@@ -228,6 +228,33 @@ def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> 
         click.echo(tag)
 
 
+@images.command("pull")
+@STACK_DIR
+@release_option
+@click.option("--quiet", "-q", is_flag=True, help="One line per image instead of progress bars.")
+@images_option
+def images_pull(stack_dir: Path, release: str | None, quiet: bool, images: str | None) -> None:
+    """Pull the server and sdk images a lab of STACK_DIR would run, with progress.
+
+    References follow NGC's tags <release>-py3 and <release>-py3-sdk under --image-repo (default
+    nvcr.io/nvidia/tritonserver), or stack.yaml's exact server.image / analyzer.image. The
+    engine's stored credentials are used, as docker pull does (docker login first where needed).
+    """
+    from composer import stack as engine
+    from composer.pull import ensure_images
+    from composer.pull_view import PullView
+
+    plan = load_plan(stack_dir, release, images)
+    if plan.image_set == "lab":
+        raise UsageError("lab images are built here, not pulled", "tisbench images build, or use --images ngc")
+    client = engine.connect(timeout_s=600)
+    refs = [plan.images.server, plan.images.sdk]
+    with PullView(say, quiet=True if quiet else None) as view:
+        ensure_images(client, refs, policy="always", image_set=plan.image_set, progress=view)
+    for ref in refs:
+        click.echo(ref)
+
+
 @images.command("list")
 def images_list() -> None:
     """Show which lab images exist on this engine."""

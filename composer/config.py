@@ -21,6 +21,11 @@ from composer.sweep import Sweep, parse_sweep
 
 STACK_FILE = "stack.yaml"
 IMAGE_SETS = ("ngc", "lab")
+PULL_POLICIES = ("missing", "always", "never")
+# docker's reference grammar: [registry[:port]/]path[:tag|@digest], lower-case path components
+_REPO = r"(?:[a-zA-Z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+REPOSITORY_RULE = re.compile(_REPO)
+REFERENCE_RULE = re.compile(_REPO + r"(?::[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})")
 PROTOCOLS = ("http", "grpc")
 ENGINES = ("local", "swarm")
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -45,6 +50,7 @@ class ServerOptions:
     ulimits: tuple[tuple[str, int], ...] = (("memlock", -1), ("stack", 67108864))
     ulimits_set: tuple[str, ...] = ()  # the names stack.yaml sets itself: never dropped silently
     gpus: str | None = None  # auto | none | all | N | device=ID,… (parsed by composer.gpus)
+    image: str | None = None  # an exact server image reference, instead of <image_repo>:<release>-py3
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class AnalyzerOptions:
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     args: tuple[str, ...] = ()
     timeout_s: float = 600.0
+    image: str | None = None  # an exact sdk image reference, instead of <image_repo>:<release>-py3-sdk
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class Stack:
     analyzer: AnalyzerOptions
     engine: str | None = None  # local | swarm
     clients: int | None = None  # perf_analyzer replicas on a swarm
+    pull: str | None = None  # missing | always | never
+    image_repo: str | None = None  # a registry mirror of nvcr.io/nvidia/tritonserver
 
     @property
     def models_dir(self) -> Path:
@@ -167,6 +176,22 @@ def parse_size(value: Any) -> str:
     if not match or int(match.group(1)) == 0:
         raise ValueError("expected a size such as 1g, 512m or a number of bytes")
     return text.lower()
+
+
+def parse_image_repo(value: Any, field: str = "--image-repo") -> str:
+    """A repository without tag, e.g. ``registry.example.com:5000/nvidia/tritonserver``."""
+    if not isinstance(value, str) or not REPOSITORY_RULE.fullmatch(value):
+        raise UsageError(
+            f"{field}: {value!r} is not an image repository",
+            "give [REGISTRY[:PORT]/]PATH without a tag, e.g. registry.example.com/nvidia/tritonserver",
+        )
+    return value
+
+
+def _image_ref(value: Any) -> str:
+    if not isinstance(value, str) or not REFERENCE_RULE.fullmatch(value):
+        raise ValueError("expected an image reference with a tag or digest, e.g. registry/repo:24.10-py3")
+    return value
 
 
 def _host(value: Any) -> str:
@@ -306,7 +331,12 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     file = directory / STACK_FILE
     data: Mapping[str, Any] = _read_yaml(file) if file.exists() else {}
     source = str(file)
-    top = _Fields(source, "", data, ("name", "release", "images", "model", "engine", "clients", "server", "analyzer"))
+    top = _Fields(
+        source,
+        "",
+        data,
+        ("name", "release", "images", "pull", "image_repo", "model", "engine", "clients", "server", "analyzer"),
+    )
     name = top.get(
         "name", default_stack_name(directory), lambda v: parse_lab_name(v, f"{source}: name"), "e.g. name: mylab"
     )
@@ -320,7 +350,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     images = top.get("images", None, lambda v: _choice(v, IMAGE_SETS), "images: ngc or images: lab")
     chosen = model or top.get("model", None, _string, "model: NAME of a directory in models/")
 
-    srv = top.section("server", ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits", "gpus"))
+    srv = top.section("server", ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits", "gpus", "image"))
     ports = srv.section("ports", ("http", "grpc", "metrics"))
     port = _int_in(0, 65535)
     port_hint = "a port 1-65535, or 0 for an ephemeral one"
@@ -336,6 +366,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         ulimits=ulimits,
         ulimits_set=ulimits_set,
         gpus=srv.get("gpus", None, lambda v: str(v), "auto, none, all, a count, or device=0,1"),
+        image=srv.get("image", None, _image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3"),
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]
     if len(fixed) != len(set(fixed)):
@@ -356,6 +387,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
             "shapes",
             "args",
             "timeout",
+            "image",
         ),
     )
     if ana.data.get("concurrency") is not None and ana.data.get("request_rate") is not None:
@@ -382,6 +414,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         shapes=ana.get("shapes", (), _shapes, "e.g. shapes: {age: [1]}"),
         args=ana.get("args", (), _string_list, 'a list such as ["--percentile=95"]'),
         timeout_s=ana.get("timeout", 600.0, _seconds, "seconds, e.g. 600"),
+        image=ana.get("image", None, _image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3-sdk"),
     )
     if analyzer.measurement_requests is None and analyzer.measurement_interval_ms is None:
         analyzer = AnalyzerOptions(**{**analyzer.__dict__, "measurement_requests": 200})
@@ -391,6 +424,13 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     chosen = _choose_model(models, chosen, directory / "models", f"{source}: model" if model is None else "-m")
     engine = top.get("engine", None, lambda v: _choice(v, ENGINES), "engine: local or engine: swarm")
     clients = top.get("clients", None, _int_in(1, 256), "a number of load clients, 1 to 256")
+    pull = top.get("pull", None, lambda v: _choice(v, PULL_POLICIES), "pull: missing, always or never")
+    image_repo = top.get(
+        "image_repo",
+        None,
+        lambda v: parse_image_repo(v, f"{source}: image_repo"),
+        "e.g. image_repo: registry.example.com/nvidia/tritonserver",
+    )
     return Stack(
         directory.resolve(),
         file if file.exists() else None,
@@ -403,6 +443,8 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         analyzer,
         engine,
         clients,
+        pull,
+        image_repo,
     )
 
 

@@ -73,7 +73,7 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     if warning:
         say(warning)
     client = engine.connect()
-    image_ids = engine.require_images(client, [plan.images.server, plan.images.sdk], plan.image_set)
+    image_ids = ensure_plan_images(client, plan, say)
     name = name or unique_name(client, plan.stack.name)
     if engine.lab_containers(client, name) or engine.lab_networks(client, name):
         raise StackError(
@@ -136,6 +136,17 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         f"metrics {ports[SERVER_PORTS['metrics']]})"
     )
     return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file, gpus.describe())
+
+
+def ensure_plan_images(client: docker.DockerClient, plan: LabPlan, say: Say) -> dict[str, str]:
+    """The plan's two images, pulled by its policy when they are registry images; before anything is created."""
+    from composer.pull import ensure_images
+    from composer.pull_view import PullView
+
+    with PullView(say) as view:
+        return ensure_images(
+            client, [plan.images.server, plan.images.sdk], policy=plan.pull, image_set=plan.image_set, progress=view
+        )
 
 
 def _remove(client: docker.DockerClient, name: str, run_area: Path | None, run: str | None = None) -> int:

@@ -111,6 +111,8 @@ def run_matrix(
     say: Say,
     *,
     gpus: str | None = None,
+    image_repo: str | None = None,
+    pull: str | None = None,
 ) -> dict[str, Any]:
     """One full lab (up → ready → bench → collect → down) per release and repeat."""
     from composer import lab as labs
@@ -125,7 +127,7 @@ def run_matrix(
         entries.append(entry)
         summaries = []
         try:
-            plan = plan_lab(stack_dir, release=release, images=image_set, gpus=gpus)
+            plan = plan_lab(stack_dir, release=release, images=image_set, gpus=gpus, image_repo=image_repo, pull=pull)
             for index in range(1, repeat + 1):
                 run_dir = out_dir / release if repeat == 1 else out_dir / release / f"repeat-{index}"
                 say(f"release {release}: run {index} of {repeat}")

@@ -23,11 +23,13 @@ class LabPlan:
     image_set: str
     images: Images
     gpus: GpuRequest = AUTO
+    pull: str = "missing"  # missing | always | never (lab images are never pulled)
 
     def render(self, project: str, gpus: GpuRequest | None = None, transport: str = "bind") -> str:
         """The compose file; ``gpus`` is the request resolved against the engine (auto renders as none)."""
         chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
-        return render_compose(self.stack, self.release, self.images, project, chosen, transport)
+        policy = "never" if self.image_set == "lab" else self.pull
+        return render_compose(self.stack, self.release, self.images, project, chosen, transport, policy)
 
     def check_input_data(self) -> Preflight:
         """Validate the input data against the model's config.pbtxt (no server needed): the --shape
@@ -77,7 +79,14 @@ def check_lab_release(release: Release, *, field: str = "--images lab") -> None:
 
 
 def plan_lab(
-    stack_dir: Path, *, release: str | None, images: str | None, model: str | None = None, gpus: str | None = None
+    stack_dir: Path,
+    *,
+    release: str | None,
+    images: str | None,
+    model: str | None = None,
+    gpus: str | None = None,
+    image_repo: str | None = None,
+    pull: str | None = None,
 ) -> LabPlan:
     """Resolve flags (or env) over stack.yaml over defaults; raise before touching Docker."""
     stack = load_stack(stack_dir, model=model)
@@ -94,4 +103,29 @@ def plan_lab(
         gpu_request = parse_gpus(gpus)
     else:
         gpu_request = parse_gpus(stack.server.gpus, field=f"{stack.file}: server.gpus")
-    return LabPlan(stack, parsed, image_set, image_refs(parsed, image_set), gpu_request)
+    return LabPlan(
+        stack, parsed, image_set, _images(stack, parsed, image_set, image_repo), gpu_request, _pull(stack, pull)
+    )
+
+
+def _pull(stack: Stack, flag: str | None) -> str:
+    from composer.pull import DEFAULT_POLICY, POLICIES
+
+    if flag is not None and flag not in POLICIES:
+        raise UsageError(f"--pull {flag!r}: not a pull policy", f"use one of {', '.join(POLICIES)}")
+    return flag or stack.pull or DEFAULT_POLICY
+
+
+def _images(stack: Stack, release: Release, image_set: str, image_repo: str | None) -> Images:
+    """Which references the lab runs: a flag's repository over stack.yaml's; exact references win."""
+    from composer.config import parse_image_repo
+
+    repo = parse_image_repo(image_repo) if image_repo is not None else stack.image_repo
+    exact = {"server.image": stack.server.image, "analyzer.image": stack.analyzer.image}
+    if image_set == "lab" and (image_repo is not None or any(exact.values())):
+        what = "--image-repo" if image_repo is not None else next(f"{stack.file}: {k}" for k, v in exact.items() if v)
+        raise UsageError(
+            f"{what} names registry images, but the image set is lab (built here, never pulled)",
+            "use --images ngc with it, or drop it to run the lab images",
+        )
+    return image_refs(release, image_set, repo, stack.server.image, stack.analyzer.image)

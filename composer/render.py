@@ -30,14 +30,18 @@ class Images:
     sdk: str
 
 
-def image_refs(release: Release, image_set: str) -> Images:
-    """The server and sdk image references for a release and image set (ngc | lab)."""
+def image_refs(
+    release: Release, image_set: str, repository: str | None = None, server: str | None = None, sdk: str | None = None
+) -> Images:
+    """The server and sdk image references: lab tags, or ``<repository>:<release>-py3[-sdk]`` (NGC's
+    scheme, on NGC or a mirror of it), each replaced by an exact reference where one is given."""
     if image_set == "lab":
         from composer.images import lab_image_tags
 
-        server, sdk = lab_image_tags(str(release))
-        return Images(server, sdk)
-    return Images(f"{NGC_REPOSITORY}:{release}-py3", f"{NGC_REPOSITORY}:{release}-py3-sdk")
+        lab_server, lab_sdk = lab_image_tags(str(release))
+        return Images(lab_server, lab_sdk)
+    repo = repository or NGC_REPOSITORY
+    return Images(server or f"{repo}:{release}-py3", sdk or f"{repo}:{release}-py3-sdk")
 
 
 def yaml_scalar(value: Any) -> str:
@@ -93,7 +97,13 @@ TRANSPORTS = ("bind", "copy")  # copy: models and dataset travel into volumes (r
 
 
 def render_compose(
-    stack: Stack, release: Release, images: Images, project: str, gpus: GpuRequest = NONE, transport: str = "bind"
+    stack: Stack,
+    release: Release,
+    images: Images,
+    project: str,
+    gpus: GpuRequest = NONE,
+    transport: str = "bind",
+    pull_policy: str = "missing",
 ) -> str:
     server = stack.server
     ports = [
@@ -114,6 +124,7 @@ def render_compose(
         "host_ip": server.host,
         "shm_size": server.shm_size,
         "ulimits": list(server.ulimits),
+        "pull_policy": pull_policy,
         "labels": lab_labels(project, release, stack, gpus),
         "server_labels": server_labels(lab_labels(project, release, stack, gpus), stack),
         "gpu_devices": gpus.compose_devices(),

@@ -25,7 +25,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from composer.errors import DockerUnavailable, ImageMissing, StackError
+from composer.errors import DockerUnavailable, StackError
 from composer.labels import ADVISORY_ULIMITS_LABEL, ULIMITS_DROPPED_LABEL
 
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
@@ -48,18 +48,6 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
             "start it (sudo dockerd, or make docker) or point DOCKER_HOST at a running engine",
         ) from None
     return client
-
-
-def require_images(client: docker.DockerClient, images: list[str], image_set: str) -> dict[str, str]:
-    """Image ids by reference; ImageMissing naming the first absent image and how to get it."""
-    found = {}
-    for ref in images:
-        try:
-            found[ref] = client.api.inspect_image(ref)["Id"]
-        except docker.errors.ImageNotFound:
-            how = "make lab-images (or tisbench images build)" if image_set == "lab" else f"docker pull {ref}"
-            raise ImageMissing(f"image {ref} is not on this Docker engine", f"get it with: {how}") from None
-    return found
 
 
 def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:

@@ -43,7 +43,7 @@ from composer.bench import (
 from composer.dataset import ModelInputs
 from composer.errors import AnalyzerError, TisbenchError, UsageError
 from composer.fsutil import write_atomic, write_json
-from composer.lab import RUN_AREA, unique_name
+from composer.lab import RUN_AREA, ensure_plan_images, unique_name
 from composer.merge import ClientRun, merge_clients
 from composer.modelconfig import read_model_facts
 from composer.plan import LabPlan
@@ -171,7 +171,7 @@ def run_swarm_lab(
     render_swarm_file(plan, stack.name, clients, request)  # input errors before any Docker call
     client = engine.connect()
     node_id = swarm.require_manager(client)
-    engine.require_images(client, [plan.images.server, plan.images.sdk], plan.image_set)
+    ensure_plan_images(client, plan, say)
     name = unique_name(client, stack.name)
     rendered = render_swarm_file(plan, name, clients, request)
     text, settings, outputs, argv = rendered.text, rendered.settings, rendered.outputs, rendered.argv

@@ -2,8 +2,8 @@
 # Bring what `make lab` / `make test` need onto a fresh machine, saying each step as it is taken:
 #   venv + packages, the Docker engine (docker.io, dockerd), the compose plugin, debootstrap,
 #   and (with --images) the lab images. Each step is skipped when its result is already there.
-#   With --test also what the test suite drives: Chromium (report rendering) and iproute2 (a
-#   second engine for the remote-engine test).
+#   With --test also what the test suite drives: Chromium (report rendering), iproute2 (a
+#   second engine for the remote-engine test) and docker-registry (registries for the pull tests).
 # Usage: scripts/bootstrap.sh [--venv-only] [--images] [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +84,7 @@ command -v debootstrap >/dev/null || apt_install debootstrap
 if [ "$want_test" = 1 ]; then
   command -v chromium >/dev/null || command -v chromium-browser >/dev/null || apt_install chromium
   command -v ip >/dev/null || apt_install iproute2
+  command -v docker-registry >/dev/null || apt_install docker-registry  # the pull tests' registries
 fi
 
 # 6. lab images (skipped when the tags exist)

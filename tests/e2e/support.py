@@ -90,6 +90,7 @@ class CliResult:
 def cli_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """The test's environment without any TISBENCH_* setting of the developer, plus overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TISBENCH_")}
+    env["TISBENCH_PULL"] = "never"  # a pull of NGC's images would leave this machine; a test that pulls says so
     for key, value in (overrides or {}).items():
         if value is None:
             env.pop(key, None)

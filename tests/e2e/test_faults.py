@@ -66,7 +66,7 @@ def test_server_killed_mid_bench_fails_clearly_and_keeps_the_run(
     assert "successfully loaded 'seed_model'" in (run / "logs" / "triton_server.log").read_text()
 
 
-# NGC images cannot be pulled here (no registry), so they are reliably missing; a lab release's
+# NGC images are never pulled here (no registry), so they are reliably missing; a lab release's
 # images may or may not have been built on this machine, so they cannot stand for "missing".
 @pytest.mark.parametrize(("images", "release", "image"), [
     ("ngc", "23.08", "nvcr.io/nvidia/tritonserver:23.08-py3"),
@@ -80,7 +80,9 @@ def test_missing_image_is_exit_3_naming_it(
         raise AssertionError(f"{image} exists on this engine; this test needs it absent")
     except docker.errors.ImageNotFound:
         pass
-    result = tisbench("up", QUICKSTART, "--release", release, "--name", lab_name, env={"TISBENCH_IMAGES": images})
+    # --pull never: a pull would reach nvcr.io, and tests send traffic to this machine only.
+    env = {"TISBENCH_IMAGES": images, "TISBENCH_PULL": "never"}
+    result = tisbench("up", QUICKSTART, "--release", release, "--name", lab_name, env=env)
     assert result.exit_code == 3, result
     assert image in result.error
     assert leftovers(docker_client, lab_name) == []

@@ -280,4 +280,16 @@ CASES: tuple[BadInput, ...] = (
         commands=DATASET_COMMANDS,
         env=NO_ENGINE,
     ),
+    # where images come from
+    BadInput("pull-word", "pull", "model: seed_model\npull: sometimes\n"),
+    BadInput("image-repo-with-tag", "image_repo", "model: seed_model\nimage_repo: nvcr.io/nvidia/tritonserver:24.10\n"),
+    BadInput("server-image-without-tag", "server.image", "model: seed_model\nserver:\n  image: UPPER/case\n"),
+    BadInput("image-repo-flag", "--image-repo", args=("--image-repo", "http://mirror/x"), commands=("render", "lab")),
+    BadInput("pull-flag-word", "--pull", args=("--pull", "sometimes"), commands=("render", "lab")),
+    BadInput(
+        "image-repo-with-lab-images",
+        "--image-repo names registry images",
+        args=("--images", "lab", "--image-repo", "mirror.example/nvidia/tritonserver"),
+        commands=("render", "lab"),
+    ),
 )
