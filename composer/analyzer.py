@@ -114,6 +114,8 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
         argv += ["--profile-export-file", outputs.profile_export]
     if settings.streaming:
         argv += STREAMING_ARGS
+    if "-v" not in settings.extra_args:  # one -v: a line per trial, which says why a point is unstable
+        argv.append("-v")
     return argv + list(settings.metric_args) + list(settings.extra_args)
 
 

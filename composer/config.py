@@ -27,6 +27,7 @@ NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _SIZE = re.compile(r"(\d+)([bkmg]?)", re.IGNORECASE)
 _MAX_TIMEOUT_S = 24 * 3600
 _MAX_REQUESTS = 10_000_000
+_MAX_STABILITY_RETRIES = 8  # each retry doubles the window: 8 make it 256 times as long
 
 T = TypeVar("T")
 
@@ -55,6 +56,7 @@ class AnalyzerOptions:
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     args: tuple[str, ...] = ()
     timeout_s: float = 600.0
+    stability_retries: int = 3  # reruns of a point perf_analyzer found unstable, each with a window twice as long
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
             "shapes",
             "args",
             "timeout",
+            "stability_retries",
         ),
     )
     if ana.data.get("concurrency") is not None and ana.data.get("request_rate") is not None:
@@ -373,6 +376,9 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         shapes=ana.get("shapes", (), _shapes, "e.g. shapes: {age: [1]}"),
         args=ana.get("args", (), _string_list, 'a list such as ["--percentile=95"]'),
         timeout_s=ana.get("timeout", 600.0, _seconds, "seconds, e.g. 600"),
+        stability_retries=ana.get(
+            "stability_retries", 3, _int_in(0, _MAX_STABILITY_RETRIES), f"0 (no retries) to {_MAX_STABILITY_RETRIES}"
+        ),
     )
     if analyzer.measurement_requests is None and analyzer.measurement_interval_ms is None:
         analyzer = AnalyzerOptions(**{**analyzer.__dict__, "measurement_requests": 200})
