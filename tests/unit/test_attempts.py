@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bad_inputs import make_stack
 
-from composer.analyzer import BenchSettings, ExecResult, Outputs
+from composer.analyzer import BenchSettings, ExecResult, Outputs, perf_analyzer_argv
 from composer.attempt_outputs import merge_csv, merge_exports, write_outputs
 from composer.attempts import (
     Attempt,
@@ -26,6 +27,7 @@ from composer.attempts import (
     unstable_error,
     unstable_point,
 )
+from composer.config import load_stack
 from composer.results import parse_perf_csv
 from composer.scraper import MetricsRecorder, _Mark
 from composer.sweep import Sweep
@@ -308,3 +310,14 @@ def test_a_discarded_measurement_is_no_metrics_point() -> None:
         recorder.marks.append(_Mark("x", 0.0, text))
     points = recorder.points([1.0, None, 2.0])
     assert [p["concurrency"] for p in points] == [1, 2]
+
+
+def test_stability_retries_default_to_three_and_read_from_stack_yaml(tmp_path: Path) -> None:
+    assert load_stack(make_stack(tmp_path, name="a")).analyzer.stability_retries == 3
+    stack = make_stack(tmp_path, "model: seed_model\nanalyzer:\n  stability_retries: 0\n", name="b")
+    assert load_stack(stack).analyzer.stability_retries == 0
+
+
+def test_perf_analyzer_prints_its_trials_once_verbose_never_extra_verbose() -> None:
+    assert perf_analyzer_argv(_settings(), Outputs("/tmp/x.csv", None)).count("-v") == 1
+    assert perf_analyzer_argv(_settings(extra_args=("-v",)), Outputs("/tmp/x.csv", None)).count("-v") == 1
