@@ -247,11 +247,11 @@ def run_attempts(
             tried = [r.attempt for r in results]
             args = settings.extra_args
             return results, unstable_error(settings.sweep.kind, result.unstable, tried, result.spread, args, reason)
-        kind, sweep = settings.sweep.kind.replace("_", " "), following.sweep
+        kind, sweep, window = settings.sweep.kind.replace("_", " "), following.sweep, following.window.describe()
         points = f"{sweep.start:g}" if same_point(sweep.start, sweep.end) else f"{sweep.start:g}–{sweep.end:g}"
         say(
             f"{kind} {result.unstable:g} not stable with windows of {attempt.window.describe()}: "
-            f"retry {following.number - 1} of {retries} measures {kind} {points} with {following.window.describe()}"
+            f"retry {following.number - 1} of {retries} measures {kind} {points} with windows of {window}"
         )
         attempt = following
 

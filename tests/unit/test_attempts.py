@@ -209,7 +209,8 @@ def test_a_sweep_that_stopped_at_an_unstable_point_resumes_there_with_a_longer_w
     assert [_value(a, "--concurrency-range") for a in script.argvs] == ["1:3:1", "2:3:1"]
     assert [_value(a, "--measurement-request-count") for a in script.argvs] == ["200", "400"]
     assert said == [
-        "concurrency 2 not stable with windows of 200 requests: retry 1 of 3 measures concurrency 2–3 with 400 requests"
+        "concurrency 2 not stable with windows of 200 requests: "
+        "retry 1 of 3 measures concurrency 2–3 with windows of 400 requests"
     ]
     record = results[0].record()
     assert record["points"] == [1, 2, 3] and record["measured"] == [1] and record["unstable"] == 2
