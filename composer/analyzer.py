@@ -7,19 +7,21 @@ import os
 import re
 import signal
 import tarfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import docker
 import docker.errors
 
-from composer.errors import AnalyzerError
+from composer.errors import AnalyzerError, UsageError
 from composer.sweep import Sweep
 
 SERVER_HOST = "triton_server"
 PROTOCOL_PORTS = {"http": 8000, "grpc": 8001}
 OUTPUT_DIR = "/tmp"
+DECOUPLED_FIELD = "model_transaction_policy.decoupled"
+STREAMING_ARGS = ("--streaming", "--async")  # perf_analyzer streams only over gRPC, asynchronously
 _SHAPE_ERROR = "needs to have its shape fully defined"
 
 
@@ -36,6 +38,39 @@ class BenchSettings:
     timeout_s: float
     profile_export: bool
     metric_args: tuple[str, ...] = ()  # --collect-metrics … when the server has GPUs
+    streaming: bool = False  # a decoupled model: gRPC streaming, 0..n responses per request
+
+
+def is_decoupled(config: Mapping[str, Any]) -> bool:
+    """Whether the model config (as the server serves it) makes the model decoupled."""
+    policy = config.get("model_transaction_policy")
+    value = policy.get("decoupled", False) if isinstance(policy, Mapping) else False
+    return value is True or str(value).lower() == "true"
+
+
+def for_model_config(settings: BenchSettings, config: Mapping[str, Any], asked_protocol: str | None) -> BenchSettings:
+    """A decoupled model is benchmarked over gRPC with streaming, whatever the stack's default;
+    an explicit --protocol http cannot measure it and is refused."""
+    if not is_decoupled(config):
+        return settings
+    if asked_protocol == "http":
+        raise UsageError(
+            f"--protocol http: model {settings.model!r} is decoupled ({DECOUPLED_FIELD}: true), "
+            "and perf_analyzer measures decoupled models only over gRPC streaming",
+            "drop --protocol http: tisbench then uses gRPC with --streaming",
+        )
+    return replace(settings, protocol="grpc", streaming=True)
+
+
+def decoupled_note(settings: BenchSettings) -> dict[str, Any]:
+    """The manifest's record of the transport tisbench chose for a decoupled model."""
+    flags = ["-i", settings.protocol, *STREAMING_ARGS]
+    return {
+        "field": DECOUPLED_FIELD,
+        "protocol": settings.protocol,
+        "flags": flags,
+        "chosen": f"perf_analyzer runs over gRPC with streaming ({' '.join(flags)}), chosen by tisbench",
+    }
 
 
 @dataclass(frozen=True)
@@ -77,6 +112,10 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
     argv += ["-f", outputs.csv, "--verbose-csv"]
     if outputs.profile_export:
         argv += ["--profile-export-file", outputs.profile_export]
+    if settings.streaming:
+        argv += STREAMING_ARGS
+    if "-v" not in settings.extra_args:  # one -v: a line per trial, which says why a point is unstable
+        argv.append("-v")
     return argv + list(settings.metric_args) + list(settings.extra_args)
 
 

@@ -18,16 +18,16 @@ import docker
 from composer import __version__
 from composer import stack as engine
 from composer.analyzer import (
+    DECOUPLED_FIELD,
     BenchSettings,
-    ExecResult,
-    explain_failure,
-    fetch_file,
+    decoupled_note,
+    for_model_config,
     outputs_for,
     perf_analyzer_argv,
-    run_in_container,
-    sweep_points,
-    with_deadline,
 )
+from composer.analyzer_execs import AnalyzerExecs
+from composer.attempt_outputs import write_outputs
+from composer.attempts import AttemptResult, run_attempts
 from composer.config import Stack, load_stack
 from composer.dataset import ModelInputs
 from composer.errors import (
@@ -298,7 +298,7 @@ def run_bench(
     """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
     import tritonclient.http as httpclient
 
-    from composer.results import parse_perf_csv, summary_dict
+    from composer.results import summary_dict, summary_rows
 
     triton = httpclient.InferenceServerClient(
         url=f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}", connection_timeout=5, network_timeout=30
@@ -308,6 +308,7 @@ def run_bench(
     finally:
         triton.close()
     settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config))
+    settings = for_model_config(settings, config, request.protocol)
 
     run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
     run_id = run_dir.resolve().name.replace("/", "_")
@@ -337,48 +338,47 @@ def run_bench(
         "started_utc": utc_now(),
         "status": "running",
     }
+    if settings.streaming:
+        manifest["decoupled"] = decoupled_note(settings)
+        say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")
     write_json(run_dir / "manifest.json", manifest)
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
-    log = (run_dir / "logs" / "perf_analyzer.log").open("w", encoding="utf-8")
-
     recorder = MetricsRecorder(
         f"http://{engine.probe_host(lab.stack.server.host)}:{lab.metrics_port}/metrics",
         lab.stack.model,
         settings.sweep.kind,
     )
-    started: list[float] = []  # sweep points in the order perf_analyzer ran them
+    execs = AnalyzerExecs(
+        lab.client,
+        lab.analyzer_id,
+        run_dir / "logs" / "perf_analyzer.log",
+        recorder,
+        on_point,
+        outputs,
+        check_lab=lambda exit_code: _raise_if_lab_stopped(lab, run_dir, exit_code),
+    )
+    attempts: list[dict[str, Any]] = []
+    manifest["attempts"] = attempts
 
-    def output(text: str) -> None:
-        log.write(text)
-        log.flush()
-        for value in sweep_points(text):
-            if started:
-                recorder.scrape(f"{settings.sweep.kind} {value:g}")
-            started.append(value)
-            on_point(f"{settings.sweep.kind.replace('_', ' ')} {value:g}")
+    def recorded(result: AttemptResult) -> None:
+        attempts.append(result.record())
+        write_json(run_dir / "manifest.json", manifest)
 
-    result: ExecResult | None = None
     try:
         if lab.metrics_port:
             recorder.scrape("start")
-        began = time.monotonic()
-        result = run_in_container(lab.client, lab.analyzer_id, with_deadline(argv, settings.timeout_s), output)
+        results, unstable = run_attempts(
+            settings, lab.stack.analyzer.stability_retries, execs.outputs_of, execs.execute, execs.fetch, recorded, say
+        )
         if lab.metrics_port:
             recorder.scrape("end")
-        if result.exit_code != 0:
-            _raise_if_lab_stopped(lab, run_dir, result.exit_code)
-            raise explain_failure(result.exit_code, result.output, settings.timeout_s, time.monotonic() - began)
-        csv = fetch_file(lab.client, lab.analyzer_id, outputs.csv)
-        if not csv:
-            raise AnalyzerError("perf_analyzer wrote no CSV", f"see {run_dir}/logs/perf_analyzer.log")
-        write_atomic(run_dir / "perf_analyzer.csv", csv)
-        if outputs.profile_export:
-            export = fetch_file(lab.client, lab.analyzer_id, outputs.profile_export)
-            if export:
-                write_atomic(run_dir / "profile_export.json", export)
-        summary = summary_dict(lab.stack.model, lab.release, parse_perf_csv(csv.decode("utf-8", errors="replace")))
+        csv = write_outputs(run_dir, results)
+        if unstable is not None or csv is None:
+            raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {run_dir}/logs/perf_analyzer.log")
+        rows = summary_rows(csv, run_dir / "profile_export.json", with_responses=settings.streaming)
+        summary = summary_dict(lab.stack.model, lab.release, rows)
         if lab.metrics_port:
-            metrics = recorder.write(run_dir, started, _client_counts(run_dir))
+            metrics = recorder.write(run_dir, execs.started, _client_counts(run_dir))
             manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
             summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
         write_json(run_dir / "summary.json", summary)
@@ -388,7 +388,7 @@ def run_bench(
         manifest.update(status="failed", **_failure(exc))
         raise
     finally:
-        log.close()
+        execs.log.close()
         manifest["ended_utc"] = utc_now()
         with engine.with_signals_masked_ctx():
             write_json(run_dir / "manifest.json", manifest)

@@ -32,6 +32,7 @@ NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _SIZE = re.compile(r"(\d+)([bkmg]?)", re.IGNORECASE)
 _MAX_TIMEOUT_S = 24 * 3600
 _MAX_REQUESTS = 10_000_000
+_MAX_STABILITY_RETRIES = 8  # each retry doubles the window: 8 make it 256 times as long
 
 T = TypeVar("T")
 
@@ -64,6 +65,7 @@ class AnalyzerOptions:
     args: tuple[str, ...] = ()
     timeout_s: float = 600.0
     image: str | None = None  # an exact sdk image reference, instead of <image_repo>:<release>-py3-sdk
+    stability_retries: int = 3  # reruns of a point perf_analyzer found unstable, each with a window twice as long
 
 
 @dataclass(frozen=True)
@@ -388,6 +390,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
             "args",
             "timeout",
             "image",
+            "stability_retries",
         ),
     )
     if ana.data.get("concurrency") is not None and ana.data.get("request_rate") is not None:
@@ -415,6 +418,9 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         args=ana.get("args", (), _string_list, 'a list such as ["--percentile=95"]'),
         timeout_s=ana.get("timeout", 600.0, _seconds, "seconds, e.g. 600"),
         image=ana.get("image", None, _image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3-sdk"),
+        stability_retries=ana.get(
+            "stability_retries", 3, _int_in(0, _MAX_STABILITY_RETRIES), f"0 (no retries) to {_MAX_STABILITY_RETRIES}"
+        ),
     )
     if analyzer.measurement_requests is None and analyzer.measurement_interval_ms is None:
         analyzer = AnalyzerOptions(**{**analyzer.__dict__, "measurement_requests": 200})

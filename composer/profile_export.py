@@ -4,10 +4,13 @@ The export holds every request of every experiment (hundreds of MB for long runs
 loaded whole: one event-level pass over it with ijson keeps a fixed-size latency histogram and a
 bounded timeline per experiment.
 
-Latency histogram resolution: exact 1 µs buckets below 16.384 ms; above, log-spaced buckets of
-relative width below 1/8192 (0.0122 %). Percentiles use perf_analyzer's own rule (sorted latencies,
-index ``int(p/100·(n−1)+0.5)``, value truncated to µs), so below 16 ms they equal a brute-force
-computation exactly, and above it they agree within 0.0122 % + 1 µs.
+Percentiles come from composer.histogram (perf_analyzer's own rule, exact below 16.384 ms).
+
+Responses follow perf_analyzer too: a decoupled model's final flag-only response (a *null*
+response: every output exported as ``""``) is no response; a request ends at its last real one.
+First-response latency is that response's timestamp minus the request's, inter-response gaps are
+the differences between consecutive responses of one request (genai-perf's time to first token and
+chunked inter-token latency), both over the requests counted in the measurement windows.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -23,17 +26,19 @@ from typing import IO, Any
 import ijson
 
 from composer.errors import AnalyzerError
+from composer.histogram import LINEAR_LIMIT_US, Histogram, percentiles_from_histogram
+
+__all__ = ["LINEAR_LIMIT_US", "ExperimentSummary", "TimelinePoint", "percentiles_from_histogram"]
 
 try:
     _ijson: Any = ijson.get_backend("yajl2_c")
 except ImportError:  # pragma: no cover - the C backend ships in ijson's wheels
     _ijson = ijson
 
-LINEAR_LIMIT_US = 16_384  # exact 1 µs buckets below this
-_SUB_BITS = 14  # log buckets keep the top 14 bits of the µs value
 _TIMELINE_START_NS = 10_000_000  # 10 ms buckets, doubled whenever there are too many
 _TIMELINE_MAX_BUCKETS = 2_048
 _PERCENTILES = (50, 90, 95, 99)
+_REPORTED_WINDOWS = 3
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,8 @@ class TimelinePoint:
 class ExperimentSummary:
     """One experiment of a profile export.
 
-    ``window_count`` follows perf_analyzer: requests whose last response arrived between the first
-    and last window boundary. Without boundaries every answered request counts (windowed=False).
+    ``window_count`` follows perf_analyzer: requests whose last response arrived within the windows
+    it reports (its last three). Without boundaries every answered request counts (windowed=False).
     """
 
     mode: str
@@ -71,6 +76,12 @@ class ExperimentSummary:
     p99_latency_us: float
     histogram: tuple[tuple[int, int], ...]  # (bucket lower bound µs, count), ascending
     timeline: tuple[TimelinePoint, ...]
+    response_count: int = 0  # real responses of the requests in the windows
+    responses_per_request: float = 0.0
+    first_response_p50_us: float = 0.0
+    first_response_p99_us: float = 0.0
+    inter_response_p50_us: float | None = None  # None: no request had two responses
+    inter_response_p99_us: float | None = None
 
 
 class _Timeline:
@@ -119,24 +130,28 @@ class _Timeline:
 
 
 class _Accumulator:
-    """Bounded per-experiment state: counts, exact latency sum, histogram, timeline."""
+    """Bounded per-experiment state: counts, exact latency sum, histograms, timeline."""
 
     def __init__(self, window: tuple[int, int] | None) -> None:
         self.window = window
         self.requests = 0
         self.answered = 0
-        self.count = 0
         self.total_ns = 0
         self.first_ns = math.inf
         self.last_ns = -math.inf
-        self.linear = [0] * LINEAR_LIMIT_US
-        self.log: dict[int, int] = {}
+        self.latency = Histogram()
+        self.first_response = Histogram()
+        self.gaps = Histogram()
+        self.responses = 0
         self.timeline = _Timeline()
 
-    def add(self, start_ns: int | None, end_ns: int | None) -> None:
+    def add(self, start_ns: int | None, stamps: list[int], last_is_null: bool) -> None:
+        """One request: its timestamp and response timestamps, the last one maybe a null response."""
         self.requests += 1
-        if start_ns is None or end_ns is None or end_ns < start_ns:
+        real = len(stamps) - 1 if last_is_null else len(stamps)
+        if start_ns is None or real < 1 or stamps[real - 1] < start_ns:
             return
+        end_ns = stamps[real - 1]
         self.answered += 1
         latency = end_ns - start_ns
         self.timeline.add(end_ns, latency)
@@ -147,23 +162,25 @@ class _Accumulator:
         window = self.window
         if window is not None and not window[0] <= end_ns <= window[1]:
             return
-        self.count += 1
         self.total_ns += latency
+        self.responses += real
         micros = latency // 1000
-        if micros < LINEAR_LIMIT_US:
-            self.linear[micros] += 1
-        else:
-            shift = micros.bit_length() - _SUB_BITS
-            low = (micros >> shift) << shift
-            self.log[low] = self.log.get(low, 0) + 1
-
-    def histogram(self) -> tuple[tuple[int, int], ...]:
-        exact = ((us, n) for us, n in enumerate(self.linear) if n)
-        return tuple(exact) + tuple(sorted(self.log.items()))
+        if real == 1 and micros < LINEAR_LIMIT_US:  # the common case, inlined: one response, under 16 ms
+            self.latency.count += 1
+            self.latency.linear[micros] += 1
+            self.first_response.count += 1
+            self.first_response.linear[micros] += 1
+            return
+        self.latency.add(micros)
+        self.first_response.add((stamps[0] - start_ns) // 1000)
+        for index in range(1, real):
+            self.gaps.add((stamps[index] - stamps[index - 1]) // 1000)
 
     def finish(self, mode: str, value: float) -> ExperimentSummary:
-        histogram = self.histogram()
-        pcts = percentiles_from_histogram(histogram, self.count)
+        count = self.latency.count
+        pcts = self.latency.percentiles(_PERCENTILES)
+        first = self.first_response.percentiles((50, 99))
+        gaps = self.gaps.percentiles((50, 99)) if self.gaps.count else {50: None, 99: None}
         if self.window is not None:
             start, end = self.window
         elif self.answered:
@@ -176,45 +193,34 @@ class _Accumulator:
             value=value,
             request_count=self.requests,
             answered_count=self.answered,
-            window_count=self.count,
+            window_count=count,
             windowed=self.window is not None,
             window_start_ns=start,
             window_end_ns=end,
-            throughput_infer_per_sec=self.count / seconds if seconds > 0 else 0.0,
-            avg_latency_us=self.total_ns / self.count / 1000 if self.count else 0.0,
+            throughput_infer_per_sec=count / seconds if seconds > 0 else 0.0,
+            avg_latency_us=self.total_ns / count / 1000 if count else 0.0,
             p50_latency_us=pcts[50],
             p90_latency_us=pcts[90],
             p95_latency_us=pcts[95],
             p99_latency_us=pcts[99],
-            histogram=histogram,
+            histogram=self.latency.buckets(),
             timeline=self.timeline.points(),
+            response_count=self.responses,
+            responses_per_request=self.responses / count if count else 0.0,
+            first_response_p50_us=first[50],
+            first_response_p99_us=first[99],
+            inter_response_p50_us=gaps[50],
+            inter_response_p99_us=gaps[99],
         )
 
 
-def percentiles_from_histogram(
-    histogram: Iterable[tuple[int, int]], count: int, wanted: Sequence[int] = _PERCENTILES
-) -> dict[int, float]:
-    """perf_analyzer's percentile rule applied to (bucket µs, count) pairs in ascending order."""
-    if count == 0:
-        return {p: 0.0 for p in wanted}
-    targets = sorted((int(p / 100.0 * (count - 1) + 0.5), p) for p in wanted)
-    found: dict[int, float] = {}
-    seen = 0
-    pending = iter(targets)
-    target = next(pending)
-    for bucket, n in histogram:
-        seen += n
-        while target[0] < seen:
-            found[target[1]] = float(bucket)
-            next_target = next(pending, None)
-            if next_target is None:
-                return found
-            target = next_target
-    raise ValueError(f"histogram holds {seen} latencies, expected {count}")
-
-
 def _window(bounds: Sequence[int]) -> tuple[int, int] | None:
-    return (min(bounds), max(bounds)) if len(bounds) >= 2 else None
+    """perf_analyzer reports the merge of its last 3 windows (its stability window): earlier trials
+    of a point that took more are not part of its measurement."""
+    if len(bounds) < 2:
+        return None
+    last = sorted(bounds)[-(_REPORTED_WINDOWS + 1) :]
+    return (last[0], last[-1])
 
 
 def scan_window_hints(stream: IO[bytes], chunk_size: int = 1 << 20) -> list[tuple[int, int] | None]:
@@ -256,7 +262,8 @@ def _walk(
     the requests); the caller redoes the pass when a hint differs from the parsed window.
 
     Depths: 1 root · 3 experiment · 4 its "experiment"/"requests"/"window_boundaries" values ·
-    5 one request · 6 a request's arrays (response_timestamps).
+    5 one request · 6 a request's arrays (response_timestamps, response_outputs) · 7 one response's
+    outputs. ``shown`` tracks the latest response: 0 no output yet, 1 only "" (null), 2 content.
     """
     summaries: list[ExperimentSummary] = []
     observed: list[tuple[int, int] | None] = []
@@ -266,7 +273,8 @@ def _walk(
     bounds: list[int] = []
     acc: _Accumulator | None = None
     start: int | None = None
-    end: int | None = None
+    stamps: list[int] = []
+    shown = 0
     for event, val in _ijson.basic_parse(stream, use_float=True, buf_size=1 << 16):
         if event == "map_key":
             if depth == 5:
@@ -280,7 +288,10 @@ def _walk(
         elif event == "number":
             if depth == 6:
                 if k5 == "response_timestamps":
-                    end = val
+                    stamps.append(val)
+            elif depth == 7:
+                if k5 == "response_outputs":
+                    shown = 2
             elif depth == 5:
                 if k5 == "timestamp":
                     start = val
@@ -291,15 +302,19 @@ def _walk(
                     value = val
         elif event == "start_map":
             depth += 1
-            if depth == 5:
-                start = end = None
+            if depth == 7:
+                shown = 0
+            elif depth == 5:
+                start, stamps, shown = None, [], 0
             elif depth == 3 and k1 == "experiments":
                 mode, value, bounds, acc, k3 = "", 0.0, [], None, ""
+            elif depth == 8 and k5 == "response_outputs":
+                shown = 2
         elif event == "end_map":
             depth -= 1
             if depth == 4:
                 if k3 == "requests" and acc is not None:
-                    acc.add(start, end)
+                    acc.add(start, stamps, shown == 1)
             elif depth == 2 and k1 == "experiments":
                 observed.append(_window(bounds))
                 summaries.append((acc or _Accumulator(observed[-1])).finish(mode, value))
@@ -309,10 +324,18 @@ def _walk(
                 index = len(summaries)
                 hint = hints[index] if index < len(hints) else None
                 acc = _Accumulator(_window(bounds) if bounds else hint)
+            elif depth == 8 and k5 == "response_outputs":
+                shown = 2
         elif event == "end_array":
             depth -= 1
-        elif event == "string" and depth == 4 and k3 == "experiment" and k4 == "mode":
-            mode = val
+        elif event == "string":
+            if depth == 7:
+                if k5 == "response_outputs":
+                    shown = 1 if val == "" and shown != 2 else 2
+            elif depth == 4 and k3 == "experiment" and k4 == "mode":
+                mode = val
+        elif depth == 7 and k5 == "response_outputs":  # boolean, null
+            shown = 2
     return summaries, observed
 
 

@@ -18,6 +18,7 @@ import jinja2
 
 from composer.errors import AnalyzerError, UsageError
 from composer.results import (
+    RESPONSE_KEYS,
     ExperimentSummary,
     Summary,
     SummaryRow,
@@ -273,6 +274,8 @@ def _context(data: RunData, images: Mapping[str, str]) -> dict[str, Any]:
             }
             for e in data.experiments
         ],
+        "responses": _responses(rows),
+        "attempts": _attempts(m),
         "charts": [{"name": name, "src": src} for name, src in images.items()],
         "server_points": _server_points(data.server_metrics, data.summary.sweep if data.summary else "concurrency"),
         "server_warnings": list((data.server_metrics or {}).get("warnings", [])),
@@ -281,6 +284,42 @@ def _context(data: RunData, images: Mapping[str, str]) -> dict[str, Any]:
 
 
 _LATENCIES = ("avg", "p50", "p90", "p95", "p99")
+
+
+def _responses(rows: tuple[SummaryRow, ...]) -> list[dict[str, str]]:
+    """A decoupled model's per-response statistics per sweep point (none for other models)."""
+    if not any(r.responses_per_request is not None for r in rows):
+        return []
+    return [
+        {
+            "value": f"{r.value:g}",
+            "per_request": _fmt(r.responses_per_request, 2),
+            **{k: _fmt(None if getattr(r, k) is None else _ms(getattr(r, k)), 3) for k in RESPONSE_KEYS[1:]},
+        }
+        for r in rows
+    ]
+
+
+def _attempts(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
+    """perf_analyzer's runs when it took more than one (unstable points measured again)."""
+    attempts = manifest.get("attempts")
+    if not isinstance(attempts, list) or len(attempts) < 2:
+        return []
+    rows = []
+    for a in attempts:
+        window = dict(a.get("window") or {})
+        size = window.get("measurement_requests")
+        rows.append(
+            {
+                "number": str(a.get("attempt", "?")),
+                "points": ", ".join(str(p) for p in a.get("points") or []),
+                "window": f"{size} requests" if size is not None else f"{window.get('measurement_interval_ms')} ms",
+                "measured": ", ".join(str(p) for p in a.get("measured") or []) or "–",
+                "unstable": "–" if a.get("unstable") is None else str(a["unstable"]),
+                "exit_code": str(a.get("exit_code", "?")),
+            }
+        )
+    return rows
 
 
 def _json_report(data: RunData) -> str:

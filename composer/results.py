@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from composer.profile_export import (
 
 __all__ = [
     "LINEAR_LIMIT_US",
+    "RESPONSE_KEYS",
     "ExperimentSummary",
     "Summary",
     "SummaryRow",
@@ -35,6 +36,8 @@ __all__ = [
     "scan_window_hints",
     "summarize_profile_export",
     "summary_dict",
+    "summary_rows",
+    "with_response_stats",
 ]
 
 
@@ -59,7 +62,15 @@ _COLUMNS = {
 }
 # The keys of one summary.json row after the sweep key, in the documented order.
 SUMMARY_KEYS = tuple(_COLUMNS.values())[:13]
-_OPTIONAL_KEYS = tuple(_COLUMNS.values())[13:]
+# Per-response statistics of a decoupled model's run, from its profile export (not the CSV).
+RESPONSE_KEYS = (
+    "responses_per_request",
+    "first_response_p50_us",
+    "first_response_p99_us",
+    "inter_response_p50_us",
+    "inter_response_p99_us",
+)
+_OPTIONAL_KEYS = tuple(_COLUMNS.values())[13:] + RESPONSE_KEYS
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,11 @@ class SummaryRow:
     client_recv_us: float | None = None
     request_response_us: float | None = None
     response_wait_us: float | None = None
+    responses_per_request: float | None = None
+    first_response_p50_us: float | None = None
+    first_response_p99_us: float | None = None
+    inter_response_p50_us: float | None = None
+    inter_response_p99_us: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
@@ -161,9 +177,31 @@ def summary_dict(model: str, release: str, rows: Sequence[SummaryRow]) -> dict[s
     return {"model": model, "release": release, "sweep": sweep, "rows": out_rows}
 
 
+def with_response_stats(rows: Sequence[SummaryRow], experiments: Sequence[ExperimentSummary]) -> list[SummaryRow]:
+    """Each row with its experiment's per-response statistics (matched by sweep value)."""
+    by_value = {float(e.value): e for e in experiments}
+    out = []
+    for row in rows:
+        exp = by_value.get(float(row.value))
+        if exp is None or not exp.window_count:
+            out.append(row)
+            continue
+        out.append(replace(row, **{key: getattr(exp, key) for key in RESPONSE_KEYS}))
+    return out
+
+
+def summary_rows(csv_text: str, export: Path, *, with_responses: bool) -> list[SummaryRow]:
+    """The CSV's rows; with per-response statistics from the profile export when asked (a decoupled
+    model's run) and the export exists."""
+    rows = parse_perf_csv(csv_text)
+    if with_responses and export.exists():
+        rows = with_response_stats(rows, summarize_profile_export(export))
+    return rows
+
+
 def _row_from_dict(item: Mapping[str, Any], sweep: str, source: str) -> SummaryRow:
     try:
-        numbers = {k: None if item.get(k) is None else float(item[k]) for k in _COLUMNS.values()}
+        numbers = {k: None if item.get(k) is None else float(item[k]) for k in (*_COLUMNS.values(), *RESPONSE_KEYS)}
         throughput = numbers.pop("throughput_infer_per_sec")
         if throughput is None:
             raise KeyError("throughput_infer_per_sec")

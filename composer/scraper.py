@@ -53,15 +53,17 @@ class MetricsRecorder:
             text = None
         self.marks.append(_Mark(label, time.monotonic(), text))
 
-    def points(self, values: list[float]) -> list[dict[str, Any]]:
-        """Per-point deltas: scrape i and i+1 bracket the i-th sweep point perf_analyzer ran."""
+    def points(self, values: list[float | None]) -> list[dict[str, Any]]:
+        """Per-point deltas: scrape i and i+1 bracket the i-th sweep point perf_analyzer ran
+        (None: a measurement that was discarded, such as an unstable point measured again)."""
         out = []
         for index, value in enumerate(values):
             if index + 1 >= len(self.marks):
-                self.warnings.append(f"no closing metrics scrape for {self.sweep} {value:g}")
+                if value is not None:
+                    self.warnings.append(f"no closing metrics scrape for {self.sweep} {value:g}")
                 break
             before, after = self.marks[index], self.marks[index + 1]
-            if before.text is None or after.text is None:
+            if value is None or before.text is None or after.text is None:
                 continue
             try:
                 out.append(
@@ -78,7 +80,7 @@ class MetricsRecorder:
                 self.warnings.append(exc.one_line())
         return out
 
-    def write(self, run_dir: Path, values: list[float], clients: dict[float, ClientCount]) -> dict[str, Any]:
+    def write(self, run_dir: Path, values: list[float | None], clients: dict[float, ClientCount]) -> dict[str, Any]:
         """Write metrics/scrape-N.txt and server_metrics.json; cross-check counts where known."""
         for index, mark in enumerate(self.marks):
             if mark.text is not None:

@@ -167,6 +167,8 @@ CASES: tuple[BadInput, ...] = (
     ),
     BadInput("measurement-requests-zero", "analyzer.measurement_requests", "analyzer:\n  measurement_requests: 0\n"),
     BadInput("protocol-invalid", "analyzer.protocol", "analyzer:\n  protocol: udp\n"),
+    BadInput("stability-retries-negative", "analyzer.stability_retries", "analyzer:\n  stability_retries: -1\n"),
+    BadInput("stability-retries-not-number", "analyzer.stability_retries", "analyzer:\n  stability_retries: many\n"),
     BadInput("shapes-invalid", "analyzer.shapes", "analyzer:\n  shapes:\n    INPUT0: [0]\n"),
     BadInput(
         "input-outside-dataset", "outside dataset/", "analyzer:\n  input_data: ../x.json\n", build=_outside_input_file

@@ -1,0 +1,123 @@
+"""Measurements that land on a busy machine: a sweep point perf_analyzer cannot measure stably is
+measured again with a window twice as long (analyzer.stability_retries, 3 by default), the sweep
+resumes there, and the run directory holds one result per point as if it had run once."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import MakeStack, Tisbench
+from .support import QUICKSTART, CliProcess
+
+pytestmark = pytest.mark.docker
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def test_a_point_that_never_settles_is_tried_four_times_then_fails_with_its_spread(
+    make_stack: MakeStack, tisbench: Tisbench, run_root: Path
+) -> None:
+    stack = make_stack(QUICKSTART, "unstable")
+    run = run_root / "RUN"
+    # No three windows agree within 0.01 %: every attempt fails, each with twice the window.
+    result = tisbench("lab", stack, "--images", "lab", "--measurement-requests", "200", "--out", run,
+                      "--", "--stability-percentage", "0.01", "--max-trials", "3", timeout=400)
+    assert result.exit_code == 5, result
+    line = result.error
+    assert "measurement not stable at concurrency 1 after 4 attempts" in line
+    assert "windows 200 requests → 1600 requests" in line
+    assert "its last 3 trials spread" in line and "infer/s (+" in line and "perf_analyzer accepts +0.01 %" in line
+    assert "--stability-percentage" in line  # what to change
+    retries = [ln for ln in result.stderr.splitlines() if "not stable with windows of" in ln]
+    assert len(retries) == 3, result
+
+    manifest = _json(run / "manifest.json")
+    assert (manifest["status"], manifest["exit_code"]) == ("failed", 5)
+    attempts = manifest["attempts"]
+    assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]
+    assert [a["exit_code"] for a in attempts] == [2, 2, 2, 2]
+    assert [a["window"]["measurement_requests"] for a in attempts] == [200, 400, 800, 1600]
+    assert all(a["points"] == [1] and a["measured"] == [] and a["unstable"] == 1 for a in attempts)
+    assert all(len(a["spread"]["throughput_infer_per_sec"]) == 2 for a in attempts)
+    argvs = [a["argv"] for a in attempts]
+    assert argvs[0] == manifest["perf_analyzer_argv"]
+    assert [a[a.index("--measurement-request-count") + 1] for a in argvs] == ["200", "400", "800", "1600"]
+    assert "--- tisbench: attempt 4" in (run / "logs" / "perf_analyzer.log").read_text()
+
+
+# The quickstart's model, slowed down more with every request while a file named "chaos" exists
+# beside it: perf_analyzer's windows then never agree, and the point being measured is unstable.
+CHAOS_INITIALIZE = '''
+    def initialize(self, args):
+        import os
+
+        self._chaos = os.path.join(args["model_repository"], "chaos")
+        self._slowed = 0
+'''
+CHAOS_EXECUTE = '''    def execute(self, requests):
+        import os
+        import time
+
+        if os.path.exists(self._chaos):
+            self._slowed += 1
+            time.sleep(self._slowed * 2e-5)
+        else:
+            self._slowed = 0
+'''
+
+
+def _chaos_stack(make_stack: MakeStack) -> Path:
+    stack = make_stack(QUICKSTART, "chaos")
+    path = stack / "models" / "seed_model" / "1" / "model.py"
+    text = path.read_text()
+    marker, execute = "class TritonPythonModel:\n", "    def execute(self, requests):\n"
+    assert marker in text and execute in text
+    path.write_text(text.replace(marker, marker + CHAOS_INITIALIZE + "\n", 1).replace(execute, CHAOS_EXECUTE, 1))
+    return stack
+
+
+def test_a_sweep_resumes_at_the_unstable_point_and_merges_into_one_result(
+    make_stack: MakeStack, run_root: Path
+) -> None:
+    stack = _chaos_stack(make_stack)
+    chaos = stack / "models" / "seed_model" / "chaos"
+    run = run_root / "RUN"
+    # A loose criterion keeps the calm points stable on a busy machine; the slowed one is not.
+    proc = CliProcess(["lab", stack, "--images", "lab", "--concurrency", "1:3", "--measurement-requests", "300",
+                       "--out", run, "--", "--stability-percentage", "50", "--max-trials", "6"], cwd=run_root)
+    try:
+        proc.wait_for_stderr(r"measuring at .*concurrency 2", timeout=120)
+        chaos.touch()
+        proc.wait_for_stderr(r"concurrency 2 not stable with windows of 300 requests: retry 1 of 3", timeout=120)
+        chaos.unlink()
+        result = proc.wait(timeout=240)
+    finally:
+        proc.kill()
+        chaos.unlink(missing_ok=True)
+    assert result.exit_code == 0, result
+
+    manifest = _json(run / "manifest.json")
+    first, retry = manifest["attempts"]
+    assert (first["exit_code"], first["points"], first["measured"], first["unstable"]) == (0, [1, 2, 3], [1], 2)
+    assert (retry["points"], retry["measured"], retry["unstable"]) == ([2, 3], [2, 3], None)
+    assert (first["window"]["measurement_requests"], retry["window"]["measurement_requests"]) == (300, 600)
+    assert retry["argv"][retry["argv"].index("--concurrency-range") + 1] == "2:3:1"
+
+    # One result per point, in sweep order, everywhere results are read.
+    assert [r["concurrency"] for r in _json(run / "summary.json")["rows"]] == [1, 2, 3]
+    assert [r["Concurrency"] for r in csv.DictReader((run / "perf_analyzer.csv").open())] == ["1", "2", "3"]
+    experiments = _json(run / "profile_export.json")["experiments"]
+    assert [e["experiment"]["value"] for e in experiments] == [1, 2, 3]  # the unstable try of 2 is gone
+    points = _json(run / "server_metrics.json")["points"]
+    assert [p["concurrency"] for p in points] == [1, 2, 3]
+    assert not [w for p in points for w in p["warnings"]], points
+    report = (run / "report.md").read_text()
+    assert "## perf_analyzer attempts" in report
+    assert not list(run.glob(".attempt-*")), sorted(p.name for p in run.iterdir())

@@ -1,0 +1,324 @@
+"""Retrying the points perf_analyzer could not measure stably: planning, the spread it saw, and the
+merge of several attempts' outputs into one run directory. Pure: perf_analyzer's runs are scripted
+here from output it really printed (see the e2e test for real ones)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bad_inputs import make_stack
+
+from composer.analyzer import BenchSettings, ExecResult, Outputs, perf_analyzer_argv
+from composer.attempt_outputs import merge_csv, merge_exports, write_outputs
+from composer.attempts import (
+    Attempt,
+    AttemptResult,
+    Window,
+    first_attempt,
+    next_attempt,
+    run_attempts,
+    settings_for_attempt,
+    stability_percent,
+    trial_spread,
+    unstable_error,
+    unstable_point,
+)
+from composer.config import load_stack
+from composer.results import parse_perf_csv
+from composer.scraper import MetricsRecorder, _Mark
+from composer.sweep import Sweep
+
+# perf_analyzer 2.51 -v, concurrency 1:3, the model slowed down during concurrency 2: exit code 0
+TRUNCATED = """\
+Request concurrency: 1
+  Pass [1] throughput: 3240.61 infer/sec. Avg latency: 298 usec (std 964 usec).
+  Pass [2] throughput: 2859.32 infer/sec. Avg latency: 340 usec (std 223 usec).
+  Pass [3] throughput: 1972.51 infer/sec. Avg latency: 491 usec (std 216 usec).
+  Client:
+    Request count: 8493
+Request concurrency: 2
+  Pass [1] throughput: 1230.01 infer/sec. Avg latency: 1610 usec (std 8781 usec).
+  Pass [2] throughput: 112.403 infer/sec. Avg latency: 17715 usec (std 3868 usec).
+  Pass [3] throughput: 63.3286 infer/sec. Avg latency: 31563 usec (std 4332 usec).
+Failed to obtain stable measurement within 3 measurement windows for concurrency 2. Please try to \
+increase the --measurement-request-count.
+Inferences/Second vs. Client Average Batch Latency
+Concurrency: 1, throughput: 2666.4 infer/sec, latency 364 usec
+"""
+# the same with --stability-percentage 0.001 --max-trials 3: exit code 2
+FIRST_UNSTABLE = """\
+Request concurrency: 1
+  Pass [1] throughput: 3025.09 infer/sec. Avg latency: 324 usec (std 112 usec).
+  Pass [2] throughput: 3317.8 infer/sec. Avg latency: 295 usec (std 130 usec).
+  Pass [3] throughput: 3137.02 infer/sec. Avg latency: 311 usec (std 122 usec).
+Failed to obtain stable measurement within 3 measurement windows for concurrency 1. Please try to \
+increase the --measurement-request-count.
+Failed to obtain stable measurement.
+"""
+HEADER = "Concurrency,Inferences/Second,p50 latency,p99 latency"
+
+
+def _settings(sweep: str = "1:3", **changes: Any) -> BenchSettings:
+    start, end = (float(v) for v in sweep.split(":"))
+    base = BenchSettings(
+        model="seed_model",
+        sweep=Sweep("concurrency", start, end, 1),
+        protocol="http",
+        input_data="dataset/input.json",
+        measurement_requests=200,
+        measurement_interval_ms=None,
+        shapes={},
+        extra_args=(),
+        timeout_s=600,
+        profile_export=False,
+    )
+    return BenchSettings(**{**base.__dict__, **changes})
+
+
+def _csv(*points: int) -> str:
+    return HEADER + "\n" + "".join(f"{p},{1000 * p},{100 * p},{200 * p}\n" for p in points)
+
+
+# ------------------------------------------------------------------------------------- planning
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "measured", "output", "expected"),
+    [
+        (0, [1, 2, 3], "", None),  # all measured
+        (0, [1], TRUNCATED, 2.0),  # stopped at the unstable point, exit 0
+        (2, [], FIRST_UNSTABLE, 1.0),  # the first point unstable
+        (0, [1], "Measured latency went over the set limit of 5 msec.", None),  # -l: a chosen stop
+        (99, [], "error: connection refused", None),  # another failure: not ours to retry
+    ],
+)
+def test_the_unstable_point_is_the_first_one_not_measured(
+    exit_code: int, measured: list[float], output: str, expected: float | None
+) -> None:
+    assert unstable_point([1.0, 2.0, 3.0], measured, exit_code, output) == expected
+
+
+def test_a_retry_measures_the_rest_of_the_sweep_with_twice_the_window() -> None:
+    first = first_attempt(_settings("1:4"))
+    assert first == Attempt(1, Sweep("concurrency", 1, 4, 1), Window("count_windows", 200))
+    retry = next_attempt(first, 3.0, retries=3)
+    assert retry == Attempt(2, Sweep("concurrency", 3, 4, 1), Window("count_windows", 400))
+    assert retry.sweep.points() == [3.0, 4.0]
+    settings = settings_for_attempt(_settings("1:4"), retry)
+    assert (settings.sweep.argument(), settings.measurement_requests) == ("3:4:1", 400)
+
+
+def test_time_windows_double_their_interval() -> None:
+    first = first_attempt(_settings(measurement_requests=None, measurement_interval_ms=5000))
+    retry = next_attempt(first, 1.0, retries=1)
+    assert retry is not None and retry.window == Window("time_windows", 10000)
+    settings = settings_for_attempt(_settings(), retry)
+    assert (settings.measurement_interval_ms, settings.measurement_requests) == (10000, None)
+
+
+def test_retries_stop_after_the_configured_number() -> None:
+    attempt: Attempt | None = first_attempt(_settings())
+    numbers = []
+    while attempt is not None:
+        numbers.append((attempt.number, attempt.window.size))
+        attempt = next_attempt(attempt, 1.0, retries=3)
+    assert numbers == [(1, 200), (2, 400), (3, 800), (4, 1600)]
+    assert next_attempt(first_attempt(_settings()), 1.0, retries=0) is None
+
+
+def test_the_spread_is_read_from_the_last_trials_of_the_unstable_point() -> None:
+    spread = trial_spread(TRUNCATED)
+    assert spread is not None
+    assert spread.throughput == (63.3286, 1230.01)  # concurrency 2's trials, not concurrency 1's
+    assert spread.latency_us == (1610, 31563)
+    assert spread.throughput_pct == pytest.approx((1230.01 / 63.3286 - 1) * 100)
+    assert trial_spread("Request concurrency: 1\n") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "percent"),
+    [
+        ((), 10.0),
+        (("--stability-percentage", "0.01"), 0.01),
+        (("--stability-percentage=25",), 25.0),
+        (("-s", "5"), 5.0),
+    ],
+)
+def test_the_stability_criterion_comes_from_perf_analyzers_arguments(args: tuple[str, ...], percent: float) -> None:
+    assert stability_percent(args) == percent
+
+
+def test_the_final_failure_is_one_line_with_the_spread_and_what_to_change() -> None:
+    attempts = [Attempt(n, Sweep("concurrency", 1, 1, 1), Window("count_windows", 200 * 2 ** (n - 1))) for n in (1, 2)]
+    error = unstable_error("concurrency", 1.0, attempts, trial_spread(FIRST_UNSTABLE), ("-s", "0.01"), "")
+    line = error.one_line()
+    assert error.exit_code == 5
+    assert "measurement not stable at concurrency 1 after 2 attempts, windows 200 requests → 400 requests" in line
+    assert "3,025.1–3,317.8 infer/s (+9.7 %)" in line
+    assert "295–324 µs (+9.8 %)" in line
+    assert "its last 3 trials spread" in line and "perf_analyzer accepts +0.01 %" in line
+    assert "--stability-percentage" in line and "\n" not in line
+
+
+# ----------------------------------------------------------------------------- the attempt loop
+
+
+class Scripted:
+    """perf_analyzer's runs played back: each a (exit code, CSV points, output)."""
+
+    def __init__(self, runs: Sequence[tuple[int, Sequence[int], str]]) -> None:
+        self.runs = list(runs)
+        self.argvs: list[list[str]] = []
+        self.files: dict[str, bytes] = {}
+
+    def outputs_of(self, attempt: Attempt) -> Outputs:
+        return Outputs(f"/tmp/a{attempt.number}.csv", None)
+
+    def execute(self, attempt: Attempt, argv: list[str], timeout_s: float) -> ExecResult:
+        self.argvs.append(argv)
+        code, points, output = self.runs.pop(0)
+        if points:
+            self.files[f"/tmp/a{attempt.number}.csv"] = _csv(*points).encode()
+        return ExecResult(code, output)
+
+    def fetch(self, path: str) -> bytes | None:
+        return self.files.get(path)
+
+
+def _run(script: Scripted, settings: BenchSettings, retries: int = 3) -> tuple[list[AttemptResult], Any, list[str]]:
+    said: list[str] = []
+    results, failure = run_attempts(
+        settings, retries, script.outputs_of, script.execute, script.fetch, lambda r: None, said.append
+    )
+    return results, failure, said
+
+
+def _value(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def test_a_sweep_that_stopped_at_an_unstable_point_resumes_there_with_a_longer_window() -> None:
+    script = Scripted([(0, [1], TRUNCATED), (0, [2, 3], "")])
+    results, failure, said = _run(script, _settings("1:3"))
+    assert failure is None
+    assert [r.measured for r in results] == [(1.0,), (2.0, 3.0)]
+    assert [_value(a, "--concurrency-range") for a in script.argvs] == ["1:3:1", "2:3:1"]
+    assert [_value(a, "--measurement-request-count") for a in script.argvs] == ["200", "400"]
+    assert said == [
+        "concurrency 2 not stable with windows of 200 requests: "
+        "retry 1 of 3 measures concurrency 2–3 with windows of 400 requests"
+    ]
+    record = results[0].record()
+    assert record["points"] == [1, 2, 3] and record["measured"] == [1] and record["unstable"] == 2
+    assert record["spread"]["latency_us"] == [1610, 31563]
+    assert results[1].record()["window"] == {"mode": "count_windows", "measurement_requests": 400}
+
+
+def test_a_point_that_never_settles_fails_after_one_plus_three_attempts() -> None:
+    script = Scripted([(2, [], FIRST_UNSTABLE)] * 4)
+    results, failure, said = _run(script, _settings("1:1"))
+    assert [r.exit_code for r in results] == [2, 2, 2, 2]
+    assert [r.attempt.window.size for r in results] == [200, 400, 800, 1600]
+    assert len(said) == 3
+    assert failure is not None and "after 4 attempts, windows 200 requests → 1600 requests" in failure.one_line()
+
+
+def test_zero_retries_fail_at_once_and_say_why() -> None:
+    results, failure, _ = _run(Scripted([(2, [], FIRST_UNSTABLE)]), _settings("1:1"), retries=0)
+    assert len(results) == 1
+    assert failure is not None and "analyzer.stability_retries is 0" in failure.one_line()
+
+
+def test_no_retry_starts_when_the_deadline_leaves_too_little_time() -> None:
+    results, failure, _ = _run(Scripted([(2, [], FIRST_UNSTABLE)]), _settings("1:1", timeout_s=3))
+    assert len(results) == 1
+    assert failure is not None and "analyzer.timeout 3 s left no time" in failure.one_line()
+
+
+# ------------------------------------------------------------------------------ merged outputs
+
+
+def _experiment(value: int, n: int) -> dict[str, Any]:
+    requests = [
+        {"timestamp": i, "request_inputs": {"x": "é"}, "response_timestamps": [i + 5], "response_outputs": [{}]}
+        for i in range(n)
+    ]
+    return {"experiment": {"mode": "concurrency", "value": value}, "requests": requests, "window_boundaries": [0, 9]}
+
+
+def _write_export(path: Path, *experiments: dict[str, Any]) -> Path:
+    doc = {"experiments": list(experiments), "version": "2.51", "service_kind": "triton", "endpoint": ""}
+    path.write_text(json.dumps(doc, separators=(",", ":")))
+    return path
+
+
+def test_csvs_merge_into_one_table_in_sweep_order() -> None:
+    merged = merge_csv([_csv(2, 1), _csv(4, 3)])
+    assert [r.value for r in parse_perf_csv(merged)] == [1, 2, 3, 4]
+    assert merged.splitlines()[0] == HEADER
+    assert [line.split(",")[0] for line in merged.splitlines()[1:]] == ["1", "2", "3", "4"]
+
+
+def test_exports_merge_keeping_only_the_measured_experiments(tmp_path: Path) -> None:
+    first = _write_export(tmp_path / "a.json", _experiment(1, 3), _experiment(2, 2))  # 2: the unstable one
+    second = _write_export(tmp_path / "b.json", _experiment(2, 4), _experiment(3, 1))
+    merge_exports([(first, [1.0]), (second, [2.0, 3.0])], tmp_path / "out.json")
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc == {
+        "experiments": [_experiment(1, 3), _experiment(2, 4), _experiment(3, 1)],
+        "version": "2.51",
+        "service_kind": "triton",
+        "endpoint": "",
+    }
+
+
+def _result(number: int, sweep: str, measured: Sequence[int], export: bytes | None) -> AttemptResult:
+    start, end = (float(v) for v in sweep.split(":"))
+    attempt = Attempt(number, Sweep("concurrency", start, end, 1), Window("count_windows", 200 * number))
+    csv = _csv(*measured) if measured else None
+    return AttemptResult(attempt, ("perf_analyzer",), 0, 1.0, csv, export, tuple(map(float, measured)), None, None)
+
+
+def test_a_lone_complete_attempt_keeps_its_export_byte_for_byte(tmp_path: Path) -> None:
+    raw = _write_export(tmp_path / "x.json", _experiment(1, 2)).read_bytes()
+    run = tmp_path / "run"
+    run.mkdir()
+    write_outputs(run, [_result(1, "1:1", [1], raw)])
+    assert (run / "profile_export.json").read_bytes() == raw
+
+
+def test_attempts_write_one_csv_and_one_export_and_leave_no_part_behind(tmp_path: Path) -> None:
+    a = _write_export(tmp_path / "a.json", _experiment(1, 1), _experiment(2, 1)).read_bytes()
+    b = _write_export(tmp_path / "b.json", _experiment(2, 2)).read_bytes()
+    run = tmp_path / "run"
+    run.mkdir()
+    text = write_outputs(run, [_result(1, "1:2", [1], a), _result(2, "2:2", [2], b)])
+    assert text is not None and [r.value for r in parse_perf_csv(text)] == [1, 2]
+    doc = json.loads((run / "profile_export.json").read_text())
+    assert [len(e["requests"]) for e in doc["experiments"]] == [1, 2]
+    assert sorted(p.name for p in run.iterdir()) == ["perf_analyzer.csv", "profile_export.json"]
+
+
+def test_a_discarded_measurement_is_no_metrics_point() -> None:
+    recorder = MetricsRecorder("http://127.0.0.1:9/metrics", "m", "concurrency")
+    before = 'nv_inference_request_success{model="m",version="1"} 0\n'
+    after = 'nv_inference_request_success{model="m",version="1"} 10\n'
+    for text in (before, before, after, after):
+        recorder.marks.append(_Mark("x", 0.0, text))
+    points = recorder.points([1.0, None, 2.0])
+    assert [p["concurrency"] for p in points] == [1, 2]
+
+
+def test_stability_retries_default_to_three_and_read_from_stack_yaml(tmp_path: Path) -> None:
+    assert load_stack(make_stack(tmp_path, name="a")).analyzer.stability_retries == 3
+    stack = make_stack(tmp_path, "model: seed_model\nanalyzer:\n  stability_retries: 0\n", name="b")
+    assert load_stack(stack).analyzer.stability_retries == 0
+
+
+def test_perf_analyzer_prints_its_trials_once_verbose_never_extra_verbose() -> None:
+    assert perf_analyzer_argv(_settings(), Outputs("/tmp/x.csv", None)).count("-v") == 1
+    assert perf_analyzer_argv(_settings(extra_args=("-v",)), Outputs("/tmp/x.csv", None)).count("-v") == 1
