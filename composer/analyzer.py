@@ -53,13 +53,18 @@ def for_model_config(settings: BenchSettings, config: Mapping[str, Any], asked_p
     an explicit --protocol http cannot measure it and is refused."""
     if not is_decoupled(config):
         return settings
-    if asked_protocol == "http":
+    refuse_http_if_decoupled(settings.model, config, asked_protocol)
+    return replace(settings, protocol="grpc", streaming=True)
+
+
+def refuse_http_if_decoupled(model: str, config: Mapping[str, Any], asked_protocol: str | None) -> None:
+    """An explicit --protocol http on a decoupled model is bad input (known offline from config.pbtxt)."""
+    if asked_protocol == "http" and is_decoupled(config):
         raise UsageError(
-            f"--protocol http: model {settings.model!r} is decoupled ({DECOUPLED_FIELD}: true), "
+            f"--protocol http: model {model!r} is decoupled ({DECOUPLED_FIELD}: true), "
             "and perf_analyzer measures decoupled models only over gRPC streaming",
             "drop --protocol http: tisbench then uses gRPC with --streaming",
         )
-    return replace(settings, protocol="grpc", streaming=True)
 
 
 def decoupled_note(settings: BenchSettings) -> dict[str, Any]:

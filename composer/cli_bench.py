@@ -63,9 +63,13 @@ def _show_result(result: Any) -> None:
 
 def _preflight(plan: Any, request: Any) -> None:
     """Bad input data stops here, before any container, wherever config.pbtxt tells the model."""
+    from composer.analyzer import refuse_http_if_decoupled
     from composer.inputs import preflight
 
-    note = preflight(plan.stack, request.input_choice()).note()
+    checked = preflight(plan.stack, request.input_choice())
+    if checked.config is not None:
+        refuse_http_if_decoupled(plan.stack.model, checked.config, request.protocol)
+    note = checked.note()
     if note:
         say(note)
 

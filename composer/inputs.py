@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from composer.config import Stack
 from composer.dataset import ModelInputs, derive_shapes, load_dataset, validate
@@ -58,6 +59,7 @@ class Preflight:
 
     shapes: dict[str, list[int]] | None
     deferred: str | None = None  # set when the config is Triton's to complete
+    config: dict[str, Any] | None = None  # the complete config from disk, when there is one
 
     def note(self) -> str | None:
         if self.deferred is None:
@@ -74,4 +76,6 @@ def preflight(stack: Stack, choice: InputChoice) -> Preflight:
     if disk.metadata is None or disk.config is None:
         container_input_path(stack, choice.input_data)  # a bad --input-data path is known offline all the same
         return Preflight(None, disk.completed_by_triton)
-    return Preflight(input_shapes(stack, choice, ModelInputs.from_metadata(disk.metadata, disk.config)))
+    return Preflight(
+        input_shapes(stack, choice, ModelInputs.from_metadata(disk.metadata, disk.config)), None, disk.config
+    )
