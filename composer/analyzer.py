@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import secrets
 import signal
 import tarfile
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ class BenchSettings:
     profile_export: bool
     metric_args: tuple[str, ...] = ()  # --collect-metrics … when the server has GPUs
     streaming: bool = False  # a decoupled model: gRPC streaming, 0..n responses per request
+    sequence_ids: int | None = None  # a sequence model: first id of this run's own --sequence-id-range
 
 
 def is_decoupled(config: Mapping[str, Any]) -> bool:
@@ -48,9 +50,16 @@ def is_decoupled(config: Mapping[str, Any]) -> bool:
     return value is True or str(value).lower() == "true"
 
 
+SEQUENCE_ID_SPAN = 1 << 24  # ids one perf_analyzer run may use
+
+
 def for_model_config(settings: BenchSettings, config: Mapping[str, Any], asked_protocol: str | None) -> BenchSettings:
     """A decoupled model is benchmarked over gRPC with streaming, whatever the stack's default;
-    an explicit --protocol http cannot measure it and is refused."""
+    an explicit --protocol http cannot measure it and is refused. A sequence-batched model gets
+    sequence ids no earlier run used: perf_analyzer starts at 1 each run, and a stateful model
+    refuses to start a sequence whose id an interrupted earlier run left open."""
+    if "sequence_batching" in config and not any(a.startswith("--sequence-id-range") for a in settings.extra_args):
+        settings = replace(settings, sequence_ids=1 + secrets.randbelow(1 << 30) * SEQUENCE_ID_SPAN)
     if not is_decoupled(config):
         return settings
     refuse_http_if_decoupled(settings.model, config, asked_protocol)
@@ -119,6 +128,8 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
         argv += ["--profile-export-file", outputs.profile_export]
     if settings.streaming:
         argv += STREAMING_ARGS
+    if settings.sequence_ids is not None:
+        argv += ["--sequence-id-range", f"{settings.sequence_ids}:{settings.sequence_ids + SEQUENCE_ID_SPAN - 1}"]
     if "-v" not in settings.extra_args:  # one -v: a line per trial, which says why a point is unstable
         argv.append("-v")
     return argv + list(settings.metric_args) + list(settings.extra_args)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from composer.analyzer import BenchSettings, ExecResult, Outputs, perf_analyzer_argv
+from composer.analyzer import SEQUENCE_ID_SPAN, BenchSettings, ExecResult, Outputs, perf_analyzer_argv
 from composer.errors import AnalyzerError
 from composer.sweep import Sweep
 
@@ -64,11 +64,15 @@ def window_of(settings: BenchSettings) -> Window:
 def settings_for_attempt(settings: BenchSettings, attempt: Attempt) -> BenchSettings:
     """The bench settings of one attempt: its points and its window."""
     timed = attempt.window.mode == "time_windows"
+    sequence_ids = settings.sequence_ids
+    if sequence_ids is not None:  # each attempt its own ids: the sequences an earlier one left open stay apart
+        sequence_ids += (attempt.number - 1) * SEQUENCE_ID_SPAN
     return replace(
         settings,
         sweep=attempt.sweep,
         measurement_interval_ms=attempt.window.size if timed else None,
         measurement_requests=None if timed else attempt.window.size,
+        sequence_ids=sequence_ids,
     )
 
 

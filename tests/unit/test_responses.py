@@ -235,3 +235,21 @@ def test_reports_show_the_response_table_when_present(tmp_path: Path) -> None:
     assert "## Responses (decoupled model)" in md
     assert "| 1 | 3.00 | 3.000 | 3.000 | 2.000 | 2.000 |" in md
     assert "inter-response p99" in render_report(run, "html")
+
+
+def test_a_sequence_model_gets_ids_of_its_own_per_run_and_attempt() -> None:
+    from dataclasses import replace
+
+    from composer.analyzer import SEQUENCE_ID_SPAN, for_model_config, outputs_for, perf_analyzer_argv
+    from composer.attempts import Attempt, first_attempt, settings_for_attempt
+
+    settings = for_model_config(_settings(), {"sequence_batching": {"oldest": {}}}, None)
+    assert settings.sequence_ids is not None
+    first = perf_analyzer_argv(settings, outputs_for("r", False))
+    start = settings.sequence_ids
+    assert first[first.index("--sequence-id-range") + 1] == f"{start}:{start + SEQUENCE_ID_SPAN - 1}"
+    retry = settings_for_attempt(settings, Attempt(2, settings.sweep, first_attempt(settings).window))
+    assert retry.sequence_ids == start + SEQUENCE_ID_SPAN
+    own = replace(_settings(), extra_args=("--sequence-id-range=5:9",))
+    assert for_model_config(own, {"sequence_batching": {}}, None).sequence_ids is None
+    assert for_model_config(_settings(), {"dynamic_batching": {}}, None).sequence_ids is None
