@@ -50,7 +50,8 @@ def is_decoupled(config: Mapping[str, Any]) -> bool:
     return value is True or str(value).lower() == "true"
 
 
-SEQUENCE_ID_SPAN = 1 << 24  # ids one perf_analyzer run may use
+SEQUENCE_ID_SPAN = 1 << 20  # ids one perf_analyzer run may use
+_SEQUENCE_SLOTS = (2**31 - 1) // SEQUENCE_ID_SPAN - 8  # perf_analyzer reads the range with stoi: int32, retries on top
 
 
 def for_model_config(settings: BenchSettings, config: Mapping[str, Any], asked_protocol: str | None) -> BenchSettings:
@@ -59,7 +60,7 @@ def for_model_config(settings: BenchSettings, config: Mapping[str, Any], asked_p
     sequence ids no earlier run used: perf_analyzer starts at 1 each run, and a stateful model
     refuses to start a sequence whose id an interrupted earlier run left open."""
     if "sequence_batching" in config and not any(a.startswith("--sequence-id-range") for a in settings.extra_args):
-        settings = replace(settings, sequence_ids=1 + secrets.randbelow(1 << 30) * SEQUENCE_ID_SPAN)
+        settings = replace(settings, sequence_ids=1 + secrets.randbelow(_SEQUENCE_SLOTS) * SEQUENCE_ID_SPAN)
     if not is_decoupled(config):
         return settings
     refuse_http_if_decoupled(settings.model, config, asked_protocol)
