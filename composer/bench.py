@@ -296,11 +296,10 @@ def run_bench(
     lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
 ) -> BenchResult:
     """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
-    import tritonclient.http as httpclient
-
     from composer.results import summary_dict, summary_rows
+    from composer.tritonhttp import http_module
 
-    triton = httpclient.InferenceServerClient(
+    triton = http_module().InferenceServerClient(
         url=f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}", connection_timeout=5, network_timeout=30
     )
     try:

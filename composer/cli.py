@@ -7,30 +7,26 @@ that ``tisbench --help`` starts fast.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from composer import __version__
-from composer.errors import Interrupted, SignalReceived, TisbenchError, UsageError, interruption_message
+from composer import __version__, interrupts
+from composer.errors import (
+    EXIT_MEANINGS,
+    ExitStatus,
+    Interrupted,
+    TisbenchError,
+    UsageError,
+    interruption_message,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_CODES = """\b
-Exit codes:
-  0    ok
-  1    a comparison found a regression
-  2    bad input (usage, stack file, release, dataset)
-  3    Docker unavailable or an image missing
-  4    lab failed (start, readiness, model load)
-  5    analysis failed (perf_analyzer)
-  130  interrupted (everything created was removed)
-"""
+EXIT_CODES = "\b\nExit codes:\n" + "".join(f"  {code:<4} {meaning}\n" for code, meaning in EXIT_MEANINGS.items())
 
 STACK_DIR = click.argument("stack_dir", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 
@@ -87,10 +83,6 @@ def images_option(f: F) -> F:
     )(f)
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> NoReturn:
-    raise SignalReceived(signal.Signals(signum).name)
-
-
 def _fail(error: TisbenchError) -> NoReturn:
     click.echo(f"tisbench: error: {error.one_line()}", err=True)
     sys.exit(error.exit_code)
@@ -100,6 +92,36 @@ def _fail_usage(error: click.UsageError) -> NoReturn:
     """click's own usage errors (unknown option, bad choice) also become one line."""
     command = error.ctx.command_path if error.ctx else "tisbench"
     _fail(UsageError(error.format_message(), f"see {command} --help"))
+
+
+def _fail_interrupted(interruption: BaseException | None) -> NoReturn:
+    if isinstance(interruption, click.Abort):  # click's wrapping of a KeyboardInterrupt it saw
+        interruption = interruption.__context__
+    if isinstance(interruption, KeyboardInterrupt):
+        message = interruption_message(interruption)
+    else:
+        message = f"interrupted by {interrupts.received() or 'SIGINT'}"
+    _fail(
+        Interrupted(
+            message, "what the command had started was removed; a run directory it began is kept, marked failed"
+        )
+    )
+
+
+def _fail_internal(error: Exception) -> NoReturn:
+    """A bug, not a verdict: exit 70 (never 1, a regression), the traceback kept in a file."""
+    if interrupts.received():  # an import that turned Ctrl-C into an ImportError (numpy's C init)
+        _fail_interrupted(None)
+    from composer.crashlog import save_traceback
+
+    saved = save_traceback(error)
+    where = f"the traceback is in {saved}" if saved else "no file could hold the traceback"
+    click.echo(
+        f"tisbench: error: internal error ({type(error).__name__}: {' '.join(str(error).split())[:200]}) — "
+        f"{where}; please report it with that file",
+        err=True,
+    )
+    sys.exit(ExitStatus.INTERNAL_ERROR)
 
 
 class _Group(click.Group):
@@ -114,20 +136,21 @@ class _Group(click.Group):
             _fail_usage(error)
 
     def invoke(self, ctx: click.Context) -> Any:
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+        interrupts.install()
         try:
             return super().invoke(ctx)
         except TisbenchError as error:
             _fail(error)
         except click.UsageError as error:
             _fail_usage(error)
-        except KeyboardInterrupt as interruption:
-            _fail(
-                Interrupted(
-                    interruption_message(interruption),
-                    "what the command had started was removed; a run directory it began is kept, marked failed",
-                )
-            )
+        except click.ClickException as error:  # a click parameter type's own error (e.g. an unreadable file)
+            _fail(UsageError(error.format_message(), "see tisbench --help"))
+        except (KeyboardInterrupt, click.Abort) as interruption:
+            _fail_interrupted(interruption)
+        except click.exceptions.Exit:
+            raise
+        except Exception as error:
+            _fail_internal(error)
 
 
 @click.group(cls=_Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
@@ -197,22 +220,36 @@ def load_plan(
 
 
 def run() -> None:
-    """Console entry point: survives a closed stdout (piping into head), and once the command has
-    finished (its cleanup already done) exits without the interpreter's slow teardown."""
+    """Run the CLI and exit with its ExitStatus. What escapes click's own handling (an interrupt
+    during parsing, which click would call "Aborted!" and exit 1) is translated here too. A
+    closed stdout (piping into head) is fine; once the command has finished (its cleanup already
+    done) the process exits without the interpreter's slow teardown."""
     try:
-        main()
-    except BrokenPipeError:
-        os._exit(0)
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if done.code is not None and not isinstance(done.code, int):
-            click.echo(done.code, err=True)
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            result = main.main(standalone_mode=False)
+            code = result if isinstance(result, int) else ExitStatus.OK
+        except click.ClickException as error:
+            error.show()
+            code = error.exit_code
+        except (KeyboardInterrupt, click.Abort) as interruption:
+            _fail_interrupted(interruption)
         except BrokenPipeError:
-            os._exit(0)
-        os._exit(code)
+            raise
+        except Exception as error:
+            _fail_internal(error)
+    except BrokenPipeError:
+        os._exit(ExitStatus.OK)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else ExitStatus.OK
+        if done.code is not None and not isinstance(done.code, int):  # sys.exit("message"): not ours
+            click.echo(done.code, err=True)
+            code = ExitStatus.INTERNAL_ERROR
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        os._exit(ExitStatus.OK)
+    os._exit(code)
 
 
 def emit(text: str, output: Path | None) -> None:

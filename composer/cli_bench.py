@@ -182,15 +182,14 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     """Write a valid input.json for a model of running lab NAME, from the server's metadata."""
     import json
 
-    import tritonclient.http as httpclient
-
     from composer import stack as engine
     from composer.bench import open_lab
     from composer.dataset import ModelInputs, skeleton
     from composer.errors import AnalyzerError
+    from composer.tritonhttp import http_module
 
     handle = open_lab(engine.connect(), name, model=model)
-    triton = httpclient.InferenceServerClient(
+    triton = http_module().InferenceServerClient(
         url=f"{engine.probe_host(handle.stack.server.host)}:{handle.http_port}",
         connection_timeout=5,
         network_timeout=30,

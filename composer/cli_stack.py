@@ -122,7 +122,8 @@ def up(
 @click.argument("name", required=False)
 @click.option("--all", "all_labs", is_flag=True, help="Remove every tisbench lab on this engine (nothing else).")
 def down(name: str | None, all_labs: bool) -> None:
-    """Remove a lab's containers, network and run area. Safe to repeat on a half-removed lab."""
+    """Remove a lab's containers, network and run area. Safe to repeat: a half-removed lab is
+    cleaned, an absent one is nothing to do (exit 0)."""
     from composer import lab as labs
 
     if all_labs == bool(name):
@@ -132,8 +133,10 @@ def down(name: str | None, all_labs: bool) -> None:
         say(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}")
     else:
         assert name is not None
-        labs.down(name)
-        say(f"removed lab {name}")
+        if labs.down(name):
+            say(f"removed lab {name}")
+        else:
+            say(f"nothing to do: no lab named {name} on this engine")
 
 
 @main.command()

@@ -1,11 +1,37 @@
-"""One error hierarchy; the CLI translates it into one line on stderr and an exit code.
+"""One error hierarchy; the CLI translates it into one line on stderr and an exit status.
 
-Exit codes (documented in the README):
-    0 ok · 1 regression found · 2 bad input · 3 Docker unavailable / image missing
-    4 lab failed (start, readiness, model load) · 5 analysis failed · 130 interrupted
+The exit statuses are ``ExitStatus``, documented once in ``EXIT_MEANINGS``: the CLI's help lists
+them from there, and a unit test holds the README's table to it.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """What the exit status of a tisbench command means (httpie-style: each has one meaning)."""
+
+    OK = 0
+    REGRESSION = 1
+    BAD_INPUT = 2
+    DOCKER_UNAVAILABLE = 3
+    LAB_FAILED = 4
+    ANALYSIS_FAILED = 5
+    INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: never 1, which a CI gate reads as a regression
+    INTERRUPTED = 130
+
+
+EXIT_MEANINGS = {
+    ExitStatus.OK: "ok",
+    ExitStatus.REGRESSION: "a comparison found a regression",
+    ExitStatus.BAD_INPUT: "bad input: usage, stack file, release, dataset, unknown lab",
+    ExitStatus.DOCKER_UNAVAILABLE: "Docker unavailable, or an image missing",
+    ExitStatus.LAB_FAILED: "the lab failed: start, readiness, model load, port taken",
+    ExitStatus.ANALYSIS_FAILED: "the analysis failed: perf_analyzer error, unstable measurement, server died mid-run",
+    ExitStatus.INTERNAL_ERROR: "internal error (a bug): the error line names the file that holds the traceback",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); everything created was removed",
+}
 
 
 class TisbenchError(Exception):
@@ -14,7 +40,7 @@ class TisbenchError(Exception):
     ``message`` says what was wrong and where; ``hint`` says what to do next.
     """
 
-    exit_code = 2
+    exit_code: int = ExitStatus.BAD_INPUT
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -45,31 +71,31 @@ class DatasetError(TisbenchError):
 class RegressionFound(TisbenchError):
     """A comparison found a regression beyond the allowed threshold."""
 
-    exit_code = 1
+    exit_code = ExitStatus.REGRESSION
 
 
 class DockerUnavailable(TisbenchError):
     """The Docker engine cannot be reached or lacks a needed capability."""
 
-    exit_code = 3
+    exit_code = ExitStatus.DOCKER_UNAVAILABLE
 
 
 class ImageMissing(TisbenchError):
     """A needed image is not present on the engine."""
 
-    exit_code = 3
+    exit_code = ExitStatus.DOCKER_UNAVAILABLE
 
 
 class ImageBuildError(TisbenchError):
     """Building the lab images failed."""
 
-    exit_code = 3
+    exit_code = ExitStatus.DOCKER_UNAVAILABLE
 
 
 class StackError(TisbenchError):
     """Creating, starting or finding a lab failed."""
 
-    exit_code = 4
+    exit_code = ExitStatus.LAB_FAILED
 
 
 class ReadinessTimeout(StackError):
@@ -87,18 +113,19 @@ class ModelLoadError(StackError):
 class AnalyzerError(TisbenchError):
     """perf_analyzer failed or its output could not be read."""
 
-    exit_code = 5
+    exit_code = ExitStatus.ANALYSIS_FAILED
 
 
 class Interrupted(TisbenchError):
     """SIGINT or SIGTERM arrived; everything created has been removed."""
 
-    exit_code = 130
+    exit_code = ExitStatus.INTERRUPTED
 
 
 class SignalReceived(KeyboardInterrupt):
-    """SIGTERM delivered like Ctrl-C: a BaseException, so no ``except Exception`` (ours, or a
-    library's event loop) can swallow it on the way to the CLI, which exits 130."""
+    """SIGINT or SIGTERM (composer.interrupts raises it for both): a BaseException, so no
+    ``except Exception`` (ours, or a library's event loop) can swallow it on the way to the CLI,
+    which exits 130."""
 
     def __init__(self, signal_name: str) -> None:
         super().__init__(signal_name)

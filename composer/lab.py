@@ -165,14 +165,13 @@ def _run_area_of(containers: list[dict[str, Any]]) -> Path | None:
 
 
 def down(name: str) -> int:
-    """Remove what is left of a lab (containers removed by hand are fine); unknown names are an error."""
+    """Remove what is left of a lab (containers removed by hand are fine); how many objects went,
+    0 for a lab that is already gone (like `docker compose down`, that is not an error)."""
     from composer import swarm
 
     client = engine.connect()
     if name in swarm.swarm_lab_names(client):
         return _down_swarm(client, name)
-    if not engine.lab_containers(client, name) and not engine.lab_networks(client, name):
-        find_lab(client, name)
     return _down(client, name)
 
 

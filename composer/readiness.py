@@ -104,8 +104,9 @@ class TritonHttpProbe:
     """Health probes over one reused tritonclient HTTP connection, with short timeouts."""
 
     def __init__(self, url: str, timeout_s: float = 1.0) -> None:
-        import tritonclient.http as httpclient
+        from composer.tritonhttp import http_module
 
+        httpclient = http_module()
         self._client = httpclient.InferenceServerClient(
             url=url, connection_timeout=timeout_s, network_timeout=timeout_s
         )

@@ -25,6 +25,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from composer import interrupts
 from composer.errors import DockerUnavailable, StackError
 from composer.labels import ADVISORY_ULIMITS_LABEL, ULIMITS_DROPPED_LABEL
 
@@ -64,6 +65,11 @@ def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
 
 
 def _create(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, str]) -> str:
+    with interrupts.deferred():  # a Ctrl-C waits for the answer, so cleanup knows the container
+        return _create_and_start(api, spec, network, extra_labels)
+
+
+def _create_and_start(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, str]) -> str:
     """Create and start one container; one that was created but would not start is removed again."""
     created = api.create_container(
         image=spec.image,
@@ -130,7 +136,13 @@ def fill_volumes(
     client: docker.DockerClient, spec: LabSpec, sources: dict[str, Path], image: str, extra_labels: dict[str, str]
 ) -> None:
     """Create the lab's volumes and copy data into them through a container that is never started."""
-    api = client.api
+    with interrupts.deferred():  # a Ctrl-C waits until the loader container is gone again
+        _fill_volumes(client.api, spec, sources, image, extra_labels)
+
+
+def _fill_volumes(
+    api: Any, spec: LabSpec, sources: dict[str, Path], image: str, extra_labels: dict[str, str]
+) -> None:
     for volume in spec.volumes:
         api.create_volume(volume.name, labels={**volume.labels, **extra_labels})
     loader = api.create_container(
@@ -154,9 +166,10 @@ def create_network(client: docker.DockerClient, spec: LabSpec, extra_labels: dic
     """Create the lab's network: the first object, so a taken name fails before anything else exists."""
     api = client.api
     try:
-        api.create_network(
-            spec.network, driver="bridge", labels={**spec.network_labels, **extra_labels}, check_duplicate=True
-        )
+        with interrupts.deferred():  # a Ctrl-C waits for the answer, so cleanup finds the network
+            api.create_network(
+                spec.network, driver="bridge", labels={**spec.network_labels, **extra_labels}, check_duplicate=True
+            )
     except docker.errors.APIError as exc:
         if exc.status_code == 409:
             raise StackError(

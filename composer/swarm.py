@@ -31,6 +31,7 @@ from docker.types import (
     TaskTemplate,
 )
 
+from composer import interrupts
 from composer.analyzer import fetch_file
 from composer.errors import AnalyzerError, DockerUnavailable, ModelLoadError, StackError
 from composer.readiness import Ready, load_failure, wait_until_ready
@@ -64,9 +65,10 @@ def require_manager(client: docker.DockerClient) -> str:
 
 def create_network(client: docker.DockerClient, spec: SwarmLabSpec) -> str:
     try:
-        created = client.api.create_network(
-            spec.network, driver="overlay", attachable=spec.attachable, labels=spec.network_labels, scope="swarm"
-        )
+        with interrupts.deferred():  # a Ctrl-C waits for the answer, so cleanup finds the network
+            created = client.api.create_network(
+                spec.network, driver="overlay", attachable=spec.attachable, labels=spec.network_labels, scope="swarm"
+            )
     except docker.errors.APIError as exc:
         raise StackError(
             f"creating overlay network {spec.network} failed: {exc.explanation}", "check the swarm"
@@ -96,13 +98,14 @@ def create_service(client: docker.DockerClient, svc: SwarmService, network: str)
         networks=[NetworkAttachmentConfig(network, aliases=[svc.service])],
     )
     try:
-        created = client.api.create_service(
-            template,
-            name=svc.name,
-            labels=svc.labels,
-            mode=ServiceMode("replicated", replicas=svc.replicas),
-            endpoint_spec=EndpointSpec(mode=svc.endpoint_mode),
-        )
+        with interrupts.deferred():  # a Ctrl-C waits for the answer, so cleanup finds the service
+            created = client.api.create_service(
+                template,
+                name=svc.name,
+                labels=svc.labels,
+                mode=ServiceMode("replicated", replicas=svc.replicas),
+                endpoint_spec=EndpointSpec(mode=svc.endpoint_mode),
+            )
     except docker.errors.APIError as exc:
         raise StackError(f"{svc.name}: could not create the service ({exc.explanation})", "check the swarm") from None
     return str(created["ID"])
