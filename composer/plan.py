@@ -69,12 +69,13 @@ class LabPlan:
 
 
 def check_lab_release(release: Release, *, field: str = "--images lab") -> None:
-    from composer.images import LAB_RELEASES
+    from composer.lab_releases import LAB_RECIPES, NO_RECIPE
 
-    if str(release) not in LAB_RELEASES:
+    if str(release) not in LAB_RECIPES:
+        why = NO_RECIPE.get(str(release))
         raise UsageError(
-            f"{field}: no lab image for release {release}",
-            f"lab images exist for {', '.join(sorted(LAB_RELEASES))}; pick one, or use --images ngc",
+            f"{field}: no lab image for release {release}" + (f" ({why})" if why else ""),
+            f"lab images exist for {', '.join(sorted(LAB_RECIPES))}; pick one, or use --images ngc",
         )
 
 
