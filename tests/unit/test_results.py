@@ -15,6 +15,7 @@ from composer.results import (
     SUMMARY_KEYS,
     load_summary,
     parse_perf_csv,
+    read_csv_file,
     summarize_profile_export,
     summary_dict,
 )
@@ -298,3 +299,15 @@ def test_repaired_stream_replaces_only_what_is_not_utf8() -> None:
     while chunk := stream.read(1):  # one byte at a time splits the two-byte é
         out += chunk
     assert out.decode() == "é\ufffdAAA"
+
+
+PA_VERSIONS = FIXTURES / "pa_versions"
+
+
+@pytest.mark.parametrize("path", sorted(PA_VERSIONS.glob("*.csv")), ids=lambda p: p.name)
+def test_each_perf_analyzer_versions_csv_parses_to_the_same_fields(path: Path) -> None:
+    # real files of the lab's perf_analyzer builds (2.36 ends every line with a comma)
+    (row,) = read_csv_file(path)
+    assert row.sweep == "concurrency" and row.value == 1
+    assert row.throughput_infer_per_sec > 0 and row.p99_latency_us and row.response_wait_us is not None
+    assert not row.extra
