@@ -177,7 +177,7 @@ def test_check_describes_the_plan(tmp_path: Path) -> None:
     assert lines["release"] == "23.08  (Triton server 2.37.0)"
     assert lines["images"] == "nvcr.io/nvidia/tritonserver:23.08-py3  +  nvcr.io/nvidia/tritonserver:23.08-py3-sdk"
     assert lines["load"] == "concurrency 1:4:1, http, 200 requests per window"
-    assert lines["profile"] == "per-request export off (needs ≥ 23.09)"
+    assert lines["profile"] == "per-request export off (perf_analyzer 2.37.0 has none)"
 
 
 def test_check_without_stack_yaml_says_defaults(tmp_path: Path) -> None:
