@@ -15,6 +15,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from composer.analyzer_flags import fit_argv
 from composer.errors import AnalyzerError, UsageError
 from composer.sweep import Sweep
 
@@ -41,6 +42,7 @@ class BenchSettings:
     metric_args: tuple[str, ...] = ()  # --collect-metrics … when the server has GPUs
     streaming: bool = False  # a decoupled model: gRPC streaming, 0..n responses per request
     sequence_ids: int | None = None  # a sequence model: first id of this run's own --sequence-id-range
+    analyzer_version: str | None = None  # the perf_analyzer in the sdk container: its argv is fitted to it
 
 
 def is_decoupled(config: Mapping[str, Any]) -> bool:
@@ -133,7 +135,10 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
         argv += ["--sequence-id-range", f"{settings.sequence_ids}:{settings.sequence_ids + SEQUENCE_ID_SPAN - 1}"]
     if "-v" not in settings.extra_args:  # one -v: a line per trial, which says why a point is unstable
         argv.append("-v")
-    return argv + list(settings.metric_args) + list(settings.extra_args)
+    argv += [*settings.metric_args, *settings.extra_args]
+    if settings.analyzer_version is None:
+        return argv
+    return fit_argv(argv, settings.extra_args, settings.analyzer_version).argv
 
 
 def with_deadline(argv: list[str], timeout_s: float) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from composer.analyzer import (
     perf_analyzer_argv,
 )
 from composer.analyzer_execs import AnalyzerExecs
+from composer.analyzer_flags import check_user_args, fit_argv, has_option, left_out_line
+from composer.analyzer_identity import AnalyzerIdentity, assumed, observe
 from composer.attempt_outputs import write_outputs
 from composer.attempts import AttemptResult, run_attempts
 from composer.config import Stack, load_stack
@@ -43,7 +45,7 @@ from composer.gpus import analyzer_metric_args, parse_gpus
 from composer.inputs import InputChoice, container_input_path, input_shapes
 from composer.labels import ULIMITS_DROPPED_LABEL
 from composer.modelconfig import read_disk_model
-from composer.release import parse_release, server_version, supports_profile_export
+from composer.release import parse_release, server_version
 from composer.scraper import ClientCount, MetricsRecorder
 from composer.sweep import Sweep
 from composer.triton import ANALYZER, SERVER, SERVER_PORTS
@@ -140,7 +142,9 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
     )
 
 
-def settings_for(lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs) -> BenchSettings:
+def settings_for(
+    lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs, analyzer: AnalyzerIdentity | None = None
+) -> BenchSettings:
     a = lab.stack.analyzer
     _, container_input = container_input_path(lab.stack, request.input_data)
     shapes = input_shapes(lab.stack, request.input_choice(), model_inputs)
@@ -158,7 +162,7 @@ def settings_for(lab: LabHandle, request: BenchRequest, model_inputs: ModelInput
         shapes=shapes,
         extra_args=tuple(a.args) + request.extra_args,
         timeout_s=request.timeout_s or a.timeout_s,
-        profile_export=supports_profile_export(parse_release(lab.release)),
+        profile_export=has_option((analyzer or assumed(lab.release)).version, "--profile-export-file"),
         metric_args=tuple(analyzer_metric_args(parse_gpus(lab.gpus))),
     )
 
@@ -259,18 +263,14 @@ def image_facts(client: docker.DockerClient, ref: str) -> dict[str, Any]:
     }
 
 
-def image_manifest(images: dict[str, dict[str, Any]], release: str) -> dict[str, Any]:
-    """The manifest's image fields, and which perf_analyzer really ran (lab sdk images say so)."""
-    built_with = images["sdk"]["labels"].get("tisbench.perf-analyzer-version")
-    fields: dict[str, Any] = {
+def image_manifest(images: dict[str, dict[str, Any]], analyzer: AnalyzerIdentity) -> dict[str, Any]:
+    """The manifest's image fields, and which perf_analyzer really ran (as observed)."""
+    return {
         "images": {k: v["ref"] for k, v in images.items()},
         "image_ids": {k: v["id"] for k, v in images.items()},
         "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
-        "perf_analyzer_version": built_with or f"from release {release}",
+        **analyzer.manifest_fields(),
     }
-    if built_with:
-        fields["note"] = "lab sdk image: perf_analyzer is the PyPI build named above, not the release's own"
-    return fields
 
 
 def server_ulimits(container: dict[str, Any]) -> dict[str, Any]:
@@ -306,23 +306,34 @@ def run_bench(
         metadata, config, reported_version = _model_facts(triton, lab.stack.model)
     finally:
         triton.close()
-    settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config))
-    settings = for_model_config(settings, config, request.protocol)
+    containers = {"server": lab.client.api.inspect_container(lab.server_id)}
+    containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
+    images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
+    analyzer = observe(lab.client, lab.analyzer_id, images["sdk"]["labels"], lab.release)
+    settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config), analyzer)
+    settings = replace(for_model_config(settings, config, request.protocol), analyzer_version=analyzer.version)
+    check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
 
     run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
     run_id = run_dir.resolve().name.replace("/", "_")
     outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
-    argv = perf_analyzer_argv(settings, outputs)
-    containers = {"server": lab.client.api.inspect_container(lab.server_id)}
-    containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
-    images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
+    # every attempt's argv is fitted to this analyzer; what it leaves out is said once, here
+    fitted = fit_argv(
+        perf_analyzer_argv(replace(settings, analyzer_version=None), outputs), settings.extra_args, analyzer.version
+    )
+    argv, left_out = fitted.argv, fitted.left_out
+    if not settings.profile_export and analyzer.version:
+        left_out = [left_out_line(analyzer.version, "--profile-export-file"), *left_out]
+    for line in left_out:
+        say(line)
     manifest: dict[str, Any] = {
         "tisbench_version": __version__,
         "lab": lab.name,
         "release": lab.release,
         "server_version": reported_version,
         "release_server_version": server_version(parse_release(lab.release)),
-        **image_manifest(images, lab.release),
+        **image_manifest(images, analyzer),
+        "perf_analyzer_left_out": left_out,
         "server_ulimits": server_ulimits(containers["server"]),
         "perf_analyzer_argv": argv,
         "timeout_s": settings.timeout_s,

@@ -212,20 +212,23 @@ def images() -> None:
     "--release", "releases", multiple=True, metavar="YY.MM", help="Release to build (repeatable). Default: 24.10."
 )
 @click.option("--all", "all_releases", is_flag=True, help="Build every release that has a lab recipe.")
-@click.option("--force", is_flag=True, help="Rebuild even when both tags exist.")
+@click.option("--force", is_flag=True, help="Rebuild even when both tags exist and are current.")
 def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> None:
     """Build lab images from PyPI wheels and Debian minbase roots (needs root and debootstrap).
 
-    Skipped when both tags of a release already exist, unless --force.
+    Each release gets its own tritonserver and its own perf_analyzer. A release is skipped when
+    both tags exist and were built by today's recipe; a tag built by another recipe is rebuilt.
     """
     from composer import stack as engine
-    from composer.images import LAB_RELEASES, build_lab_images
+    from composer.images import build_lab_images
+    from composer.lab_releases import LAB_RECIPES, NO_RECIPE
     from composer.release import parse_release
 
-    chosen = sorted(LAB_RELEASES) if all_releases else [str(parse_release(r)) for r in releases] or ["24.10"]
+    chosen = sorted(LAB_RECIPES) if all_releases else [str(parse_release(r)) for r in releases] or ["24.10"]
     for r in chosen:
-        if r not in LAB_RELEASES:
-            raise UsageError(f"--release {r}: no lab recipe", f"lab releases: {', '.join(sorted(LAB_RELEASES))}")
+        if r not in LAB_RECIPES:
+            why = f" ({NO_RECIPE[r]})" if r in NO_RECIPE else ""
+            raise UsageError(f"--release {r}: no lab recipe{why}", f"lab releases: {', '.join(sorted(LAB_RECIPES))}")
     client = engine.connect(timeout_s=600)
     for tag in build_lab_images(client, chosen, force=force, progress=say):
         click.echo(tag)
@@ -259,13 +262,42 @@ def images_pull(stack_dir: Path, release: str | None, quiet: bool, images: str |
 
 
 @images.command("list")
-def images_list() -> None:
-    """Show which lab images exist on this engine."""
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def images_list(as_json: bool) -> None:
+    """Every lab release: the server and perf_analyzer its recipe provides, and its images here.
+
+    A built image shows the versions its binaries reported at build time (its labels); one
+    built by another recipe is marked stale: tisbench images build rebuilds it.
+    """
+    import json
+
     from composer import stack as engine
-    from composer.images import LAB_RELEASES, lab_image_tags
+    from composer.images import image_labels, image_specs, listing
+    from composer.lab_releases import LAB_RECIPES
 
     client = engine.connect()
-    present = {tag for image in client.api.images() for tag in (image.get("RepoTags") or [])}
-    for release in sorted(LAB_RELEASES):
-        for tag in lab_image_tags(release):
-            click.echo(f"{tag}\t{'present' if tag in present else 'missing'}")
+    rows = [
+        listing(release, [image_labels(client, spec.tag) for spec in image_specs(release)])
+        for release in sorted(LAB_RECIPES)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from composer.console import table
+
+    table(
+        ["release", "server (recipe)", "perf_analyzer (recipe)", "server image", "sdk image"],
+        [
+            [
+                r["release"],
+                r["server"]["recipe"],
+                r["perf_analyzer"]["recipe"],
+                r["server"]["image"],
+                r["perf_analyzer"]["image"],
+            ]
+            for r in rows
+        ],
+    )
+    stale = [r["release"] for r in rows if "stale" in (r["server"]["state"], r["perf_analyzer"]["state"])]
+    if stale:
+        say(f"stale images were built by another recipe: tisbench images build --release {' --release '.join(stale)}")

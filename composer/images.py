@@ -1,9 +1,11 @@
 """CPU-only stand-ins for NGC's tritonserver ``<REL>-py3`` and ``<REL>-py3-sdk`` images.
 
-A server image is a Debian bookworm minbase plus the real tritonserver bundled in an
-``nvidia-pytriton`` wheel; an sdk image is a Debian trixie minbase plus the real perf_analyzer
-from its PyPI wheel. Both are imported with the docker SDK from a tar stream: no registry and no
-Dockerfile are involved.
+Each image is a Debian minbase root plus files placed from PyPI wheels, as composer.lab_releases
+says per release: the server from its ``nvidia-pytriton`` wheel, perf_analyzer from that
+release's ``tritonclient`` wheel (and the libraries it loads). An image is imported with the
+docker SDK from a tar stream, its binaries are asked for their versions (composer.image_probe),
+and only then does it get its final tag, labelled with what they reported and with the recipe's
+fingerprint; a tag whose fingerprint differs from today's recipe is rebuilt.
 """
 
 from __future__ import annotations
@@ -16,39 +18,31 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
-from composer.errors import ImageBuildError, ReleaseError
-from composer.rootfs import BaseRoot, base_root_tarball, debian_mirror, run_checked
+from composer.errors import ImageBuildError
+from composer.lab_releases import SUITE_GLIBC_MINOR, LabRecipe, Wheel, lab_recipe
+from composer.rootfs import BaseRoot, base_root_tarball, debian_mirror
+from composer.wheels import download_wheel
 
 LAB_REPOSITORY = "tisbench-lab/tritonserver"
-PERF_ANALYZER_VERSION = "2.60.0"
+RECIPE_LABEL = "tisbench.recipe"
+SERVER_VERSION_LABEL = "tisbench.server-version"
+ANALYZER_VERSION_LABEL = "tisbench.perf-analyzer-version"
+_STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_SERVER_ROOT = "opt/tritonserver"
+_ANALYZER_LIBS = "opt/perf_analyzer/lib"
+_STUBS = "pytriton/tritonserver/python_backend_stubs/"
 
-
-@dataclass(frozen=True)
-class LabRelease:
-    release: str
-    pytriton_version: str
-    server_version: str
-    perf_analyzer_version: str
-
-
-# Each nvidia-pytriton wheel bundles the tritonserver of one NGC release (checked by running it).
-LAB_RELEASES: dict[str, LabRelease] = {
-    r.release: r
-    for r in (
-        LabRelease("23.07", "0.3.0", "2.36.0", PERF_ANALYZER_VERSION),
-        LabRelease("24.03", "0.5.6", "2.44.0", PERF_ANALYZER_VERSION),
-        LabRelease("24.10", "0.7.0", "2.51.0", PERF_ANALYZER_VERSION),
-    )
-}
+Place = Callable[[str], "str | None"]
 
 
 def lab_image_tags(release: str) -> tuple[str, str]:
@@ -56,40 +50,13 @@ def lab_image_tags(release: str) -> tuple[str, str]:
     return f"{LAB_REPOSITORY}:{release}-py3", f"{LAB_REPOSITORY}:{release}-py3-sdk"
 
 
-def lab_release(release: str) -> LabRelease:
-    try:
-        return LAB_RELEASES[release]
-    except KeyError:
-        known = ", ".join(sorted(LAB_RELEASES))
-        raise ReleaseError(f"no lab images for release {release!r}", hint=f"lab releases are: {known}") from None
-
-
-@dataclass(frozen=True)
-class _Flavor:
-    """What one kind of image is made of; ``glibc_minor`` bounds the wheels it can run."""
-
-    kind: str
-    base: BaseRoot
-    glibc_minor: int
-    env: tuple[str, ...]
-    workdir: str
-    place: Callable[[str], str | None]
-    extra_dirs: tuple[str, ...] = ()
-
-
-_STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_SERVER_ROOT = "opt/tritonserver"
-_STUB_PYTHON = "3.11"  # bookworm's python; the 3.13 stub on trixie cannot see Debian's numpy
-_STUBS = "pytriton/tritonserver/python_backend_stubs/"
-_STUB = f"{_STUBS}{_STUB_PYTHON}/triton_python_backend_stub"
-
-
-def server_tree_path(name: str) -> str | None:
+def server_tree_path(name: str, stub_python: str = "3.11") -> str | None:
     """Where a file of the nvidia-pytriton wheel goes in the server image, or None to leave it."""
     if name.endswith("/"):
         return None
     if name.startswith(_STUBS):
-        return f"{_SERVER_ROOT}/backends/python/triton_python_backend_stub" if name == _STUB else None
+        stub = f"{_STUBS}{stub_python}/triton_python_backend_stub"
+        return f"{_SERVER_ROOT}/backends/python/triton_python_backend_stub" if name == stub else None
     if name.startswith("pytriton/tritonserver/"):
         return f"{_SERVER_ROOT}/{name.removeprefix('pytriton/tritonserver/')}"
     if name.startswith("nvidia_pytriton.libs/"):
@@ -97,51 +64,111 @@ def server_tree_path(name: str) -> str | None:
     return None
 
 
-def sdk_tree_path(name: str) -> str | None:
-    """Where a file of the perf-analyzer wheel goes in the sdk image, or None to leave it."""
-    if name.startswith("perf_analyzer/bin/") and not name.endswith("/"):
-        return f"usr/local/bin/{name.removeprefix('perf_analyzer/bin/')}"
-    return None
+def binary_place(binary: str) -> Place:
+    """Only ``binary`` of a wheel, as /usr/local/bin/perf_analyzer."""
+    return lambda name: "usr/local/bin/perf_analyzer" if name == binary else None
 
 
-SERVER = _Flavor(
-    kind="server",
-    base=BaseRoot("bookworm", ("python3", "python3-numpy", "libpython3.11", "libssl3", "zlib1g", "libstdc++6")),
-    glibc_minor=36,
-    env=(f"PATH=/{_SERVER_ROOT}/bin:{_STD_PATH}", f"LD_LIBRARY_PATH=/{_SERVER_ROOT}/lib"),
-    workdir=f"/{_SERVER_ROOT}",
-    place=server_tree_path,
-)
-SDK = _Flavor(
-    kind="sdk",
-    base=BaseRoot("trixie", ("libssl3t64", "zlib1g", "libstdc++6")),
-    glibc_minor=41,
-    env=(f"PATH={_STD_PATH}",),
-    workdir="/workspace",
-    place=sdk_tree_path,
-    extra_dirs=("workspace",),
-)
+def lib_place(lib_dir: str) -> Place:
+    """The shared libraries directly in ``lib_dir`` of a wheel, into the analyzer's library dir."""
+
+    def place(name: str) -> str | None:
+        rest = name.removeprefix(lib_dir)
+        if rest == name or "/" in rest or ".so" not in rest:
+            return None
+        return f"{_ANALYZER_LIBS}/{rest}"
+
+    return place
 
 
-def image_changes(flavor: _Flavor, lab: LabRelease) -> list[str]:
-    """Dockerfile instructions applied at import: environment, workdir and tisbench labels."""
-    labels = {
-        "tisbench.lab-image": "true",
-        "tisbench.kind": flavor.kind,
-        "tisbench.release": lab.release,
-        "tisbench.server-version": lab.server_version,
-        "tisbench.perf-analyzer-version": lab.perf_analyzer_version,
-    }
-    extra_env = (
-        (f"TRITON_SERVER_VERSION={lab.server_version}", f"NVIDIA_TRITON_SERVER_VERSION={lab.release}")
-        if flavor.kind == "server"
-        else ()
+@dataclass(frozen=True)
+class Part:
+    """One wheel of an image, where its files go, and the file it must provide (when one is)."""
+
+    wheel: Wheel
+    place: Place
+    required: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One lab image as the recipe makes it; ``labels`` are known before any binary ran."""
+
+    kind: str  # server | sdk
+    release: str
+    tag: str
+    base: BaseRoot
+    parts: tuple[Part, ...]
+    env: tuple[str, ...]
+    workdir: str
+    extra_dirs: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+    fingerprint: str
+    expected_version: str
+
+    def changes(self) -> list[str]:
+        """Dockerfile instructions applied at import: environment, workdir and the known labels."""
+        return [
+            *(f"ENV {item}" for item in self.env),
+            f"WORKDIR {self.workdir}",
+            *(f"LABEL {key}={json.dumps(value)}" for key, value in self.labels),
+        ]
+
+
+def server_spec(recipe: LabRecipe) -> ImageSpec:
+    server = recipe.server
+    return ImageSpec(
+        kind="server",
+        release=recipe.release,
+        tag=lab_image_tags(recipe.release)[0],
+        base=BaseRoot(server.suite, server.debs),
+        parts=(
+            Part(
+                server.wheel,
+                lambda name: server_tree_path(name, server.stub_python),
+                f"{_SERVER_ROOT}/backends/python/triton_python_backend_stub",
+            ),
+        ),
+        env=(
+            f"PATH=/{_SERVER_ROOT}/bin:{_STD_PATH}",
+            f"LD_LIBRARY_PATH=/{_SERVER_ROOT}/lib",
+            f"TRITON_SERVER_VERSION={server.version}",
+            f"NVIDIA_TRITON_SERVER_VERSION={recipe.release}",
+        ),
+        workdir=f"/{_SERVER_ROOT}",
+        extra_dirs=(),
+        labels=_common_labels("server", recipe.release) + (("tisbench.server-wheel", server.wheel.requirement()),),
+        fingerprint=recipe.server_fingerprint(),
+        expected_version=server.version,
     )
-    return [
-        *(f"ENV {item}" for item in (*flavor.env, *extra_env)),
-        f"WORKDIR {flavor.workdir}",
-        *(f"LABEL {key}={json.dumps(value)}" for key, value in labels.items()),
-    ]
+
+
+def sdk_spec(recipe: LabRecipe) -> ImageSpec:
+    analyzer = recipe.analyzer
+    libs = tuple(Part(lib.wheel, lib_place(lib.lib_dir)) for lib in analyzer.libs)
+    return ImageSpec(
+        kind="sdk",
+        release=recipe.release,
+        tag=lab_image_tags(recipe.release)[1],
+        base=BaseRoot(analyzer.suite, analyzer.debs),
+        parts=(Part(analyzer.wheel, binary_place(analyzer.binary), "usr/local/bin/perf_analyzer"), *libs),
+        env=(f"PATH={_STD_PATH}", *((f"LD_LIBRARY_PATH=/{_ANALYZER_LIBS}",) if libs else ())),
+        workdir="/workspace",
+        extra_dirs=("workspace",),
+        labels=_common_labels("sdk", recipe.release)
+        + (("tisbench.perf-analyzer-wheel", analyzer.wheel.requirement()),),
+        fingerprint=recipe.analyzer_fingerprint(),
+        expected_version=analyzer.version,
+    )
+
+
+def _common_labels(kind: str, release: str) -> tuple[tuple[str, str], ...]:
+    return (("tisbench.lab-image", "true"), ("tisbench.kind", kind), ("tisbench.release", release))
+
+
+def image_specs(release: str) -> tuple[ImageSpec, ImageSpec]:
+    recipe = lab_recipe(release)
+    return server_spec(recipe), sdk_spec(recipe)
 
 
 @dataclass(frozen=True)
@@ -186,55 +213,7 @@ def check_engine(client: docker.DockerClient) -> None:
         ) from exc
 
 
-def pip_platforms(glibc_minor: int) -> list[str]:
-    """``--platform`` arguments for every manylinux tag a glibc 2.<minor> x86_64 system runs.
-
-    pip does not widen an explicit ``--platform`` to older manylinux tags, so all are listed.
-    """
-    args: list[str] = []
-    for minor in range(17, glibc_minor + 1):
-        args += ["--platform", f"manylinux_2_{minor}_x86_64"]
-    return args
-
-
-def download_wheel(
-    project: str, version: str, glibc_minor: int, cache_dir: Path, progress: Callable[[str], None]
-) -> Path:
-    """The cached wheel of ``project==version``, downloaded with pip when absent."""
-    wheels = cache_dir / "wheels"
-    pattern = f"{project.replace('-', '_')}-{version}-*.whl"
-    cached = sorted(wheels.glob(pattern))
-    if cached:
-        return cached[0]
-    wheels.mkdir(parents=True, exist_ok=True)
-    progress(f"downloading {project} {version} wheel")
-    with tempfile.TemporaryDirectory(dir=wheels) as scratch:
-        run_checked(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--no-cache-dir",
-                "--only-binary=:all:",
-                "--python-version",
-                _STUB_PYTHON,
-                *pip_platforms(glibc_minor),
-                "--dest",
-                scratch,
-                f"{project}=={version}",
-            ],
-            what=f"pip download {project}=={version}",
-        )
-        found = sorted(Path(scratch).glob(pattern))
-        if not found:
-            raise ImageBuildError(f"pip download {project}=={version} left no {pattern}")
-        return Path(shutil.move(str(found[0]), wheels / found[0].name))
-
-
-def _wheel_members(wheel: zipfile.ZipFile, place: Callable[[str], str | None]) -> Iterator[tuple[zipfile.ZipInfo, str]]:
+def _wheel_members(wheel: zipfile.ZipFile, place: Place) -> Iterator[tuple[zipfile.ZipInfo, str]]:
     for info in wheel.infolist():
         target = place(info.filename)
         if target is not None:
@@ -242,11 +221,11 @@ def _wheel_members(wheel: zipfile.ZipFile, place: Callable[[str], str | None]) -
 
 
 def write_image_tar(
-    base_tar: Path, wheel_path: Path, place: Callable[[str], str | None], extra_dirs: tuple[str, ...], out: Path
-) -> int:
-    """Write base root + placed wheel files to ``out``; return how many wheel files were placed."""
-    placed = 0
-    with tarfile.open(base_tar) as src, tarfile.open(out, "w") as dst, zipfile.ZipFile(wheel_path) as wheel:
+    base_tar: Path, parts: Sequence[tuple[Path, Place]], extra_dirs: tuple[str, ...], out: Path
+) -> list[set[str]]:
+    """Write base root + each wheel's placed files to ``out``; return the paths each part placed."""
+    placed: list[set[str]] = []
+    with tarfile.open(base_tar) as src, tarfile.open(out, "w") as dst:
         present: set[str] = set()
         mtime = 0
         for member in src:
@@ -255,19 +234,28 @@ def write_image_tar(
             mtime = max(mtime, int(member.mtime))
         for directory in extra_dirs:
             _add_dir(dst, directory, mtime, present)
-        for info, target in _wheel_members(wheel, place):
-            parents = Path(target).parents
-            for parent in reversed(list(parents)[:-1]):
-                _add_dir(dst, str(parent), mtime, present)
-            entry = tarfile.TarInfo(f"./{target}")
-            entry.size = info.file_size
-            # Wheels carry unix modes in external_attr; keep the exec bits, drop group/other write.
-            entry.mode = ((info.external_attr >> 16) & 0o755) or 0o644
-            entry.mtime = mtime
-            with wheel.open(info) as data:
-                dst.addfile(entry, data)
-            placed += 1
+        for wheel_path, place in parts:
+            with zipfile.ZipFile(wheel_path) as wheel:
+                placed.append(_add_wheel_files(dst, wheel, place, mtime, present))
     return placed
+
+
+def _add_wheel_files(
+    dst: tarfile.TarFile, wheel: zipfile.ZipFile, place: Place, mtime: int, present: set[str]
+) -> set[str]:
+    targets: set[str] = set()
+    for info, target in _wheel_members(wheel, place):
+        for parent in reversed(list(Path(target).parents)[:-1]):
+            _add_dir(dst, str(parent), mtime, present)
+        entry = tarfile.TarInfo(f"./{target}")
+        entry.size = info.file_size
+        # Wheels carry unix modes in external_attr; keep the exec bits, drop group/other write.
+        entry.mode = ((info.external_attr >> 16) & 0o755) or 0o644
+        entry.mtime = mtime
+        with wheel.open(info) as data:
+            dst.addfile(entry, data)
+        targets.add(target)
+    return targets
 
 
 def _add_dir(dst: tarfile.TarFile, path: str, mtime: int, present: set[str]) -> None:
@@ -279,6 +267,15 @@ def _add_dir(dst: tarfile.TarFile, path: str, mtime: int, present: set[str]) -> 
     present.add(path)
 
 
+def check_placed(spec: ImageSpec, wheel_paths: Sequence[Path], placed: Sequence[set[str]]) -> None:
+    """Every wheel gave the image something, and each required file is there."""
+    for part, wheel_path, targets in zip(spec.parts, wheel_paths, placed, strict=True):
+        if not targets:
+            raise ImageBuildError(f"{wheel_path.name} holds none of the files {spec.tag} needs")
+        if part.required is not None and part.required not in targets:
+            raise ImageBuildError(f"{wheel_path.name} gives {spec.tag} no /{part.required}")
+
+
 def import_image(client: docker.DockerClient, tar_path: Path, tag: str, changes: list[str]) -> None:
     repository, _, version = tag.rpartition(":")
     try:
@@ -288,16 +285,24 @@ def import_image(client: docker.DockerClient, tar_path: Path, tag: str, changes:
     for line in str(answer).splitlines():
         if '"error"' in line:
             raise ImageBuildError(f"importing {tag} failed: {line.strip()}")
-    if not _has_image(client, tag):
+    if image_labels(client, tag) is None:
         raise ImageBuildError(f"importing {tag} reported success but the engine has no such tag")
 
 
-def _has_image(client: docker.DockerClient, tag: str) -> bool:
+def image_labels(client: docker.DockerClient, tag: str) -> dict[str, str] | None:
+    """The labels of ``tag``, or None when the engine has no such image."""
     try:
-        client.images.get(tag)
+        image = client.api.inspect_image(tag)
     except docker.errors.ImageNotFound:
-        return False
-    return True
+        return None
+    return dict(image["Config"].get("Labels") or {})
+
+
+def image_state(labels: dict[str, str] | None, spec: ImageSpec) -> str:
+    """missing · current (built by today's recipe) · stale (built by another recipe: rebuild it)."""
+    if labels is None:
+        return "missing"
+    return "current" if labels.get(RECIPE_LABEL) == spec.fingerprint else "stale"
 
 
 def build_lab_images(
@@ -308,58 +313,83 @@ def build_lab_images(
     progress: Callable[[str], None] = print,
     cache_dir: Path | None = None,
 ) -> list[str]:
-    """Build the lab images of ``releases`` that are missing (all with ``force``); return their tags."""
-    labs = [lab_release(release) for release in releases]
+    """Build the lab images of ``releases`` that are missing or stale (all with ``force``); return their tags.
+
+    Releases are built one after another: each build is CPU- and network-heavy."""
+    specs = [spec for release in releases for spec in image_specs(release)]
     check_engine(client)
     cache = cache_dir if cache_dir is not None else Path.home() / ".cache" / "tisbench"
-    todo: list[tuple[LabRelease, _Flavor, str]] = []
-    for lab in labs:
-        for flavor, tag in zip((SERVER, SDK), lab_image_tags(lab.release), strict=True):
-            if force or not _has_image(client, tag):
-                todo.append((lab, flavor, tag))
-            else:
-                progress(f"{tag} is present")
+    todo: list[ImageSpec] = []
+    for spec in specs:
+        labels = image_labels(client, spec.tag)
+        state = image_state(labels, spec)
+        if state == "current" and not force:
+            progress(f"{spec.tag} is present (built by today's recipe)")
+            continue
+        if state == "stale":
+            held = (labels or {}).get(SERVER_VERSION_LABEL if spec.kind == "server" else ANALYZER_VERSION_LABEL)
+            progress(f"{spec.tag} was built by another recipe (it holds {held or 'an unknown version'}): rebuilding")
+        todo.append(spec)
     if todo:
         check_host(host_facts())
         _build(client, todo, cache, progress)
-    return [tag for lab in labs for tag in lab_image_tags(lab.release)]
+    return [spec.tag for spec in specs]
 
 
-def _build(
-    client: docker.DockerClient,
-    todo: list[tuple[LabRelease, _Flavor, str]],
-    cache: Path,
-    progress: Callable[[str], None],
-) -> None:
+def _build(client: docker.DockerClient, todo: list[ImageSpec], cache: Path, progress: Callable[[str], None]) -> None:
+    from composer.image_probe import finish_image
+
     mirror = debian_mirror()
-    flavors = {flavor.kind: flavor for _, flavor, _ in todo}
-    # The two debootstraps are network- and dpkg-bound: run them side by side while pip downloads.
-    with ThreadPoolExecutor(max_workers=len(flavors), thread_name_prefix="debootstrap") as pool:
+    bases = {spec.base.cache_name(): spec.base for spec in todo}
+    # The debootstraps are network- and dpkg-bound: run them side by side while pip downloads.
+    with ThreadPoolExecutor(max_workers=len(bases), thread_name_prefix="debootstrap") as pool:
         roots: dict[str, Future[Path]] = {
-            kind: pool.submit(base_root_tarball, flavor.base, mirror, cache, progress)
-            for kind, flavor in flavors.items()
+            name: pool.submit(base_root_tarball, base, mirror, cache, progress) for name, base in bases.items()
         }
-        wheels = {tag: _wheel_for(lab, flavor, cache, progress) for lab, flavor, tag in todo}
-        base_tars = {kind: future.result() for kind, future in roots.items()}
+        wheels = {
+            (spec.tag, part.wheel): download_wheel(part.wheel, SUITE_GLIBC_MINOR[spec.base.suite], cache, progress)
+            for spec in todo
+            for part in spec.parts
+        }
+        base_tars = {name: future.result() for name, future in roots.items()}
     tmp_dir = cache / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    for lab, flavor, tag in todo:
+    for spec in todo:
+        parts = [(wheels[(spec.tag, part.wheel)], part.place) for part in spec.parts]
         with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=".tar") as scratch:
-            progress(f"assembling {tag}")
-            placed = write_image_tar(
-                base_tars[flavor.kind], wheels[tag], flavor.place, flavor.extra_dirs, Path(scratch.name)
-            )
-            if placed == 0:
-                raise ImageBuildError(f"{wheels[tag].name} holds none of the files {tag} needs")
-            progress(f"importing {tag}")
-            import_image(client, Path(scratch.name), tag, image_changes(flavor, lab))
+            progress(f"assembling {spec.tag}")
+            placed = write_image_tar(base_tars[spec.base.cache_name()], parts, spec.extra_dirs, Path(scratch.name))
+            check_placed(spec, [path for path, _ in parts], placed)
+            scratch_tag = f"{spec.tag}-unverified"
+            progress(f"importing {scratch_tag}")
+            import_image(client, Path(scratch.name), scratch_tag, spec.changes())
+        finish_image(client, spec, scratch_tag, progress)
 
 
-def _wheel_for(lab: LabRelease, flavor: _Flavor, cache: Path, progress: Callable[[str], None]) -> Path:
-    if flavor.kind == "sdk":
-        return download_wheel("perf-analyzer", lab.perf_analyzer_version, flavor.glibc_minor, cache, progress)
-    wheel = download_wheel("nvidia-pytriton", lab.pytriton_version, flavor.glibc_minor, cache, progress)
-    with zipfile.ZipFile(wheel) as archive:
-        if _STUB not in archive.namelist():
-            raise ImageBuildError(f"{wheel.name} has no Python {_STUB_PYTHON} backend stub ({_STUB})")
-    return wheel
+def listing(release: str, labels: Sequence[dict[str, str] | None]) -> dict[str, Any]:
+    """One release of `tisbench images list`: what its recipe provides and what each image holds."""
+    recipe = lab_recipe(release)
+    server, sdk = image_specs(release)
+    return {
+        "release": release,
+        "server": _listed(server, labels[0], SERVER_VERSION_LABEL, recipe.server.wheel),
+        "perf_analyzer": _listed(sdk, labels[1], ANALYZER_VERSION_LABEL, recipe.analyzer.wheel),
+    }
+
+
+def _listed(spec: ImageSpec, labels: dict[str, str] | None, version_label: str, wheel: Wheel) -> dict[str, Any]:
+    state = image_state(labels, spec)
+    holds = (labels or {}).get(version_label)
+    shown = {
+        "missing": "missing",
+        "current": f"built: {holds}",
+        "stale": f"stale: holds {holds or 'an unknown version'}, rebuild",
+    }[state]
+    return {
+        "tag": spec.tag,
+        "version": spec.expected_version,
+        "recipe": f"{spec.expected_version} ({wheel.project} {wheel.version})",
+        "state": state,
+        "holds": holds,
+        "image": shown,
+    }

@@ -9,10 +9,10 @@ from typing import Any
 
 from composer.fsutil import write_atomic
 
-HEADERS = ["release", "server", "infer/s", "Δ infer/s", "p50 ms", "p99 ms", "Δ p99", "verdict"]
-LAB_NOTE = (
-    "lab sdk images carry the PyPI perf_analyzer named per release, not each release's own; "
-    "server versions are what each server reported"
+HEADERS = ["release", "server", "perf_analyzer", "infer/s", "Δ infer/s", "p50 ms", "p99 ms", "Δ p99", "verdict"]
+VERSIONS_NOTE = (
+    "server versions are what each running server reported; perf_analyzer versions are what each "
+    "sdk image holds (a lab image's binary answered at build time, any other is asked in its container)"
 )
 
 
@@ -48,6 +48,7 @@ def point_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 [
                     entry["release"],
                     entry.get("server_version") or "-",
+                    entry.get("perf_analyzer_version") or "-",
                     f"{row['throughput_infer_per_sec']:.1f}",
                     _pct(deltas and deltas.get("throughput_infer_per_sec")),
                     f"{row.get('p50_latency_us', 0) / 1000:.3f}",
@@ -84,7 +85,7 @@ def matrix_markdown(doc: dict[str, Any]) -> str:
             "|" + "---|" * len(table["headers"]),
         ]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table["rows"]]
-    lines += ["", f"Note: {LAB_NOTE}.", ""]
+    lines += ["", f"Note: {VERSIONS_NOTE}.", ""]
     return "\n".join(lines)
 
 
@@ -110,7 +111,10 @@ def matrix_chart(doc: dict[str, Any]) -> bytes | None:
                 p99.append(row.get("p99_latency_us", 0) / 1000)
         left.bar(xs, tput, width, label=f"{value:g}")
         right.bar(xs, p99, width, label=f"{value:g}")
-    labels = [f"{r['release']}\n({r.get('server_version') or '?'})" for r in ok]
+    labels = [
+        f"{r['release']}\nserver {r.get('server_version') or '?'}\nPA {r.get('perf_analyzer_version') or '?'}"
+        for r in ok
+    ]
     for ax, title in ((left, "throughput (infer/s)"), (right, "p99 latency (ms)")):
         ax.set_xticks([j + width * (len(values) - 1) / 2 for j in range(len(ok))], labels)
         ax.set_title(title)
@@ -142,7 +146,7 @@ def write_matrix_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
         repeat=doc["repeat"],
         releases=doc["releases"],
         points=point_tables(doc),
-        notes=[LAB_NOTE],
+        notes=[VERSIONS_NOTE],
         chart="data:image/png;base64," + base64.b64encode(chart).decode() if chart else None,
     )
     write_atomic(out_dir / "matrix.html", html)

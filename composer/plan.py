@@ -9,7 +9,7 @@ from composer.config import Stack, load_stack
 from composer.errors import UsageError
 from composer.gpus import AUTO, GpuRequest, parse_gpus
 from composer.inputs import Preflight
-from composer.release import Release, parse_release, server_version, supports_profile_export
+from composer.release import Release, parse_release, server_version
 from composer.render import Images, image_refs, render_compose
 
 DEFAULT_RELEASE = "24.10"
@@ -48,6 +48,13 @@ class LabPlan:
             "anyone who can reach that address can use the server"
         )
 
+    def _profile_export(self) -> str:
+        from composer.analyzer_flags import has_option
+        from composer.analyzer_identity import planned
+
+        version = planned(str(self.release), self.image_set).version
+        return "on" if has_option(version, "--profile-export-file") else f"off (perf_analyzer {version} has none)"
+
     def describe(self) -> str:
         a = self.stack.analyzer
         measurement = (
@@ -62,19 +69,20 @@ class LabPlan:
             f"images     {self.images.server}  +  {self.images.sdk}",
             f"load       {a.sweep.kind} {a.sweep.argument()}, {a.protocol}, {measurement}",
             f"input      {a.input_data}",
-            f"profile    per-request export {'on' if supports_profile_export(self.release) else 'off (needs ≥ 23.09)'}",
+            f"profile    per-request export {self._profile_export()}",
         ]
         warning = self.exposure_warning()
         return "\n".join(lines + ([warning] if warning else []))
 
 
 def check_lab_release(release: Release, *, field: str = "--images lab") -> None:
-    from composer.images import LAB_RELEASES
+    from composer.lab_releases import LAB_RECIPES, NO_RECIPE
 
-    if str(release) not in LAB_RELEASES:
+    if str(release) not in LAB_RECIPES:
+        why = NO_RECIPE.get(str(release))
         raise UsageError(
-            f"{field}: no lab image for release {release}",
-            f"lab images exist for {', '.join(sorted(LAB_RELEASES))}; pick one, or use --images ngc",
+            f"{field}: no lab image for release {release}" + (f" ({why})" if why else ""),
+            f"lab images exist for {', '.join(sorted(LAB_RECIPES))}; pick one, or use --images ngc",
         )
 
 

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import ijson
 
@@ -29,6 +29,7 @@ from composer.errors import AnalyzerError
 from composer.histogram import LINEAR_LIMIT_US, Histogram, percentiles_from_histogram
 
 __all__ = ["LINEAR_LIMIT_US", "ExperimentSummary", "TimelinePoint", "percentiles_from_histogram"]
+from composer.utf8_stream import RepairedUtf8
 
 try:
     _ijson: Any = ijson.get_backend("yajl2_c")
@@ -351,16 +352,26 @@ def summarize_profile_export(path: Path) -> list[ExperimentSummary]:
     return list(_summarize(path.resolve(), stat.st_size, stat.st_mtime_ns))
 
 
+def _walk_file(
+    path: Path, hints: Sequence[tuple[int, int] | None], *, repair: bool
+) -> tuple[list[ExperimentSummary], list[tuple[int, int] | None]]:
+    with path.open("rb") as stream:
+        return _walk(cast(IO[bytes], RepairedUtf8(stream)) if repair else stream, hints)
+
+
 @functools.lru_cache(maxsize=8)
 def _summarize(path: Path, size: int, mtime_ns: int) -> tuple[ExperimentSummary, ...]:
     try:
         with path.open("rb") as stream:
             hints = scan_window_hints(stream)
-        with path.open("rb") as stream:
-            summaries, observed = _walk(stream, hints)
+        repair = False
+        try:
+            summaries, observed = _walk_file(path, hints, repair=repair)
+        except (ijson.JSONError, UnicodeDecodeError):  # raw bytes in strings (perf_analyzer 2.44): repair, retry
+            repair = True
+            summaries, observed = _walk_file(path, hints, repair=repair)
         if observed != hints:
-            with path.open("rb") as stream:
-                summaries, _ = _walk(stream, observed)
+            summaries, _ = _walk_file(path, observed, repair=repair)
     except OSError as exc:
         raise AnalyzerError(f"{path}: cannot read profile export ({exc.strerror})") from None
     except ijson.JSONError as exc:

@@ -1,4 +1,4 @@
-"""Triton releases: parsing, the ≥ 23.03 policy, release → server version, feature gates.
+"""Triton releases: parsing, the ≥ 23.03 policy, release → server version.
 
 Pure logic: nothing here touches Docker, so a bad release is refused before any engine call.
 """
@@ -24,7 +24,6 @@ class Release:
 
 
 MIN_RELEASE = Release(23, 3)
-PROFILE_EXPORT_SINCE = Release(23, 9)
 
 # Facts from NVIDIA's release notes; anything else follows the formula below.
 _KNOWN_SERVER_VERSIONS: dict[Release, str] = {
@@ -78,8 +77,3 @@ def server_version(release: Release) -> str:
     if release >= _FORMULA_SHIFT_SINCE:
         minor -= 1
     return f"2.{minor}.0"
-
-
-def supports_profile_export(release: Release) -> bool:
-    """perf_analyzer's --profile-export-file exists from 23.09."""
-    return release >= PROFILE_EXPORT_SINCE

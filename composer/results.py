@@ -130,6 +130,9 @@ def parse_perf_csv(text: str, source: str = "perf_analyzer.csv") -> list[Summary
         raise AnalyzerError(f"{source}: empty perf_analyzer CSV", hint="did perf_analyzer run?")
     header_line, header_text = lines[0]
     header = [h.strip() for h in next(csv.reader([header_text]))]
+    trailing = len(header) > 1 and header[-1] == ""  # perf_analyzer ≤ 2.36 ends every line with a comma
+    if trailing:
+        header.pop()
     sweep_cols = [h for h in header if h in SWEEP_COLUMNS]
     if len(sweep_cols) != 1 or "Inferences/Second" not in header:
         raise AnalyzerError(
@@ -140,6 +143,8 @@ def parse_perf_csv(text: str, source: str = "perf_analyzer.csv") -> list[Summary
     sweep_col = sweep_cols[0]
     rows = []
     for (number, _), cells in zip(lines[1:], csv.reader(ln for _, ln in lines[1:]), strict=True):
+        if trailing and len(cells) == len(header) + 1 and not cells[-1].strip():
+            cells.pop()
         if len(cells) != len(header):
             raise AnalyzerError(f"{source}: line {number} has {len(cells)} fields, the header has {len(header)}")
         known: dict[str, float] = {}

@@ -29,6 +29,8 @@ from composer.analyzer import (
     perf_analyzer_argv,
     with_deadline,
 )
+from composer.analyzer_flags import fit_argv
+from composer.analyzer_identity import assumed, from_labels, planned
 from composer.bench import (
     BenchRequest,
     BenchResult,
@@ -148,9 +150,10 @@ def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequ
     metadata, config = read_model_facts(stack.models_dir, stack.model)
     # settings_for reads only the handle's stack, release and GPUs: no engine or container is involved.
     handle = LabHandle(cast(docker.DockerClient, None), name, stack, str(plan.release), "", "", 0)
-    settings = settings_for(handle, request, ModelInputs.from_metadata(metadata, config))
+    analyzer = planned(str(plan.release), plan.image_set)
+    settings = settings_for(handle, request, ModelInputs.from_metadata(metadata, config), analyzer)
     outputs = outputs_for("client", settings.profile_export)
-    argv = perf_analyzer_argv(settings, outputs)
+    argv = fit_argv(perf_analyzer_argv(settings, outputs), settings.extra_args, analyzer.version).argv
     text = render_stack(
         stack, plan.release, plan.images, name, clients, with_deadline(argv, settings.timeout_s), outputs.csv
     )
@@ -187,7 +190,7 @@ def run_swarm_lab(
         "clients": clients,
         "release": str(plan.release),
         "release_server_version": server_version(plan.release),
-        **image_manifest(images, str(plan.release)),
+        **image_manifest(images, from_labels(images["sdk"]["labels"]) or assumed(str(plan.release))),
         "perf_analyzer_argv": argv,
         "client_command": spec.services[CLIENTS].command,
         "compose_file": STACK_FILE,

@@ -14,9 +14,10 @@ from .support import QUICKSTART, STEADY, copy_stack, run_cli, unavailable
 pytestmark = pytest.mark.docker
 
 OLD_RELEASE_IMAGES = ("tisbench-lab/tritonserver:23.07-py3", "tisbench-lab/tritonserver:23.07-py3-sdk")
+NO_RECIPE_RELEASE = "23.08"  # no nvidia-pytriton wheel bundles its server
 
 
-def test_matrix_over_two_lab_releases_and_one_without_images(docker_client: docker.DockerClient,
+def test_matrix_over_two_lab_releases_and_one_without_a_recipe(docker_client: docker.DockerClient,
                                                              tmp_path: Path) -> None:
     for image in OLD_RELEASE_IMAGES:
         try:
@@ -26,16 +27,18 @@ def test_matrix_over_two_lab_releases_and_one_without_images(docker_client: dock
     stack = copy_stack(QUICKSTART, tmp_path / "stack", {"name": "e2e-matrix"})
     out = tmp_path / "matrix"
     done = run_cli(
-        ["matrix", stack, "--releases", "23.07,24.05,24.10", "--images", "lab", "--out", out,
+        ["matrix", stack, "--releases", f"23.07,{NO_RECIPE_RELEASE},24.10", "--images", "lab", "--out", out,
          "--measurement-requests", "300", *STEADY],
         cwd=tmp_path, timeout=400,
     )
     assert done.exit_code == 0, str(done)
     doc = json.loads((out / "matrix.json").read_text())
     by_release = {r["release"]: r for r in doc["releases"]}
-    assert by_release["23.07"]["status"] == "ok" and by_release["23.07"]["server_version"] == "2.36.0"
-    assert by_release["24.10"]["status"] == "ok" and by_release["24.10"]["server_version"] == "2.51.0"
-    assert by_release["24.05"]["status"] == "failed" and "no lab image" in by_release["24.05"]["reason"]
+    for release, version in (("23.07", "2.36.0"), ("24.10", "2.51.0")):  # each release's own pair
+        assert by_release[release]["status"] == "ok", by_release[release]
+        assert by_release[release]["server_version"] == by_release[release]["perf_analyzer_version"] == version
+    missing = by_release[NO_RECIPE_RELEASE]
+    assert missing["status"] == "failed" and "no lab image" in missing["reason"]
     assert (out / "23.07" / "summary.json").exists() and (out / "24.10" / "summary.json").exists()
     assert doc["baseline"] == "23.07" and by_release["24.10"]["deltas"]
     text = (out / "matrix.md").read_text()

@@ -151,12 +151,12 @@ def test_release_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_lab_images_for_a_release_without_them_names_the_lab_releases(tmp_path: Path) -> None:
-    from composer.images import LAB_RELEASES
+    from composer.lab_releases import LAB_RECIPES
 
     line = _one_error_line(_invoke("render", make_stack(tmp_path), "--images", "lab", "--release", "23.08"))
 
     assert "--images lab" in line and "23.08" in line
-    assert all(release in line for release in LAB_RELEASES)
+    assert all(release in line for release in LAB_RECIPES)
 
 
 def test_unknown_images_choice_is_one_line(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_check_describes_the_plan(tmp_path: Path) -> None:
     assert lines["release"] == "23.08  (Triton server 2.37.0)"
     assert lines["images"] == "nvcr.io/nvidia/tritonserver:23.08-py3  +  nvcr.io/nvidia/tritonserver:23.08-py3-sdk"
     assert lines["load"] == "concurrency 1:4:1, http, 200 requests per window"
-    assert lines["profile"] == "per-request export off (needs ≥ 23.09)"
+    assert lines["profile"] == "per-request export off (perf_analyzer 2.37.0 has none)"
 
 
 def test_check_without_stack_yaml_says_defaults(tmp_path: Path) -> None:

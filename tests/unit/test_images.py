@@ -9,23 +9,24 @@ from pathlib import Path
 import docker
 import pytest
 
-from composer.errors import ImageBuildError, ReleaseError
+from composer.errors import ImageBuildError
 from composer.images import (
-    LAB_RELEASES,
-    SDK,
-    SERVER,
+    RECIPE_LABEL,
     HostFacts,
-    LabRelease,
     check_engine,
     check_host,
-    image_changes,
+    check_placed,
+    image_specs,
+    image_state,
     lab_image_tags,
-    lab_release,
-    pip_platforms,
-    sdk_tree_path,
+    lib_place,
+    listing,
+    sdk_spec,
+    server_spec,
     server_tree_path,
     write_image_tar,
 )
+from composer.lab_releases import LAB_RECIPES
 from composer.rootfs import (
     AptSource,
     BaseRoot,
@@ -124,26 +125,6 @@ def test_lab_image_tags_name_server_and_sdk_apart_from_ngc() -> None:
     assert lab_image_tags("24.10") == ("tisbench-lab/tritonserver:24.10-py3", "tisbench-lab/tritonserver:24.10-py3-sdk")
 
 
-def test_release_table_maps_each_release_to_its_wheel_and_server() -> None:
-    assert {r: (lab.pytriton_version, lab.server_version) for r, lab in LAB_RELEASES.items()} == {
-        "23.07": ("0.3.0", "2.36.0"),
-        "24.03": ("0.5.6", "2.44.0"),
-        "24.10": ("0.7.0", "2.51.0"),
-    }
-    assert all(lab.release == r and lab.perf_analyzer_version == "2.60.0" for r, lab in LAB_RELEASES.items())
-
-
-def test_release_table_entries_are_frozen() -> None:
-    with pytest.raises(AttributeError):
-        LAB_RELEASES["24.10"].server_version = "0"  # type: ignore[misc]
-
-
-def test_unknown_release_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ReleaseError) as caught:
-        lab_release("22.01")
-    assert "23.07, 24.03, 24.10" in (caught.value.hint or "")
-
-
 @pytest.mark.parametrize(
     ("facts", "expected", "hint"),
     [
@@ -171,13 +152,6 @@ def test_unreachable_engine_is_an_image_build_error() -> None:
     assert "unreachable" in caught.value.message
 
 
-def test_pip_platforms_cover_every_older_manylinux() -> None:
-    args = pip_platforms(36)
-    assert args[:2] == ["--platform", "manylinux_2_17_x86_64"]
-    assert args[-1] == "manylinux_2_36_x86_64"
-    assert "manylinux_2_35_x86_64" in args and "manylinux_2_38_x86_64" not in args
-
-
 def test_server_tree_keeps_bin_backends_and_libs_and_only_the_311_stub() -> None:
     assert server_tree_path("pytriton/tritonserver/bin/tritonserver") == "opt/tritonserver/bin/tritonserver"
     assert (
@@ -196,25 +170,68 @@ def test_server_tree_keeps_bin_backends_and_libs_and_only_the_311_stub() -> None
     assert server_tree_path("pytriton/tritonserver/bin/") is None
 
 
-def test_sdk_tree_puts_perf_analyzer_on_the_path() -> None:
-    assert sdk_tree_path("perf_analyzer/bin/perf_analyzer") == "usr/local/bin/perf_analyzer"
-    assert sdk_tree_path("perf_analyzer/cli.py") is None
+def test_sdk_image_holds_the_releases_own_binary_and_cudart_on_the_library_path() -> None:
+    spec = sdk_spec(LAB_RECIPES["23.07"])
+    binary, cudart = spec.parts
+    assert binary.place("tritonclient-2.36.0.data/data/bin/perf_analyzer") == "usr/local/bin/perf_analyzer"
+    assert binary.place("tritonclient-2.36.0.data/data/bin/perf_client") is None
+    assert binary.required == "usr/local/bin/perf_analyzer"
+    assert cudart.wheel.project == "nvidia-cuda-runtime-cu12"
+    assert cudart.place("nvidia/cuda_runtime/lib/libcudart.so.12") == "opt/perf_analyzer/lib/libcudart.so.12"
+    assert spec.base.suite == "bookworm" and "libb64-0d" in spec.base.packages
+    assert "LD_LIBRARY_PATH=/opt/perf_analyzer/lib" in spec.env
 
 
-def test_image_changes_set_environment_workdir_and_labels() -> None:
-    lab = LabRelease("24.10", "0.7.0", "2.51.0", "2.60.0")
-    server = image_changes(SERVER, lab)
-    assert "ENV LD_LIBRARY_PATH=/opt/tritonserver/lib" in server
-    assert any(c.startswith("ENV PATH=/opt/tritonserver/bin:") for c in server)
-    assert "WORKDIR /opt/tritonserver" in server
-    assert 'LABEL tisbench.kind="server"' in server
-    assert 'LABEL tisbench.server-version="2.51.0"' in server
-    sdk = image_changes(SDK, lab)
-    assert "WORKDIR /workspace" in sdk
-    assert 'LABEL tisbench.kind="sdk"' in sdk
-    assert 'LABEL tisbench.perf-analyzer-version="2.60.0"' in sdk
-    assert 'LABEL tisbench.lab-image="true"' in sdk
-    assert 'LABEL tisbench.release="24.10"' in sdk
+def test_lib_place_takes_only_shared_libraries_directly_in_the_dir() -> None:
+    place = lib_place("nvidia/cuda_runtime/lib/")
+    assert place("nvidia/cuda_runtime/lib/__init__.py") is None
+    assert place("nvidia/cuda_runtime/include/cuda.h") is None
+    assert place("nvidia/cuda_runtime/lib/sub/libx.so") is None
+
+
+def test_image_changes_set_environment_workdir_and_the_labels_known_before_a_probe() -> None:
+    server, sdk = image_specs("24.10")
+    changes = server.changes()
+    assert "ENV LD_LIBRARY_PATH=/opt/tritonserver/lib" in changes
+    assert any(c.startswith("ENV PATH=/opt/tritonserver/bin:") for c in changes)
+    assert "WORKDIR /opt/tritonserver" in changes
+    assert 'LABEL tisbench.kind="server"' in changes
+    assert 'LABEL tisbench.server-wheel="nvidia-pytriton==0.7.0"' in changes
+    sdk_changes = sdk.changes()
+    assert "WORKDIR /workspace" in sdk_changes
+    assert 'LABEL tisbench.perf-analyzer-wheel="tritonclient==2.51.0"' in sdk_changes
+    assert 'LABEL tisbench.lab-image="true"' in sdk_changes and 'LABEL tisbench.release="24.10"' in sdk_changes
+    # versions and the recipe's fingerprint come only after the binaries answered (image_probe)
+    assert not any("version" in c or RECIPE_LABEL in c for c in sdk_changes + changes)
+
+
+def test_an_image_built_by_another_recipe_is_stale() -> None:
+    server, _ = image_specs("24.10")
+    assert image_state(None, server) == "missing"
+    assert image_state({"tisbench.server-version": "2.51.0"}, server) == "stale"  # before recipes had labels
+    assert image_state({RECIPE_LABEL: "0123456789abcdef"}, server) == "stale"
+    assert image_state({RECIPE_LABEL: server.fingerprint}, server) == "current"
+
+
+def test_listing_shows_the_recipe_and_what_each_image_holds() -> None:
+    server, sdk = image_specs("24.10")
+    old_sdk = {"tisbench.perf-analyzer-version": "2.60.0"}
+    row = listing("24.10", [{RECIPE_LABEL: server.fingerprint, "tisbench.server-version": "2.51.0"}, old_sdk])
+    assert row["server"]["recipe"] == "2.51.0 (nvidia-pytriton 0.7.0)"
+    assert row["server"]["image"] == "built: 2.51.0"
+    assert row["perf_analyzer"]["recipe"] == "2.51.0 (tritonclient 2.51.0)"
+    assert row["perf_analyzer"]["state"] == "stale" and "2.60.0" in row["perf_analyzer"]["image"]
+    assert listing("24.10", [None, None])["server"]["image"] == "missing"
+
+
+def test_a_wheel_without_the_required_file_fails_the_build(tmp_path: Path) -> None:
+    spec = server_spec(LAB_RECIPES["24.10"])
+    wheel = tmp_path / "nvidia_pytriton-0.7.0-py3-none-any.whl"
+    check_placed(spec, [wheel], [{"opt/tritonserver/backends/python/triton_python_backend_stub"}])
+    with pytest.raises(ImageBuildError, match="no /opt/tritonserver/backends/python/triton_python_backend_stub"):
+        check_placed(spec, [wheel], [{"opt/tritonserver/bin/tritonserver"}])
+    with pytest.raises(ImageBuildError, match="holds none"):
+        check_placed(spec, [wheel], [set()])
 
 
 def test_base_root_cache_name_changes_with_packages() -> None:
@@ -241,7 +258,8 @@ def test_image_tar_is_base_plus_placed_wheel_files_with_modes(tmp_path: Path) ->
         archive.writestr(lib, b"lib")
         archive.writestr("pytriton/client/client.py", b"")
     out = tmp_path / "image.tar"
-    assert write_image_tar(base, wheel, server_tree_path, ("workspace",), out) == 2
+    placed = write_image_tar(base, [(wheel, server_tree_path), (wheel, lambda n: None)], ("workspace",), out)
+    assert placed == [{"opt/tritonserver/bin/tritonserver", "opt/tritonserver/lib/libx.so"}, set()]
     with tarfile.open(out) as tar:
         members = {m.name.removeprefix("./"): m for m in tar.getmembers()}
     assert members["opt/tritonserver/bin/tritonserver"].mode == 0o755

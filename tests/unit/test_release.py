@@ -1,7 +1,7 @@
 import pytest
 
 from composer.errors import ReleaseError
-from composer.release import Release, parse_release, server_version, supports_profile_export
+from composer.release import Release, parse_release, server_version
 
 
 @pytest.mark.parametrize(
@@ -55,8 +55,3 @@ def test_maps_release_to_known_server_version(release: str, version: str) -> Non
 @pytest.mark.parametrize(("release", "version"), [("23.05", "2.34.0"), ("25.06", "2.59.0"), ("25.10", "2.62.0")])
 def test_formula_covers_releases_not_in_table(release: str, version: str) -> None:
     assert server_version(parse_release(release)) == version
-
-
-def test_profile_export_gate_starts_at_23_09() -> None:
-    assert not supports_profile_export(parse_release("23.08"))
-    assert supports_profile_export(parse_release("23.09"))

@@ -211,10 +211,11 @@ def test_lab_images_for_24_10(tmp_path: Path) -> None:
 
 
 def test_every_lab_release_renders_lab_images(tmp_path: Path) -> None:
-    from composer.images import LAB_RELEASES, lab_image_tags
+    from composer.images import lab_image_tags
+    from composer.lab_releases import LAB_RECIPES
 
     directory = make_stack(tmp_path)
-    for release in LAB_RELEASES:
+    for release in LAB_RECIPES:
         services = _render(directory, release=release, images="lab")["services"]
         images = (services["triton_server"]["image"], services["perf_analyzer"]["image"])
         assert images == lab_image_tags(release)

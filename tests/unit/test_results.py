@@ -15,6 +15,7 @@ from composer.results import (
     SUMMARY_KEYS,
     load_summary,
     parse_perf_csv,
+    read_csv_file,
     summarize_profile_export,
     summary_dict,
 )
@@ -271,3 +272,42 @@ def test_real_export_agrees_with_perf_analyzer_csv() -> None:
             got = getattr(summary, f"{p}_latency_us")
             assert abs(got - want) <= max(0.02 * want, 5), (summary.value, p, got, want)
         assert summary.throughput_infer_per_sec == pytest.approx(row.throughput_infer_per_sec, rel=0.02)
+
+
+def test_export_with_raw_output_bytes_as_perf_analyzer_2_44_writes_them(tmp_path: Path) -> None:
+    # 2.44 writes an FP32 output's four bytes into the JSON string as they are (here 16.0 = 00 00 80 41):
+    # not UTF-8, so strict parsers refuse it. Later versions write the numbers.
+    request = b'{"timestamp":%d,"response_timestamps":[%d],"response_outputs":[{"score":"\\u0000\\u0000\x80A"}]}'
+    requests = b",".join(request % (1_000 + i * 1_000, 1_500 + i * 1_000) for i in range(10))
+    path = tmp_path / "profile_export.json"
+    path.write_bytes(
+        b'{"experiments":[{"experiment":{"mode":"concurrency","value":1},"requests":[' + requests
+        + b'],"window_boundaries":[0,100000]}],"version":"0.0.0"}'
+    )
+    (summary,) = summarize_profile_export(path)
+    assert summary.request_count == summary.window_count == 10
+    assert summary.p50_latency_us == 0.0  # 500 ns each, truncated to µs as perf_analyzer does
+
+
+def test_repaired_stream_replaces_only_what_is_not_utf8() -> None:
+    import io
+
+    from composer.utf8_stream import RepairedUtf8
+
+    stream = RepairedUtf8(io.BytesIO("é".encode() + b"\x80" + b"A" * 3))
+    out = b""
+    while chunk := stream.read(1):  # one byte at a time splits the two-byte é
+        out += chunk
+    assert out.decode() == "é\ufffdAAA"
+
+
+PA_VERSIONS = FIXTURES / "pa_versions"
+
+
+@pytest.mark.parametrize("path", sorted(PA_VERSIONS.glob("*.csv")), ids=lambda p: p.name)
+def test_each_perf_analyzer_versions_csv_parses_to_the_same_fields(path: Path) -> None:
+    # real files of the lab's perf_analyzer builds (2.36 ends every line with a comma)
+    (row,) = read_csv_file(path)
+    assert row.sweep == "concurrency" and row.value == 1
+    assert row.throughput_infer_per_sec > 0 and row.p99_latency_us and row.response_wait_us is not None
+    assert not row.extra
