@@ -36,16 +36,27 @@ class Window:
 
     mode: str
     size: int
+    lasts_s: int | None = None  # a count window's expected length, once a run has shown the throughput
 
-    def doubled(self) -> Window:
-        return Window(self.mode, self.size * 2)
+    def doubled(self, throughput: float | None = None) -> Window:
+        """A window twice as long in time. perf_analyzer closes a count window on the first whole second
+        at which it holds enough requests, so a fast model's 200- and 1,600-request windows both last
+        1 s: doubling the count alone lengthens nothing. With the slowest throughput its trials saw, the
+        count grows to fill twice the seconds the last window lasted."""
+        if self.mode != "count_windows" or not throughput or throughput <= 0:
+            return Window(self.mode, self.size * 2)
+        lasted = self.lasts_s or max(1, math.ceil(self.size / throughput))
+        return Window(self.mode, max(self.size * 2, math.floor(throughput * lasted * 2)), lasted * 2)
 
     def describe(self) -> str:
-        return f"{self.size} requests" if self.mode == "count_windows" else f"{self.size} ms"
+        if self.mode != "count_windows":
+            return f"{self.size} ms"
+        return f"{self.size:,} requests" + (f" (~{self.lasts_s} s)" if self.lasts_s else "")
 
     def record(self) -> dict[str, Any]:
         key = "measurement_requests" if self.mode == "count_windows" else "measurement_interval_ms"
-        return {"mode": self.mode, key: self.size}
+        lasts = {} if self.lasts_s is None else {"expected_seconds": self.lasts_s}
+        return {"mode": self.mode, key: self.size, **lasts}
 
 
 @dataclass(frozen=True)
@@ -92,13 +103,13 @@ def unstable_point(asked: Sequence[float], measured: Sequence[float], exit_code:
     return missing[0] if missing else None
 
 
-def next_attempt(attempt: Attempt, unstable: float, retries: int) -> Attempt | None:
-    """The retry after ``attempt``: the points from ``unstable`` on, the window doubled; None when
-    ``retries`` are used up."""
+def next_attempt(attempt: Attempt, unstable: float, retries: int, spread: Spread | None = None) -> Attempt | None:
+    """The retry after ``attempt``: the points from ``unstable`` on, the window twice as long (in time,
+    from the throughput its trials showed); None when ``retries`` are used up."""
     if attempt.number > retries:
         return None
     sweep = replace(attempt.sweep, start=unstable)
-    return Attempt(attempt.number + 1, sweep, attempt.window.doubled())
+    return Attempt(attempt.number + 1, sweep, attempt.window.doubled(spread.throughput[0] if spread else None))
 
 
 @dataclass(frozen=True)
@@ -243,7 +254,7 @@ def run_attempts(
         on_result(result)
         if result.unstable is None:
             return results, None
-        following = next_attempt(attempt, result.unstable, retries)
+        following = next_attempt(attempt, result.unstable, retries, result.spread)
         reason = " (analyzer.stability_retries is 0)" if retries == 0 else ""
         if following is not None and deadline - time.monotonic() < MIN_ATTEMPT_S:
             following, reason = None, f" (analyzer.timeout {settings.timeout_s:g} s left no time for more)"

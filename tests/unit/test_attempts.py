@@ -17,6 +17,7 @@ from composer.attempt_outputs import merge_csv, merge_exports, write_outputs
 from composer.attempts import (
     Attempt,
     AttemptResult,
+    Spread,
     Window,
     first_attempt,
     next_attempt,
@@ -207,24 +208,29 @@ def test_a_sweep_that_stopped_at_an_unstable_point_resumes_there_with_a_longer_w
     assert failure is None
     assert [r.measured for r in results] == [(1.0,), (2.0, 3.0)]
     assert [_value(a, "--concurrency-range") for a in script.argvs] == ["1:3:1", "2:3:1"]
-    assert [_value(a, "--measurement-request-count") for a in script.argvs] == ["200", "400"]
+    # its slowest trial, 63.3 infer/s, kept a 200-request window open 4 s: the retry fills 8 s
+    assert [_value(a, "--measurement-request-count") for a in script.argvs] == ["200", "506"]
     assert said == [
         "concurrency 2 not stable with windows of 200 requests: "
-        "retry 1 of 3 measures concurrency 2–3 with windows of 400 requests"
+        "retry 1 of 3 measures concurrency 2–3 with windows of 506 requests (~8 s)"
     ]
     record = results[0].record()
     assert record["points"] == [1, 2, 3] and record["measured"] == [1] and record["unstable"] == 2
     assert record["spread"]["latency_us"] == [1610, 31563]
-    assert results[1].record()["window"] == {"mode": "count_windows", "measurement_requests": 400}
+    window = {"mode": "count_windows", "measurement_requests": 506, "expected_seconds": 8}
+    assert results[1].record()["window"] == window
 
 
 def test_a_point_that_never_settles_fails_after_one_plus_three_attempts() -> None:
     script = Scripted([(2, [], FIRST_UNSTABLE)] * 4)
     results, failure, said = _run(script, _settings("1:1"))
     assert [r.exit_code for r in results] == [2, 2, 2, 2]
-    assert [r.attempt.window.size for r in results] == [200, 400, 800, 1600]
+    # 3,025 infer/s at its slowest: each window 1 s, then 2, 4 and 8 s
+    assert [r.attempt.window.size for r in results] == [200, 6050, 12100, 24200]
+    assert [r.attempt.window.lasts_s for r in results] == [None, 2, 4, 8]
     assert len(said) == 3
-    assert failure is not None and "after 4 attempts, windows 200 requests → 1600 requests" in failure.one_line()
+    assert failure is not None
+    assert "after 4 attempts, windows 200 requests → 24,200 requests (~8 s)" in failure.one_line()
 
 
 def test_zero_retries_fail_at_once_and_say_why() -> None:
@@ -322,3 +328,22 @@ def test_stability_retries_default_to_three_and_read_from_stack_yaml(tmp_path: P
 def test_perf_analyzer_prints_its_trials_once_verbose_never_extra_verbose() -> None:
     assert perf_analyzer_argv(_settings(), Outputs("/tmp/x.csv", None)).count("-v") == 1
     assert perf_analyzer_argv(_settings(extra_args=("-v",)), Outputs("/tmp/x.csv", None)).count("-v") == 1
+
+
+def test_a_fast_models_count_window_grows_to_twice_its_seconds() -> None:
+    """perf_analyzer closes count windows on whole seconds: at 3,000 infer/s a 200-request window
+    lasts 1 s, and so would 400 or 1,600. A retry fills 2 s, then 4, then 8 (CI's slow_loading case)."""
+    spread = Spread((2948.1, 3435.4), (284, 333), 3)
+    attempt: Attempt | None = first_attempt(_settings())
+    seen = []
+    while attempt is not None:
+        seen.append((attempt.window.size, attempt.window.lasts_s))
+        attempt = next_attempt(attempt, 1.0, retries=3, spread=spread)
+    assert seen == [(200, None), (5896, 2), (11792, 4), (23584, 8)]
+    assert Window("count_windows", 6383, 2).describe() == "6,383 requests (~2 s)"
+
+
+def test_a_slow_models_count_window_just_doubles() -> None:
+    slow = Spread((9.0, 11.0), (90_000, 110_000), 3)  # 200 requests take 20 s already
+    retry = next_attempt(first_attempt(_settings()), 1.0, retries=3, spread=slow)
+    assert retry is not None and retry.window == Window("count_windows", 414, 46)  # 200 at 9/s: 23 s, then 46
