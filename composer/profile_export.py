@@ -8,6 +8,11 @@ Percentiles come from composer.histogram (perf_analyzer's own rule, exact below 
 
 Responses follow perf_analyzer too: a decoupled model's final flag-only response (a *null*
 response: every output exported as ``""``) is no response; a request ends at its last real one.
+perf_analyzer ≤ 2.51 exports a null response's numeric outputs as a number read past an empty
+buffer (its RecordData copies a zero-length buffer, so its exporter never sees nullptr), which
+no reader can tell from a real one. Each experiment therefore also carries ``if_last_null``: the
+same statistics with every request's last response taken as null, and the CSV's own response
+count (its Response Throughput, which perf_analyzer computes without null responses) picks one.
 First-response latency is that response's timestamp minus the request's, inter-response gaps are
 the differences between consecutive responses of one request (genai-perf's time to first token and
 chunked inter-token latency), both over the requests counted in the measurement windows.
@@ -83,6 +88,52 @@ class ExperimentSummary:
     first_response_p99_us: float = 0.0
     inter_response_p50_us: float | None = None  # None: no request had two responses
     inter_response_p99_us: float | None = None
+    if_last_null: ResponseStats | None = None  # the same, every request's last response taken as null
+
+    def response_stats(self) -> ResponseStats:
+        return ResponseStats(
+            self.response_count,
+            self.responses_per_request,
+            self.first_response_p50_us,
+            self.first_response_p99_us,
+            self.inter_response_p50_us,
+            self.inter_response_p99_us,
+        )
+
+
+@dataclass(frozen=True)
+class ResponseStats:
+    """Per-response statistics of one experiment's requests in the windows."""
+
+    response_count: int
+    responses_per_request: float
+    first_response_p50_us: float
+    first_response_p99_us: float
+    inter_response_p50_us: float | None
+    inter_response_p99_us: float | None
+
+
+class _Responses:
+    """Response counts and histograms of the requests that end in the windows."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.responses = 0
+        self.first = Histogram()
+        self.gaps = Histogram()
+
+    def add(self, start_ns: int, stamps: list[int], real: int) -> None:
+        self.requests += 1
+        self.responses += real
+        self.first.add((stamps[0] - start_ns) // 1000)
+        for index in range(1, real):
+            self.gaps.add((stamps[index] - stamps[index - 1]) // 1000)
+
+    def stats(self) -> ResponseStats:
+        first = self.first.percentiles((50, 99))
+        gaps = self.gaps.percentiles((50, 99)) if self.gaps.count else {50: None, 99: None}
+        per_request = self.responses / self.requests if self.requests else 0.0
+        return ResponseStats(self.responses, per_request, first[50], first[99], gaps[50], gaps[99])
 
 
 class _Timeline:
@@ -145,12 +196,17 @@ class _Accumulator:
         self.gaps = Histogram()
         self.responses = 0
         self.timeline = _Timeline()
+        self.last_null = _Responses()  # every request's last response taken as null
 
     def add(self, start_ns: int | None, stamps: list[int], last_is_null: bool) -> None:
         """One request: its timestamp and response timestamps, the last one maybe a null response."""
         self.requests += 1
         real = len(stamps) - 1 if last_is_null else len(stamps)
-        if start_ns is None or real < 1 or stamps[real - 1] < start_ns:
+        if start_ns is None:
+            return
+        if not last_is_null and real > 1:  # the reading perf_analyzer ≤ 2.51's exports may need
+            self._add_last_null(start_ns, stamps, real - 1)
+        if real < 1 or stamps[real - 1] < start_ns:
             return
         end_ns = stamps[real - 1]
         self.answered += 1
@@ -165,6 +221,8 @@ class _Accumulator:
             return
         self.total_ns += latency
         self.responses += real
+        if last_is_null:
+            self.last_null.add(start_ns, stamps, real)
         micros = latency // 1000
         if real == 1 and micros < LINEAR_LIMIT_US:  # the common case, inlined: one response, under 16 ms
             self.latency.count += 1
@@ -176,6 +234,12 @@ class _Accumulator:
         self.first_response.add((stamps[0] - start_ns) // 1000)
         for index in range(1, real):
             self.gaps.add((stamps[index] - stamps[index - 1]) // 1000)
+
+    def _add_last_null(self, start_ns: int, stamps: list[int], real: int) -> None:
+        end_ns = stamps[real - 1]
+        window = self.window
+        if end_ns >= start_ns and (window is None or window[0] <= end_ns <= window[1]):
+            self.last_null.add(start_ns, stamps, real)
 
     def finish(self, mode: str, value: float) -> ExperimentSummary:
         count = self.latency.count
@@ -212,6 +276,7 @@ class _Accumulator:
             first_response_p99_us=first[99],
             inter_response_p50_us=gaps[50],
             inter_response_p99_us=gaps[99],
+            if_last_null=self.last_null.stats() if self.last_null.requests else None,
         )
 
 

@@ -16,6 +16,7 @@ from composer.errors import AnalyzerError
 from composer.profile_export import (
     LINEAR_LIMIT_US,
     ExperimentSummary,
+    ResponseStats,
     TimelinePoint,
     percentiles_from_histogram,
     scan_window_hints,
@@ -191,8 +192,23 @@ def with_response_stats(rows: Sequence[SummaryRow], experiments: Sequence[Experi
         if exp is None or not exp.window_count:
             out.append(row)
             continue
-        out.append(replace(row, **{key: getattr(exp, key) for key in RESPONSE_KEYS}))
+        stats = _response_stats(row, exp)
+        out.append(replace(row, **{key: getattr(stats, key) for key in RESPONSE_KEYS}))
     return out
+
+
+def _response_stats(row: SummaryRow, exp: ExperimentSummary) -> ResponseStats:
+    """The export's reading of the responses that agrees with perf_analyzer's own count: its CSV's
+    Response Throughput over Inferences/Second leaves null responses out, which perf_analyzer ≤ 2.51's
+    export cannot show (see composer.profile_export)."""
+    exported, last_null = exp.response_stats(), exp.if_last_null
+    try:
+        theirs = float(row.extra["Response Throughput"]) / row.throughput_infer_per_sec
+    except (KeyError, ValueError, ZeroDivisionError):
+        return exported
+    if last_null is None:
+        return exported
+    return min((exported, last_null), key=lambda stats: abs(stats.responses_per_request - theirs))
 
 
 def summary_rows(csv_text: str, export: Path, *, with_responses: bool) -> list[SummaryRow]:

@@ -38,11 +38,6 @@ def repeats() -> int:
     return len(step["IN"])
 
 
-@pytest.mark.xfail(
-    reason="KNOWN DEFECT (open): on perf_analyzer 2.51 (the 24.10 lab sdk image's own) responses_per_request "
-    "reads 5, not 4: the null final response is not recognised in 2.51's export",
-    strict=False,
-)
 def test_a_decoupled_model_runs_over_grpc_streaming_and_reports_its_responses(
     make_stack: MakeStack, tisbench: Tisbench, run_root: Path, repeats: int
 ) -> None:

@@ -253,3 +253,31 @@ def test_a_sequence_model_gets_ids_of_its_own_per_run_and_attempt() -> None:
     own = replace(_settings(), extra_args=("--sequence-id-range=5:9",))
     assert for_model_config(own, {"sequence_batching": {}}, None).sequence_ids is None
     assert for_model_config(_settings(), {"dynamic_batching": {}}, None).sequence_ids is None
+
+
+def _as_perf_analyzer_2_51_exports(request: dict[str, Any]) -> dict[str, Any]:
+    """perf_analyzer ≤ 2.51 copies a null response's empty buffer into a new zero-length array and
+    exports the number it then reads past it: the null response looks like a real one."""
+    request["response_outputs"][-1] = {"OUT": 21845, "IDX": -1391489}
+    return request
+
+
+def test_a_null_response_exported_as_numbers_is_found_by_perf_analyzers_own_count(tmp_path: Path) -> None:
+    requests = [_as_perf_analyzer_2_51_exports(_request(T0 + i * 20 * MS, [5 + i, 2, 2, 3])) for i in range(3)]
+    (exp,) = summarize_profile_export(_export(tmp_path / "pe.json", requests, [T0, T0 + 100 * MS]))
+    assert exp.responses_per_request == 5.0  # the export alone cannot tell
+    assert exp.if_last_null is not None and exp.if_last_null.responses_per_request == 4.0
+    # its CSV: 3 requests, 12 responses (perf_analyzer leaves its own null responses out)
+    csv_text = CSV.replace("1,92.5,370.1,", "1,92.5,370.0,")
+    (row,) = with_response_stats(parse_perf_csv(csv_text), [exp])
+    assert row.responses_per_request == 4.0
+    assert (row.first_response_p50_us, row.first_response_p99_us) == (6000.0, 7000.0)
+    assert (row.inter_response_p50_us, row.inter_response_p99_us) == (2000.0, 3000.0)
+
+
+def test_a_model_whose_responses_are_all_real_keeps_them(tmp_path: Path) -> None:
+    requests = [_request(T0 + i * 20 * MS, [5, 2, 2, 3], null_final=False) for i in range(3)]
+    (exp,) = summarize_profile_export(_export(tmp_path / "pe.json", requests, [T0, T0 + 100 * MS]))
+    (row,) = with_response_stats(parse_perf_csv(CSV.replace("1,92.5,370.1,", "1,92.5,370.0,")), [exp])
+    assert row.responses_per_request == 4.0  # the CSV agrees with the export as it is
+    assert row.inter_response_p99_us == 3000.0
