@@ -112,7 +112,8 @@ def test_a_sweep_resumes_at_the_unstable_point_and_merges_into_one_result(
     first, retry = manifest["attempts"]
     assert (first["exit_code"], first["points"], first["measured"], first["unstable"]) == (0, [1, 2, 3], [1], 2)
     assert (retry["points"], retry["measured"], retry["unstable"]) == ([2, 3], [2, 3], None)
-    assert (first["window"]["measurement_requests"], retry["window"]["measurement_requests"]) == (300, 600)
+    # twice as long in time: at least twice the requests, more when 300 filled less than a second
+    assert first["window"]["measurement_requests"] == 300 and retry["window"]["measurement_requests"] >= 600
     assert retry["argv"][retry["argv"].index("--concurrency-range") + 1] == "2:3:1"
 
     # One result per point, in sweep order, everywhere results are read.
