@@ -80,7 +80,7 @@ def _child(kind: str, path: Path) -> None:
             doc = json.load(stream)
         requests = sum(len(e["requests"]) for e in doc["experiments"])
     else:
-        from composer.results import summarize_profile_export
+        from composer.analyzer.results import summarize_profile_export
 
         cpu = _cpu_seconds()
         start = time.monotonic()

@@ -36,7 +36,7 @@ E2E_STACKS = Path(__file__).resolve().parent / "stacks"
 BROKEN_STACK = E2E_STACKS / "broken_model"
 BATCHED_STACK = E2E_STACKS / "batched"
 
-# The console script of the venv running pytest; `python -m composer.cli` has no __main__ entry.
+# The console script of the venv running pytest; `python -m composer.cli.app` has no __main__ entry.
 TISBENCH = Path(sys.executable).parent / "tisbench"
 RELEASE = "24.10"
 SERVER_VERSION = "2.51.0"

@@ -12,7 +12,7 @@ from typing import Any
 import docker
 import pytest
 
-from composer.gpus import host_has_gpu
+from composer.core.gpus import host_has_gpu
 
 from .conftest import MakeStack, Tisbench
 from .support import QUICKSTART, STEADY, service_container

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from composer.results import load_summary, summarize_profile_export
+from composer.analyzer.results import load_summary, summarize_profile_export
 
 from .support import QUICKSTART, STEADY, copy_stack, run_cli, unavailable
 

@@ -17,11 +17,11 @@ import docker
 import docker.errors
 import pytest
 
-from composer.bench import BenchRequest
-from composer.errors import DockerUnavailable, ModelLoadError
-from composer.merge import HISTOGRAMS
-from composer.plan import plan_lab
-from composer.swarm_lab import run_swarm_lab
+from composer.core.errors import DockerUnavailable, ModelLoadError
+from composer.labs.bench import BenchRequest
+from composer.labs.plan import plan_lab
+from composer.labs.swarm import run_swarm_lab
+from composer.runs.merge import HISTOGRAMS
 
 from .conftest import MakeStack
 from .support import BROKEN_STACK, LAB_LABEL, QUICKSTART, SERVER_VERSION, STEADY, unavailable

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from composer.analyzer_flags import FLAG_SINCE, FLAG_UNTIL, fit_argv, has_option
-from composer.analyzer_identity import assumed, from_answers, from_labels, planned
-from composer.errors import UsageError
+from composer.analyzer.flags import FLAG_SINCE, FLAG_UNTIL, fit_argv, has_option
+from composer.analyzer.identity import assumed, from_answers, from_labels, planned
+from composer.core.errors import UsageError
 
 OWN = [
     "perf_analyzer", "-m", "seed_model", "-u", "triton_server:8000", "-i", "http",

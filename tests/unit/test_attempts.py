@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from bad_inputs import make_stack
 
-from composer.analyzer import BenchSettings, ExecResult, Outputs, perf_analyzer_argv
-from composer.attempt_outputs import merge_csv, merge_exports, write_outputs
-from composer.attempts import (
+from composer.analyzer.attempt_outputs import merge_csv, merge_exports, write_outputs
+from composer.analyzer.attempts import (
     Attempt,
     AttemptResult,
     Spread,
@@ -28,10 +27,11 @@ from composer.attempts import (
     unstable_error,
     unstable_point,
 )
-from composer.config import load_stack
-from composer.results import parse_perf_csv
-from composer.scraper import MetricsRecorder, _Mark
-from composer.sweep import Sweep
+from composer.analyzer.perf_analyzer import BenchSettings, ExecResult, Outputs, perf_analyzer_argv
+from composer.analyzer.results import parse_perf_csv
+from composer.core.config import load_stack
+from composer.core.sweep import Sweep
+from composer.runs.scraper import MetricsRecorder, _Mark
 
 # perf_analyzer 2.51 -v, concurrency 1:3, the model slowed down during concurrency 2: exit code 0
 TRUNCATED = """\

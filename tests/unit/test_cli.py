@@ -14,7 +14,7 @@ from bad_inputs import add_model, make_stack
 from click.testing import CliRunner, Result
 
 from composer import __version__
-from composer.cli import main
+from composer.cli.app import main
 
 TISBENCH = Path(sys.executable).parent / "tisbench"
 
@@ -86,7 +86,7 @@ def test_render_replace_failure_keeps_the_old_file_and_no_temporary(
     def fail(src: str, dst: str) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("composer.fsutil.os.replace", fail)
+    monkeypatch.setattr("composer.core.fsutil.os.replace", fail)
     result = _invoke("render", make_stack(tmp_path), "-o", output)
 
     assert result.exit_code != 0
@@ -151,7 +151,7 @@ def test_release_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_lab_images_for_a_release_without_them_names_the_lab_releases(tmp_path: Path) -> None:
-    from composer.lab_releases import LAB_RECIPES
+    from composer.core.lab_releases import LAB_RECIPES
 
     line = _one_error_line(_invoke("render", make_stack(tmp_path), "--images", "lab", "--release", "23.08"))
 
@@ -270,7 +270,7 @@ def test_every_command_has_help(command: str) -> None:
 
 
 def test_passthrough_arguments_are_not_taken_for_an_empty_positional() -> None:
-    from composer.cli import reclaim_passthrough
+    from composer.cli.app import reclaim_passthrough
 
     kw: dict[str, object] = {"extra": ("999",)}
     assert reclaim_passthrough(Path("--stability-percentage"), kw)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from composer.compare import check_regressions, compare_runs, list_runs, render_comparison
-from composer.errors import RegressionFound, UsageError
-from composer.results import SummaryRow, parse_perf_csv, summary_dict
+from composer.analyzer.results import SummaryRow, parse_perf_csv, summary_dict
+from composer.core.errors import RegressionFound, UsageError
+from composer.runs.compare import check_regressions, compare_runs, list_runs, render_comparison
 
 SYNTHETIC = Path(__file__).resolve().parent.parent / "fixtures" / "synthetic"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from bad_inputs import add_model, make_stack
 
-from composer.config import AnalyzerOptions, ServerOptions, load_stack
-from composer.errors import ConfigError, ReleaseError, TisbenchError
-from composer.plan import plan_lab
-from composer.sweep import Sweep
+from composer.core.config import AnalyzerOptions, ServerOptions, load_stack
+from composer.core.errors import ConfigError, ReleaseError, TisbenchError
+from composer.core.sweep import Sweep
+from composer.labs.plan import plan_lab
 
 
 def _error(directory: Path, error: type[TisbenchError] = ConfigError) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from composer.dataset import (
+from composer.analyzer.dataset import (
     ModelInputs,
     Tensor,
     derive_shapes,
@@ -20,7 +20,7 @@ from composer.dataset import (
     skeleton,
     validate,
 )
-from composer.errors import DatasetError, UsageError
+from composer.core.errors import DatasetError, UsageError
 
 SRC = "input.json"
 

@@ -13,8 +13,8 @@ import pytest
 from bad_inputs import make_stack
 from click.testing import CliRunner
 
-from composer.cli import main
-from composer.errors import EXIT_MEANINGS, ExitStatus
+from composer.cli.app import main
+from composer.core.errors import EXIT_MEANINGS, ExitStatus
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -34,7 +34,7 @@ def _saved_traceback(stderr: str) -> Path:
 def test_an_unexpected_exception_is_exit_70_with_the_traceback_in_a_named_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("composer.plan.plan_lab", _boom)
+    monkeypatch.setattr("composer.labs.plan.plan_lab", _boom)
     state = tmp_path / "state"
 
     result = CliRunner().invoke(main, ["render", str(make_stack(tmp_path))], env={"XDG_STATE_HOME": str(state)})
@@ -48,20 +48,20 @@ def test_an_unexpected_exception_is_exit_70_with_the_traceback_in_a_named_file(
     assert result.stdout == ""
 
 
-# A real process through the console script's own entry (composer.entry.run, which ends with
+# A real process through the console script's own entry (composer.cli.entry.run, which ends with
 # os._exit), with one function of the CLI replaced: ARGV after the script are tisbench's arguments.
 PATCHED_RUN = """
 import sys
-import composer.plan
+import composer.labs.plan
 {patch}
-from composer.entry import run
+from composer.cli.entry import run
 run()
 """
 
 CRASH = """
 def boom(*a, **k):
     raise RuntimeError("an unexpected failure")
-composer.plan.plan_lab = boom
+composer.labs.plan.plan_lab = boom
 """
 
 # What numpy's C init does with a Ctrl-C that lands while tritonclient imports it.
@@ -73,19 +73,19 @@ def numpy_like(*a, **k):
         time.sleep(5)
     except KeyboardInterrupt:
         raise ImportError("numpy._core.umath failed to import") from None
-composer.plan.plan_lab = numpy_like
+composer.labs.plan.plan_lab = numpy_like
 """
 
 # A signal during an engine call that creates something waits for its answer.
 DEFERRED = """
 import os, signal
-from composer import interrupts
+from composer.core import interrupts
 def creates(*a, **k):
     with interrupts.deferred():
         os.kill(os.getpid(), signal.SIGTERM)
         print("the call finished", flush=True)
     print("not reached", flush=True)
-composer.plan.plan_lab = creates
+composer.labs.plan.plan_lab = creates
 """
 
 

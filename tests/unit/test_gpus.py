@@ -12,11 +12,11 @@ import yaml
 from compose_check import compose_config as run_compose_config
 from compose_check import require_compose
 
-from composer import gpus
-from composer.analyzer import SERVER_HOST
-from composer.errors import DockerUnavailable, StackError, UsageError
-from composer.gpus import GpuRequest, analyzer_metric_args, parse_gpus, resolve_gpus, resolve_on
-from composer.triton import SERVER_PORTS
+from composer.analyzer.perf_analyzer import SERVER_HOST
+from composer.core import gpus
+from composer.core.errors import DockerUnavailable, StackError, UsageError
+from composer.core.gpus import GpuRequest, analyzer_metric_args, parse_gpus, resolve_gpus, resolve_on
+from composer.core.triton import SERVER_PORTS
 
 NVIDIA_ENGINE: dict[str, Any] = {
     "Runtimes": {

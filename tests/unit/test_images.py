@@ -9,8 +9,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from composer.errors import ImageBuildError
-from composer.images import (
+from composer.core.errors import ImageBuildError
+from composer.core.lab_releases import LAB_RECIPES
+from composer.images.lab_images import (
     RECIPE_LABEL,
     HostFacts,
     check_engine,
@@ -26,8 +27,7 @@ from composer.images import (
     server_tree_path,
     write_image_tar,
 )
-from composer.lab_releases import LAB_RECIPES
-from composer.rootfs import (
+from composer.images.rootfs import (
     AptSource,
     BaseRoot,
     debian_mirror,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from composer.errors import ReleaseError
-from composer.lab_releases import LAB_RECIPES, NO_RECIPE, lab_recipe, tritonclient_analyzer, version_tuple
-from composer.reported_versions import (
+from composer.core.errors import ReleaseError
+from composer.core.lab_releases import LAB_RECIPES, NO_RECIPE, lab_recipe, tritonclient_analyzer, version_tuple
+from composer.core.reported_versions import (
     analyzer_version_from_output,
     analyzer_version_line,
     server_version_from_log,
     version_from_pip_show,
 )
-from composer.wheels import pip_platforms
+from composer.images.wheels import pip_platforms
 
 
 def test_every_faithful_pair_but_23_04_has_a_recipe() -> None:

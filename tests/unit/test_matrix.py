@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from composer.errors import ReleaseError
-from composer.matrix import _median_rows, matrix_document, parse_releases
-from composer.matrix_report import matrix_markdown, point_tables
-from composer.results import Summary, SummaryRow
+from composer.analyzer.results import Summary, SummaryRow
+from composer.core.errors import ReleaseError
+from composer.labs.matrix import _median_rows, matrix_document, parse_releases
+from composer.reports.matrix_report import matrix_markdown, point_tables
 
 
 def _summary(release: str, points: dict[float, tuple[float, float]]) -> Summary:

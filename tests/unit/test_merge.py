@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from composer.merge import HISTOGRAMS, MAX_ACROSS_CLIENTS, ClientRun, merge_clients, merge_histograms
-from composer.results import ExperimentSummary, SummaryRow, load_summary, percentiles_from_histogram
+from composer.analyzer.results import ExperimentSummary, SummaryRow, load_summary, percentiles_from_histogram
+from composer.runs.merge import HISTOGRAMS, MAX_ACROSS_CLIENTS, ClientRun, merge_clients, merge_histograms
 
 
 def _brute_percentile(latencies: list[int], p: int) -> float:

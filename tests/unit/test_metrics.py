@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from composer.errors import AnalyzerError
-from composer.metrics import (
+from composer.analyzer.results import summarize_profile_export
+from composer.core.errors import AnalyzerError
+from composer.runs.metrics import (
     MODEL_COUNTERS,
     SCHEMA,
     cross_check,
@@ -17,7 +18,6 @@ from composer.metrics import (
     point_deltas,
     server_metrics_document,
 )
-from composer.results import summarize_profile_export
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BEFORE = (FIXTURES / "triton_metrics_before.txt").read_text()  # the CPU lab server, before load

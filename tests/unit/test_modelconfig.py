@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from composer.dataset import ModelInputs
-from composer.errors import ConfigError
-from composer.modelconfig import metadata_from_config, parse_model_config, read_disk_model, read_model_facts
+from composer.analyzer.dataset import ModelInputs
+from composer.core.errors import ConfigError
+from composer.core.modelconfig import metadata_from_config, parse_model_config, read_disk_model, read_model_facts
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"

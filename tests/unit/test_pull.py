@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from bad_inputs import make_stack
 
-from composer.errors import UsageError
-from composer.plan import plan_lab
-from composer.pull import LayerTally, pull_failure, registry_of, split_ref
+from composer.core.errors import UsageError
+from composer.engine.pull import LayerTally, pull_failure, registry_of, split_ref
+from composer.labs.plan import plan_lab
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import pytest
 
-from composer.errors import ReleaseError
-from composer.release import Release, parse_release, server_version
+from composer.core.errors import ReleaseError
+from composer.core.release import Release, parse_release, server_version
 
 
 @pytest.mark.parametrize(

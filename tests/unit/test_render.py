@@ -11,8 +11,8 @@ from bad_inputs import make_stack
 from compose_check import compose_config as run_compose_config
 from compose_check import require_compose
 
-from composer.plan import plan_lab
-from composer.render import unescape
+from composer.labs.plan import plan_lab
+from composer.render.compose import unescape
 
 PROJECT = "lab1"
 
@@ -211,8 +211,8 @@ def test_lab_images_for_24_10(tmp_path: Path) -> None:
 
 
 def test_every_lab_release_renders_lab_images(tmp_path: Path) -> None:
-    from composer.images import lab_image_tags
-    from composer.lab_releases import LAB_RECIPES
+    from composer.core.lab_releases import LAB_RECIPES
+    from composer.images.lab_images import lab_image_tags
 
     directory = make_stack(tmp_path)
     for release in LAB_RECIPES:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from composer.errors import UsageError
-from composer.report import render_report, write_reports
-from composer.results import parse_perf_csv, summary_dict
+from composer.analyzer.results import parse_perf_csv, summary_dict
+from composer.core.errors import UsageError
+from composer.reports.run_report import render_report, write_reports
 
 SYNTHETIC = Path(__file__).resolve().parent.parent / "fixtures" / "synthetic"
 
@@ -33,7 +33,7 @@ def _run_dir(tmp_path: Path, *, export: bool = True, failed: str | None = None) 
 
 
 def test_importing_report_does_not_import_matplotlib() -> None:
-    code = "import sys, composer.report; print('matplotlib' in sys.modules)"
+    code = "import sys, composer.reports.run_report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from composer.analyzer import (
+from composer.analyzer.perf_analyzer import (
     BenchSettings,
     Outputs,
     decoupled_note,
@@ -17,10 +17,7 @@ from composer.analyzer import (
     is_decoupled,
     perf_analyzer_argv,
 )
-from composer.errors import UsageError
-from composer.modelconfig import parse_model_config
-from composer.report import render_report
-from composer.results import (
+from composer.analyzer.results import (
     RESPONSE_KEYS,
     load_summary,
     parse_perf_csv,
@@ -29,7 +26,10 @@ from composer.results import (
     summary_rows,
     with_response_stats,
 )
-from composer.sweep import Sweep
+from composer.core.errors import UsageError
+from composer.core.modelconfig import parse_model_config
+from composer.core.sweep import Sweep
+from composer.reports.run_report import render_report
 
 REPO = Path(__file__).resolve().parents[2]
 DECOUPLED_STACK = REPO / "tests" / "e2e" / "stacks" / "decoupled"
@@ -240,8 +240,8 @@ def test_reports_show_the_response_table_when_present(tmp_path: Path) -> None:
 def test_a_sequence_model_gets_ids_of_its_own_per_run_and_attempt() -> None:
     from dataclasses import replace
 
-    from composer.analyzer import SEQUENCE_ID_SPAN, for_model_config, outputs_for, perf_analyzer_argv
-    from composer.attempts import Attempt, first_attempt, settings_for_attempt
+    from composer.analyzer.attempts import Attempt, first_attempt, settings_for_attempt
+    from composer.analyzer.perf_analyzer import SEQUENCE_ID_SPAN, for_model_config, outputs_for, perf_analyzer_argv
 
     settings = for_model_config(_settings(), {"sequence_batching": {"oldest": {}}}, None)
     assert settings.sequence_ids is not None

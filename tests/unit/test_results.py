@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from composer.errors import AnalyzerError
-from composer.results import (
+from composer.analyzer.results import (
     SUMMARY_KEYS,
     load_summary,
     parse_perf_csv,
@@ -19,6 +18,7 @@ from composer.results import (
     summarize_profile_export,
     summary_dict,
 )
+from composer.core.errors import AnalyzerError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SYNTHETIC = FIXTURES / "synthetic"
@@ -292,7 +292,7 @@ def test_export_with_raw_output_bytes_as_perf_analyzer_2_44_writes_them(tmp_path
 def test_repaired_stream_replaces_only_what_is_not_utf8() -> None:
     import io
 
-    from composer.utf8_stream import RepairedUtf8
+    from composer.analyzer.utf8_stream import RepairedUtf8
 
     stream = RepairedUtf8(io.BytesIO("é".encode() + b"\x80" + b"A" * 3))
     out = b""

@@ -14,9 +14,9 @@ from bad_inputs import make_stack
 from compose_check import compose_config as run_compose_config
 from compose_check import require_compose
 
-from composer.plan import plan_lab
-from composer.render import unescape
-from composer.swarm_spec import CSV_MARKER, WRAPPER, render_stack, size_in_bytes, swarm_spec
+from composer.labs.plan import plan_lab
+from composer.render.compose import unescape
+from composer.render.swarm_spec import CSV_MARKER, WRAPPER, render_stack, size_in_bytes, swarm_spec
 
 LAB = "swarmlab"
 ARGV = ["timeout", "-s", "KILL", "600", "perf_analyzer", "-m", "seed_model", "-u", "triton_server:8000"]

@@ -1,0 +1,1 @@
+"""perf_analyzer: settings, argv, attempts, failure explanation, CSV and profile-export parsing."""

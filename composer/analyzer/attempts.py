@@ -1,0 +1,293 @@
+"""Attempts of one sweep: the points perf_analyzer could not measure stably are measured again
+with a window twice as long, as Model Analyzer does, until they settle or the retries run out.
+
+perf_analyzer runs a whole sweep in one process and stops at its first unstable point: with exit
+code 2 when that is the sweep's first point, otherwise with exit code 0 and the CSV rows of the
+points before it (its profile export still holds the unstable experiment). A retry reruns the
+points not yet measured, starting at the unstable one. Pure planning; composer.labs.bench runs them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from composer.analyzer.perf_analyzer import SEQUENCE_ID_SPAN, BenchSettings, ExecResult, Outputs, perf_analyzer_argv
+from composer.core.errors import AnalyzerError
+from composer.core.sweep import Sweep
+
+DEFAULT_RETRIES = 3
+STABILITY_FAILED = "Failed to obtain stable measurement"
+STABILITY_WINDOW = 3  # perf_analyzer judges stability on its last 3 trials
+_DEFAULT_PERCENT = 10.0
+# perf_analyzer -v, one line per trial: "  Pass [2] throughput: 3317.8 infer/sec. Avg latency: 295 usec …"
+_PASS = re.compile(r"Pass \[\d+\] throughput: ([\d.eE+-]+) infer/sec\. (?:Avg|p\d+) latency: (\d+) usec")
+_ANNOUNCE = re.compile(r"^(?:Request concurrency|Request Rate): ", re.MULTILINE)
+_PERCENT_FLAG = re.compile(r"^(?:--stability-percentage|-s)(?:=(.+))?$")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One measurement window: requests per window (count_windows) or its length in ms (time_windows)."""
+
+    mode: str
+    size: int
+    lasts_s: int | None = None  # a count window's expected length, once a run has shown the throughput
+
+    def doubled(self, throughput: float | None = None) -> Window:
+        """A window twice as long in time. perf_analyzer closes a count window on the first whole second
+        at which it holds enough requests, so a fast model's 200- and 1,600-request windows both last
+        1 s: doubling the count alone lengthens nothing. With the slowest throughput its trials saw, the
+        count grows to fill twice the seconds the last window lasted."""
+        if self.mode != "count_windows" or not throughput or throughput <= 0:
+            return Window(self.mode, self.size * 2)
+        lasted = self.lasts_s or max(1, math.ceil(self.size / throughput))
+        return Window(self.mode, max(self.size * 2, math.floor(throughput * lasted * 2)), lasted * 2)
+
+    def describe(self) -> str:
+        if self.mode != "count_windows":
+            return f"{self.size} ms"
+        return f"{self.size:,} requests" + (f" (~{self.lasts_s} s)" if self.lasts_s else "")
+
+    def record(self) -> dict[str, Any]:
+        key = "measurement_requests" if self.mode == "count_windows" else "measurement_interval_ms"
+        lasts = {} if self.lasts_s is None else {"expected_seconds": self.lasts_s}
+        return {"mode": self.mode, key: self.size, **lasts}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int  # 1 is the first run, 2 the first retry
+    sweep: Sweep  # the points this run measures
+    window: Window
+
+
+def window_of(settings: BenchSettings) -> Window:
+    if settings.measurement_interval_ms is not None:
+        return Window("time_windows", settings.measurement_interval_ms)
+    return Window("count_windows", int(settings.measurement_requests or 0))
+
+
+def settings_for_attempt(settings: BenchSettings, attempt: Attempt) -> BenchSettings:
+    """The bench settings of one attempt: its points and its window."""
+    timed = attempt.window.mode == "time_windows"
+    sequence_ids = settings.sequence_ids
+    if sequence_ids is not None:  # each attempt its own ids: the sequences an earlier one left open stay apart
+        sequence_ids += (attempt.number - 1) * SEQUENCE_ID_SPAN
+    return replace(
+        settings,
+        sweep=attempt.sweep,
+        measurement_interval_ms=attempt.window.size if timed else None,
+        measurement_requests=None if timed else attempt.window.size,
+        sequence_ids=sequence_ids,
+    )
+
+
+def first_attempt(settings: BenchSettings) -> Attempt:
+    return Attempt(1, settings.sweep, window_of(settings))
+
+
+def same_point(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def unstable_point(asked: Sequence[float], measured: Sequence[float], exit_code: int, output: str) -> float | None:
+    """The point perf_analyzer gave up on as unstable (the first one not measured), or None."""
+    if exit_code not in (0, 2) or (exit_code == 0 and STABILITY_FAILED not in output):
+        return None  # a success, a latency limit reached (-l), or a failure of another kind
+    missing = [p for p in asked if not any(same_point(p, m) for m in measured)]
+    return missing[0] if missing else None
+
+
+def next_attempt(attempt: Attempt, unstable: float, retries: int, spread: Spread | None = None) -> Attempt | None:
+    """The retry after ``attempt``: the points from ``unstable`` on, the window twice as long (in time,
+    from the throughput its trials showed); None when ``retries`` are used up."""
+    if attempt.number > retries:
+        return None
+    sweep = replace(attempt.sweep, start=unstable)
+    return Attempt(attempt.number + 1, sweep, attempt.window.doubled(spread.throughput[0] if spread else None))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """perf_analyzer's last trials of one point: max/min − 1 of throughput and latency, in %."""
+
+    throughput: tuple[float, float]
+    latency_us: tuple[int, int]
+    trials: int
+
+    @property
+    def throughput_pct(self) -> float:
+        low, high = self.throughput
+        return (high / low - 1) * 100 if low > 0 else math.inf
+
+    @property
+    def latency_pct(self) -> float:
+        low, high = self.latency_us
+        return (high / low - 1) * 100 if low > 0 else math.inf
+
+
+def trial_spread(output: str) -> Spread | None:
+    """The spread of the last point perf_analyzer measured, from its -v trial lines."""
+    announcements = list(_ANNOUNCE.finditer(output))
+    last_point = output[announcements[-1].start() :] if announcements else output
+    trials = [(float(t), int(lat)) for t, lat in _PASS.findall(last_point)][-STABILITY_WINDOW:]
+    if not trials:
+        return None
+    throughputs = [t for t, _ in trials]
+    latencies = [lat for _, lat in trials]
+    return Spread((min(throughputs), max(throughputs)), (min(latencies), max(latencies)), len(trials))
+
+
+def stability_percent(args: Sequence[str]) -> float:
+    """The stability criterion perf_analyzer applies: its default, or the last -s/--stability-percentage."""
+    percent = _DEFAULT_PERCENT
+    items = list(args)
+    for index, arg in enumerate(items):
+        match = _PERCENT_FLAG.match(arg)
+        if not match:
+            continue
+        text = match.group(1) if match.group(1) is not None else (items[index + 1] if index + 1 < len(items) else "")
+        try:
+            percent = float(text)
+        except ValueError:
+            pass
+    return percent
+
+
+def unstable_error(
+    kind: str, point: float, attempts: Sequence[Attempt], spread: Spread | None, args: Sequence[str], reason: str
+) -> AnalyzerError:
+    """The final failure: where, how many attempts with which windows, the spread seen, what to change."""
+    first, last = attempts[0].window.describe(), attempts[-1].window.describe()
+    tried = f"{len(attempts)} attempts, windows {first} → {last}" if len(attempts) > 1 else f"1 attempt, window {first}"
+    seen = (
+        f"its last {spread.trials} trials spread {spread.throughput[0]:,.1f}–{spread.throughput[1]:,.1f} infer/s "
+        f"(+{spread.throughput_pct:.1f} %) and {spread.latency_us[0]:,}–{spread.latency_us[1]:,} µs "
+        f"(+{spread.latency_pct:.1f} %)"
+        if spread
+        else "perf_analyzer printed no trial lines"
+    )
+    return AnalyzerError(
+        f"perf_analyzer: measurement not stable at {kind.replace('_', ' ')} {point:g} after {tried}{reason}: "
+        f"{seen}; perf_analyzer accepts +{stability_percent(args):g} %",
+        "run on a quieter machine, measure longer (--measurement-requests or --measurement-interval; "
+        "analyzer.stability_retries doubles it per retry), or accept more spread "
+        "(-- --stability-percentage 25)",
+    )
+
+
+MIN_ATTEMPT_S = 5.0  # a retry needs at least this much of the deadline left to start
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one perf_analyzer run of the sweep gave."""
+
+    attempt: Attempt
+    argv: tuple[str, ...]
+    exit_code: int
+    seconds: float
+    csv: str | None  # its CSV (the points it measured), None when it wrote none
+    export: bytes | None  # its profile export, holding the unstable point's experiment too
+    measured: tuple[float, ...]
+    unstable: float | None
+    spread: Spread | None
+
+    @property
+    def complete(self) -> bool:
+        """Every point it was asked for is in its CSV (so its export holds nothing else)."""
+        asked = self.attempt.sweep.points()
+        return len(asked) == len(self.measured) and all(any(same_point(p, m) for m in self.measured) for p in asked)
+
+    def record(self) -> dict[str, Any]:
+        """Its entry in the manifest's ``attempts``."""
+        return {
+            "attempt": self.attempt.number,
+            "argv": list(self.argv),
+            "exit_code": self.exit_code,
+            "seconds": round(self.seconds, 3),
+            "window": self.attempt.window.record(),
+            "points": [_plain(p) for p in self.attempt.sweep.points()],
+            "measured": [_plain(p) for p in self.measured],
+            "unstable": None if self.unstable is None else _plain(self.unstable),
+            "spread": None
+            if self.spread is None
+            else {
+                "throughput_infer_per_sec": list(self.spread.throughput),
+                "latency_us": list(self.spread.latency_us),
+                "throughput_pct": round(self.spread.throughput_pct, 2),
+                "latency_pct": round(self.spread.latency_pct, 2),
+            },
+        }
+
+
+def _plain(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+Execute = Callable[[Attempt, list[str], float], ExecResult]  # runs argv within a timeout; raises on real failures
+Fetch = Callable[[str], bytes | None]
+
+
+def run_attempts(
+    settings: BenchSettings,
+    retries: int,
+    outputs_of: Callable[[Attempt], Outputs],
+    execute: Execute,
+    fetch: Fetch,
+    on_result: Callable[[AttemptResult], None],
+    say: Callable[[str], None],
+) -> tuple[list[AttemptResult], AnalyzerError | None]:
+    """Run the sweep, then retry from each unstable point, all within ``settings.timeout_s``.
+    Returns every attempt and, when a point never settled, the error to raise."""
+    deadline = time.monotonic() + settings.timeout_s
+    attempt = first_attempt(settings)
+    results: list[AttemptResult] = []
+    while True:
+        result = _run_one(settings, attempt, outputs_of(attempt), deadline, execute, fetch)
+        results.append(result)
+        on_result(result)
+        if result.unstable is None:
+            return results, None
+        following = next_attempt(attempt, result.unstable, retries, result.spread)
+        reason = " (analyzer.stability_retries is 0)" if retries == 0 else ""
+        if following is not None and deadline - time.monotonic() < MIN_ATTEMPT_S:
+            following, reason = None, f" (analyzer.timeout {settings.timeout_s:g} s left no time for more)"
+        if following is None:
+            tried = [r.attempt for r in results]
+            args = settings.extra_args
+            return results, unstable_error(settings.sweep.kind, result.unstable, tried, result.spread, args, reason)
+        kind, sweep, window = settings.sweep.kind.replace("_", " "), following.sweep, following.window.describe()
+        points = f"{sweep.start:g}" if same_point(sweep.start, sweep.end) else f"{sweep.start:g}–{sweep.end:g}"
+        say(
+            f"{kind} {result.unstable:g} not stable with windows of {attempt.window.describe()}: "
+            f"retry {following.number - 1} of {retries} measures {kind} {points} with windows of {window}"
+        )
+        attempt = following
+
+
+def _run_one(
+    settings: BenchSettings, attempt: Attempt, outputs: Outputs, deadline: float, execute: Execute, fetch: Fetch
+) -> AttemptResult:
+    from composer.analyzer.results import parse_perf_csv
+
+    argv = perf_analyzer_argv(settings_for_attempt(settings, attempt), outputs)
+    began = time.monotonic()
+    run = execute(attempt, argv, max(1.0, deadline - began))
+    csv_text = None
+    if run.exit_code == 0:
+        data = fetch(outputs.csv)
+        if not data:
+            raise AnalyzerError("perf_analyzer wrote no CSV", "see logs/perf_analyzer.log in the run dir")
+        csv_text = data.decode("utf-8", errors="replace")
+    measured = tuple(row.value for row in parse_perf_csv(csv_text)) if csv_text else ()
+    export = fetch(outputs.profile_export) if csv_text and outputs.profile_export else None
+    unstable = unstable_point(attempt.sweep.points(), measured, run.exit_code, run.output)
+    spread = trial_spread(run.output) if unstable is not None else None
+    seconds = time.monotonic() - began
+    return AttemptResult(attempt, tuple(argv), run.exit_code, seconds, csv_text, export, measured, unstable, spread)

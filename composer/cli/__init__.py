@@ -1,0 +1,1 @@
+"""Click commands only, and the app module that adds them to the one group."""

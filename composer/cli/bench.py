@@ -1,0 +1,252 @@
+"""Commands that benchmark: bench, lab, matrix, and the dataset helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from composer.cli.app import (
+    STACK_DIR,
+    bench_options,
+    bench_request,
+    emit,
+    engine_choice,
+    engine_options,
+    gpus_option,
+    image_source,
+    images_option,
+    load_plan,
+    main,
+    matrix_bench_options,
+    reclaim_passthrough,
+    release_option,
+    say,
+)
+from composer.core.errors import UsageError
+
+
+def _run_and_show(handle: Any, request: Any) -> Any:
+    from composer.cli.live import LiveView
+    from composer.labs.bench import run_bench
+
+    with LiveView(handle.name) as view:
+        result = run_bench(handle, request, say=view.say, on_point=view.point)
+    _show_result(result)
+    return result
+
+
+def _show_result(result: Any) -> None:
+    from composer.cli.console import table
+
+    sweep = result.summary.get("sweep", "concurrency")
+    rows = [
+        [
+            row.get(sweep),
+            f"{row['throughput_infer_per_sec']:.1f}",
+            *(
+                f"{row[k] / 1000:.3f}"
+                for k in ("avg_latency_us", "p50_latency_us", "p90_latency_us", "p95_latency_us", "p99_latency_us")
+            ),
+        ]
+        for row in result.summary["rows"]
+    ]
+    table(
+        [sweep, "infer/s", "avg ms", "p50 ms", "p90 ms", "p95 ms", "p99 ms"], rows, title=f"{result.summary['model']}"
+    )
+    from composer.reports.run_report import write_reports
+
+    write_reports(result.run_dir)
+    click.echo(f"run directory: {result.run_dir}")
+
+
+def _preflight(plan: Any, request: Any) -> None:
+    """Bad input data stops here, before any container, wherever config.pbtxt tells the model."""
+    from composer.analyzer.inputs import preflight
+    from composer.analyzer.perf_analyzer import refuse_http_if_decoupled
+
+    checked = preflight(plan.stack, request.input_choice())
+    if checked.config is not None:
+        refuse_http_if_decoupled(plan.stack.model, checked.config, request.protocol)
+    note = checked.note()
+    if note:
+        say(note)
+
+
+@main.command(context_settings={"ignore_unknown_options": False})
+@click.argument("name", required=False)
+@bench_options
+def bench(name: str | None, **kw: Any) -> None:
+    """Run perf_analyzer in lab NAME's sdk container against triton_server:8000.
+
+    Shapes of variable inputs are derived from the model's metadata and the input data, so
+    perf_analyzer never stops at "needs to have its shape fully defined". Arguments after
+    `--` go to perf_analyzer as they are. NAME may be left out when exactly one lab runs.
+    """
+    from composer.engine import containers as engine
+    from composer.labs import local as labs
+    from composer.labs.bench import open_lab
+
+    if reclaim_passthrough(name, kw):
+        name = None
+    request = bench_request(kw)
+    client = engine.connect()
+    if name is None:
+        running = [lab.name for lab in labs.status()]
+        if len(running) != 1:
+            raise UsageError(f"bench needs a lab NAME ({len(running)} labs run)", "see tisbench status")
+        name = running[0]
+    _run_and_show(open_lab(client, name, model=request.model), request)
+
+
+@main.command()
+@STACK_DIR
+@release_option
+@images_option
+@click.option("--keep", is_flag=True, help="Leave the lab running afterwards (remove it with tisbench down NAME).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for readiness.")
+@bench_options
+@gpus_option
+@engine_options
+def lab(
+    stack_dir: Path,
+    release: str | None,
+    images: str | None,
+    keep: bool,
+    timeout: float | None,
+    gpus: str | None,
+    engine: str | None,
+    clients: int | None,
+    **kw: Any,
+) -> None:
+    """Up → ready → bench → collect → down, in one command.
+
+    The lab is removed on success, failure and Ctrl-C, unless --keep. The run directory holds
+    perf_analyzer.csv, summary.json, manifest.json, logs/ and reports. With --engine swarm the
+    server runs as a swarm service and --clients perf_analyzer replicas load it together; their
+    results are merged into one run directory (per-client files under clients/).
+    """
+    from composer.labs import local as labs
+    from composer.labs.bench import handle_of
+
+    if reclaim_passthrough(stack_dir, kw):
+        stack_dir = Path(".")
+    request = bench_request(kw)
+    plan = load_plan(stack_dir, release, images, kw["model"], gpus)
+    chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
+    _preflight(plan, request)
+    if chosen_engine == "swarm":
+        from composer.cli.live import LiveView
+        from composer.labs.swarm import run_swarm_lab
+
+        with LiveView(plan.stack.name) as view:
+            result = run_swarm_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep)
+        _show_result(result)
+        return
+    import threading
+
+    from composer.cli.live import LiveView
+    from composer.labs.bench import run_bench
+    from composer.reports.run_report import prepare_charts
+
+    warm = threading.Thread(target=prepare_charts, name="prepare-charts", daemon=True)
+    warm.start()
+    running = labs.up(plan, name=None, timeout_s=timeout, say=say, owned=not keep)
+    warm.join()  # done long before: Triton's boot outlasts the import; never overlap the measurement
+    teardown = None
+    try:
+        with LiveView(running.name) as view:
+            result = run_bench(handle_of(running), request, say=view.say, on_point=view.point)
+        if not keep:  # results are collected: remove the lab while the reports are drawn
+            teardown = labs.Teardown(running)
+        _show_result(result)
+    finally:
+        if keep:
+            say(f"lab {running.name} kept: tisbench down {running.name} removes it")
+        else:
+            labs.finish_teardown(running, teardown)
+            say(f"lab {running.name} removed")
+
+
+@main.group()
+def dataset() -> None:
+    """Work with perf_analyzer input data."""
+
+
+@dataset.command("skeleton")
+@click.argument("name")
+@click.option("-m", "--model", help="Model (default: the lab's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
+    """Write a valid input.json for a model of running lab NAME, from the server's metadata."""
+    import json
+
+    from composer.analyzer.dataset import ModelInputs, skeleton
+    from composer.core.errors import AnalyzerError
+    from composer.engine import containers as engine
+    from composer.engine.tritonhttp import http_module
+    from composer.labs.bench import open_lab
+
+    handle = open_lab(engine.connect(), name, model=model)
+    triton = http_module().InferenceServerClient(
+        url=f"{engine.probe_host(handle.stack.server.host)}:{handle.http_port}",
+        connection_timeout=5,
+        network_timeout=30,
+    )
+    try:
+        inputs = ModelInputs.from_metadata(
+            triton.get_model_metadata(handle.stack.model), triton.get_model_config(handle.stack.model)
+        )
+    except Exception as exc:
+        raise AnalyzerError(
+            f"cannot read model {handle.stack.model!r} from lab {name} ({exc})", "tisbench status"
+        ) from None
+    finally:
+        triton.close()
+    text = json.dumps(skeleton(inputs), indent=2) + "\n"
+    emit(text, output)
+
+
+@main.command()
+@STACK_DIR
+@click.option("--releases", required=True, metavar="R1,R2,...", help="Releases in order; the first is the baseline.")
+@images_option
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Directory (default: runs/matrix-<UTC time>)."
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Runs per release; medians are reported and their spread is the noise a delta must beat.",
+)
+@matrix_bench_options
+@gpus_option
+def matrix(
+    stack_dir: Path, releases: str, images: str | None, out: Path | None, repeat: int, gpus: str | None, **kw: Any
+) -> None:
+    """Benchmark the same stack across releases: one full lab per release (and repeat), then a
+    table per sweep point with deltas against the first release. A release that fails is
+    reported with its reason; the others still run.
+    """
+    from datetime import datetime, timezone
+
+    from composer.labs.matrix import parse_releases, run_matrix
+    from composer.reports.matrix_report import matrix_markdown, write_matrix_reports
+
+    chosen = parse_releases(releases)
+    if reclaim_passthrough(stack_dir, kw):
+        stack_dir = Path(".")
+    request = bench_request(kw)
+    _preflight(load_plan(stack_dir, chosen[0], images, kw["model"], gpus), request)
+    out_dir = out or Path("runs") / f"matrix-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, say, gpus=gpus, **image_source())
+    write_matrix_reports(doc, out_dir)
+    click.echo(matrix_markdown(doc))
+    click.echo(f"matrix directory: {out_dir}")
+    if not any(r["status"] == "ok" for r in doc["releases"]):
+        from composer.core.errors import StackError
+
+        raise StackError("every release in the matrix failed", f"see the reasons in {out_dir}/matrix.md")

@@ -1,0 +1,1 @@
+"""Pure building blocks: stack config, release, sweep, labels, errors and ExitStatus."""

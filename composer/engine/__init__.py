@@ -1,0 +1,1 @@
+"""The Docker engine at the edge: containers, swarm services, exec, pulls, readiness."""

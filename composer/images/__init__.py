@@ -1,0 +1,1 @@
+"""The CPU lab images: root filesystems, wheels, assembly, probing."""

@@ -1,0 +1,77 @@
+"""perf_analyzer's runs in a lab's sdk container for one benchmark: output into the run's log,
+each sweep point it announces to the metrics recorder and the live view, each attempt its files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+
+from composer.analyzer.attempts import Attempt, same_point
+from composer.analyzer.perf_analyzer import (
+    ExecResult,
+    Outputs,
+    explain_failure,
+    fetch_file,
+    run_in_container,
+    sweep_points,
+    with_deadline,
+)
+from composer.runs.scraper import MetricsRecorder
+
+
+class AnalyzerExecs:
+    """The side of composer.analyzer.attempts.run_attempts that touches the engine."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        container_id: str,
+        log_path: Path,
+        recorder: MetricsRecorder,
+        on_point: Callable[[str], None],
+        first: Outputs,
+        *,
+        check_lab: Callable[[int], None],  # raises when the lab lost a container (its failure, not perf_analyzer's)
+    ) -> None:
+        self.client, self.container_id, self.recorder, self.on_point = client, container_id, recorder, on_point
+        self.first, self.check_lab = first, check_lab
+        self.kind = recorder.sweep
+        self.log = log_path.open("w", encoding="utf-8")
+        self.started: list[float | None] = []  # points in the order run; None: measured again later
+
+    def outputs_of(self, attempt: Attempt) -> Outputs:
+        """Each attempt its own files: perf_analyzer refuses to overwrite a profile export."""
+        if attempt.number == 1:
+            return self.first
+        tag = f".attempt-{attempt.number}"
+        export = self.first.profile_export
+        return Outputs(self.first.csv.replace(".csv", f"{tag}.csv"), export and export.replace(".json", f"{tag}.json"))
+
+    def output(self, text: str) -> None:
+        self.log.write(text)
+        self.log.flush()
+        for value in sweep_points(text):
+            if self.started:
+                self.recorder.scrape(f"{self.kind} {value:g}")
+            self.started.append(value)
+            self.on_point(f"{self.kind.replace('_', ' ')} {value:g}")
+
+    def execute(self, attempt: Attempt, argv: list[str], timeout_s: float) -> ExecResult:
+        """Run one attempt's argv; exit codes other than 0 and 2 (unstable) are raised, explained."""
+        if attempt.number > 1:
+            last = self.started[-1] if self.started else None
+            if last is not None and same_point(last, attempt.sweep.start):
+                self.started[-1] = None  # the unstable measurement: its metrics interval is no point
+            self.log.write(f"\n--- tisbench: attempt {attempt.number}: {' '.join(argv)}\n")
+        began = time.monotonic()
+        result = run_in_container(self.client, self.container_id, with_deadline(argv, timeout_s), self.output)
+        if result.exit_code not in (0, 2):
+            self.check_lab(result.exit_code)
+            raise explain_failure(result.exit_code, result.output, timeout_s, time.monotonic() - began)
+        return result
+
+    def fetch(self, path: str) -> bytes | None:
+        return fetch_file(self.client, self.container_id, path)

@@ -1,0 +1,405 @@
+"""One benchmark on a running lab: shapes, validation, perf_analyzer in the sdk container, run dir.
+
+Input problems are found before anything runs; a failed run keeps what it had, marked failed.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from composer import __version__
+from composer.analyzer.attempt_outputs import write_outputs
+from composer.analyzer.attempts import AttemptResult, run_attempts
+from composer.analyzer.dataset import ModelInputs
+from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
+from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
+from composer.analyzer.inputs import InputChoice, container_input_path, input_shapes
+from composer.analyzer.perf_analyzer import (
+    DECOUPLED_FIELD,
+    BenchSettings,
+    decoupled_note,
+    for_model_config,
+    outputs_for,
+    perf_analyzer_argv,
+)
+from composer.core.config import Stack, load_stack
+from composer.core.errors import (
+    AnalyzerError,
+    ConfigError,
+    Interrupted,
+    TisbenchError,
+    UsageError,
+    interruption_message,
+)
+from composer.core.fsutil import write_atomic, write_json
+from composer.core.gpus import analyzer_metric_args, parse_gpus
+from composer.core.labels import ULIMITS_DROPPED_LABEL
+from composer.core.modelconfig import read_disk_model
+from composer.core.release import parse_release, server_version
+from composer.core.sweep import Sweep
+from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
+from composer.engine import containers as engine
+from composer.labs.analyzer_execs import AnalyzerExecs
+from composer.runs.scraper import ClientCount, MetricsRecorder
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """What the command line asked for; None means: take it from the stack file."""
+
+    model: str | None = None
+    sweep: Sweep | None = None
+    input_data: Path | None = None
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    protocol: str | None = None
+    measurement_requests: int | None = None
+    measurement_interval_ms: int | None = None
+    extra_args: tuple[str, ...] = ()
+    auto_shape: bool = True
+    out: Path | None = None
+    timeout_s: float | None = None
+
+    def input_choice(self) -> InputChoice:
+        return InputChoice(self.input_data, self.shapes, self.auto_shape)
+
+
+@dataclass(frozen=True)
+class LabHandle:
+    """A running lab as found on the engine (by labels), whatever process started it."""
+
+    client: docker.DockerClient
+    name: str
+    stack: Stack
+    release: str
+    server_id: str
+    analyzer_id: str
+    http_port: int
+    metrics_port: int | None = None
+    gpus: str = "none"
+
+
+@dataclass
+class BenchResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def handle_of(running: Any) -> LabHandle:
+    """The handle of a lab this process just brought up (a composer.labs.local.RunningLab)."""
+    return LabHandle(
+        running.client,
+        running.name,
+        running.plan.stack,
+        str(running.plan.release),
+        running.ids[SERVER],
+        running.ids[ANALYZER],
+        running.ports[SERVER_PORTS["http"]],
+        running.ports.get(SERVER_PORTS["metrics"]),
+        running.gpus,
+    )
+
+
+def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -> LabHandle:
+    from composer.labs.local import find_lab
+
+    containers = find_lab(client, name)
+    server = engine.find_service(containers, SERVER)
+    analyzer = engine.find_service(containers, ANALYZER)
+    if server is None or analyzer is None or server["State"] != "running" or analyzer["State"] != "running":
+        raise UsageError(
+            f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again"
+        )
+    labels = server["Labels"]
+    stack_dir = Path(labels.get("tisbench.stack", ""))
+    try:
+        stack = load_stack(stack_dir, model=model or labels.get("tisbench.model"))
+    except ConfigError as exc:
+        raise ConfigError(
+            f"lab {name}: its stack {stack_dir} no longer loads ({exc.message})", exc.hint or ""
+        ) from None
+    ports = engine.host_ports(client, server["Id"])
+    return LabHandle(
+        client,
+        name,
+        stack,
+        labels.get("tisbench.release", "?"),
+        server["Id"],
+        analyzer["Id"],
+        ports[SERVER_PORTS["http"]],
+        ports.get(SERVER_PORTS["metrics"]),
+        labels.get("tisbench.gpus", "none"),
+    )
+
+
+def settings_for(
+    lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs, analyzer: AnalyzerIdentity | None = None
+) -> BenchSettings:
+    a = lab.stack.analyzer
+    _, container_input = container_input_path(lab.stack, request.input_data)
+    shapes = input_shapes(lab.stack, request.input_choice(), model_inputs)
+    interval = request.measurement_interval_ms
+    requests = request.measurement_requests
+    if interval is None and requests is None:
+        interval, requests = a.measurement_interval_ms, a.measurement_requests
+    return BenchSettings(
+        model=lab.stack.model,
+        sweep=request.sweep or a.sweep,
+        protocol=request.protocol or a.protocol,
+        input_data=container_input,
+        measurement_requests=requests if interval is None else None,
+        measurement_interval_ms=interval,
+        shapes=shapes,
+        extra_args=tuple(a.args) + request.extra_args,
+        timeout_s=request.timeout_s or a.timeout_s,
+        profile_export=has_option((analyzer or assumed(lab.release)).version, "--profile-export-file"),
+        metric_args=tuple(analyzer_metric_args(parse_gpus(lab.gpus))),
+    )
+
+
+def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
+    """perf_analyzer's requests per sweep point, from its profile export (when it wrote one)."""
+    from composer.analyzer.results import summarize_profile_export
+
+    export = run_dir / "profile_export.json"
+    if not export.exists():
+        return {}
+    return {
+        float(e.value): ClientCount(
+            e.request_count, (e.window_end_ns - e.window_start_ns) / 1e9, e.throughput_infer_per_sec
+        )
+        for e in summarize_profile_export(export)
+    }
+
+
+SETTLE_S = 2.0  # how long a SIGKILLed exec's containers may take to show they are going away
+
+
+def _lab_losses(lab: LabHandle, killed: bool) -> dict[str, engine.ContainerState]:
+    """Containers of the lab that are no longer running. An exec killed by SIGKILL may be the
+    first sign of a lab being removed: then the engine gets a moment to show it."""
+    deadline = time.monotonic() + (SETTLE_S if killed else 0.0)
+    while True:
+        states = {
+            SERVER: engine.container_state(lab.client, lab.server_id),
+            ANALYZER: engine.container_state(lab.client, lab.analyzer_id),
+        }
+        gone = {s: state for s, state in states.items() if not state.running or state.status == "removing"}
+        if gone or time.monotonic() >= deadline:
+            return gone
+        time.sleep(0.1)
+
+
+def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path, exit_code: int) -> None:
+    """A failed exec whose lab lost a container is the lab's failure, not perf_analyzer's."""
+    gone = _lab_losses(lab, killed=exit_code == 137)
+    if SERVER in gone and ANALYZER not in gone:
+        code = gone[SERVER].exit_code
+        raise AnalyzerError(
+            f"triton_server of lab {lab.name} died during the benchmark (exit code {code})",
+            f"see {run_dir}/logs/triton_server.log",
+        )
+    if gone:
+        what = ", ".join(f"{service} {state.status}" for service, state in gone.items())
+        raise AnalyzerError(
+            f"lab {lab.name} stopped during the benchmark ({what})",
+            "was it removed (tisbench down) or killed? start it again and rerun",
+        )
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    """How a failed run is recorded in its manifest."""
+    if isinstance(exc, KeyboardInterrupt):
+        return {"exit_code": Interrupted.exit_code, "error": interruption_message(exc)}
+    if isinstance(exc, TisbenchError):
+        return {"exit_code": exc.exit_code, "error": exc.one_line()}
+    return {"exit_code": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
+    """The server's log beside the results; a server already removed (down mid-run) leaves a note."""
+    try:
+        text = engine.container_logs(lab.client, lab.server_id)
+    except docker.errors.DockerException as exc:
+        text = f"(the server's log could not be read: {exc})\n"
+    write_atomic(run_dir / "logs" / "triton_server.log", text or "(the server container was gone)\n")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_run_dir(lab_name: str) -> Path:
+    return Path("runs") / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{lab_name}"
+
+
+def prepare_run_dir(path: Path) -> Path:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new run directory")
+    if any(p.exists() and not p.is_dir() for p in path.parents):
+        raise UsageError(f"--out {path}: a parent is a file", "choose a path under a directory")
+    (path / "logs").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def image_facts(client: docker.DockerClient, ref: str) -> dict[str, Any]:
+    """What the manifest records of an image: reference, id, digests and tisbench's own labels."""
+    image = client.api.inspect_image(ref)
+    return {
+        "ref": ref,
+        "id": image["Id"],
+        "repo_digests": image.get("RepoDigests") or [],
+        "labels": {k: v for k, v in (image["Config"].get("Labels") or {}).items() if k.startswith("tisbench.")},
+    }
+
+
+def image_manifest(images: dict[str, dict[str, Any]], analyzer: AnalyzerIdentity) -> dict[str, Any]:
+    """The manifest's image fields, and which perf_analyzer really ran (as observed)."""
+    return {
+        "images": {k: v["ref"] for k, v in images.items()},
+        "image_ids": {k: v["id"] for k, v in images.items()},
+        "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
+        **analyzer.manifest_fields(),
+    }
+
+
+def server_ulimits(container: dict[str, Any]) -> dict[str, Any]:
+    """The ulimits the server runs with, and the advice (NGC's) that this engine could not grant."""
+    granted = {u["Name"]: u["Hard"] for u in container["HostConfig"].get("Ulimits") or []}
+    dropped = (container["Config"].get("Labels") or {}).get(ULIMITS_DROPPED_LABEL, "")
+    return {"granted": granted, "dropped": [name for name in dropped.split(",") if name]}
+
+
+def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    try:
+        metadata = triton.get_model_metadata(model)
+        config = triton.get_model_config(model)
+        server = triton.get_server_metadata()
+    except Exception as exc:  # tritonclient raises its own and socket errors alike
+        raise AnalyzerError(
+            f"cannot read model {model!r} from the server ({exc})", "is the lab ready? tisbench status"
+        ) from None
+    return metadata, config, str(server.get("version", "?"))
+
+
+def run_bench(
+    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
+) -> BenchResult:
+    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
+    from composer.analyzer.results import summary_dict, summary_rows
+    from composer.engine.tritonhttp import http_module
+
+    triton = http_module().InferenceServerClient(
+        url=f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}", connection_timeout=5, network_timeout=30
+    )
+    try:
+        metadata, config, reported_version = _model_facts(triton, lab.stack.model)
+    finally:
+        triton.close()
+    containers = {"server": lab.client.api.inspect_container(lab.server_id)}
+    containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
+    images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
+    analyzer = observe(lab.client, lab.analyzer_id, images["sdk"]["labels"], lab.release)
+    settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config), analyzer)
+    settings = replace(for_model_config(settings, config, request.protocol), analyzer_version=analyzer.version)
+    check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
+
+    run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
+    run_id = run_dir.resolve().name.replace("/", "_")
+    outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
+    # every attempt's argv is fitted to this analyzer; what it leaves out is said once, here
+    fitted = fit_argv(
+        perf_analyzer_argv(replace(settings, analyzer_version=None), outputs), settings.extra_args, analyzer.version
+    )
+    argv, left_out = fitted.argv, fitted.left_out
+    if not settings.profile_export and analyzer.version:
+        left_out = [left_out_line(analyzer.version, "--profile-export-file"), *left_out]
+    for line in left_out:
+        say(line)
+    manifest: dict[str, Any] = {
+        "tisbench_version": __version__,
+        "lab": lab.name,
+        "release": lab.release,
+        "server_version": reported_version,
+        "release_server_version": server_version(parse_release(lab.release)),
+        **image_manifest(images, analyzer),
+        "perf_analyzer_left_out": left_out,
+        "server_ulimits": server_ulimits(containers["server"]),
+        "perf_analyzer_argv": argv,
+        "timeout_s": settings.timeout_s,
+        "model": {
+            "name": lab.stack.model,
+            "version": (metadata.get("versions") or ["?"])[-1],
+            "config": config,  # as the server serves it, after any auto-complete
+            "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
+        },
+        "stack": str(lab.stack.directory),
+        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
+        "started_utc": utc_now(),
+        "status": "running",
+    }
+    if settings.streaming:
+        manifest["decoupled"] = decoupled_note(settings)
+        say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")
+    write_json(run_dir / "manifest.json", manifest)
+    say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
+    recorder = MetricsRecorder(
+        f"http://{engine.probe_host(lab.stack.server.host)}:{lab.metrics_port}/metrics",
+        lab.stack.model,
+        settings.sweep.kind,
+    )
+    execs = AnalyzerExecs(
+        lab.client,
+        lab.analyzer_id,
+        run_dir / "logs" / "perf_analyzer.log",
+        recorder,
+        on_point,
+        outputs,
+        check_lab=lambda exit_code: _raise_if_lab_stopped(lab, run_dir, exit_code),
+    )
+    attempts: list[dict[str, Any]] = []
+    manifest["attempts"] = attempts
+
+    def recorded(result: AttemptResult) -> None:
+        attempts.append(result.record())
+        write_json(run_dir / "manifest.json", manifest)
+
+    try:
+        if lab.metrics_port:
+            recorder.scrape("start")
+        results, unstable = run_attempts(
+            settings, lab.stack.analyzer.stability_retries, execs.outputs_of, execs.execute, execs.fetch, recorded, say
+        )
+        if lab.metrics_port:
+            recorder.scrape("end")
+        csv = write_outputs(run_dir, results)
+        if unstable is not None or csv is None:
+            raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {run_dir}/logs/perf_analyzer.log")
+        rows = summary_rows(csv, run_dir / "profile_export.json", with_responses=settings.streaming)
+        summary = summary_dict(lab.stack.model, lab.release, rows)
+        if lab.metrics_port:
+            metrics = recorder.write(run_dir, execs.started, _client_counts(run_dir))
+            manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
+            summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
+        write_json(run_dir / "summary.json", summary)
+        manifest.update(status="ok", exit_code=0)
+        return BenchResult(run_dir, summary, manifest)
+    except BaseException as exc:
+        manifest.update(status="failed", **_failure(exc))
+        raise
+    finally:
+        execs.log.close()
+        manifest["ended_utc"] = utc_now()
+        with engine.with_signals_masked_ctx():
+            write_json(run_dir / "manifest.json", manifest)
+            _keep_server_log(lab, run_dir)

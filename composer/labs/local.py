@@ -1,0 +1,315 @@
+"""Lab lifecycle: up (render → create → wait ready), status, down. Cleans up after any failure."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+
+from composer.core.errors import StackError, UsageError
+from composer.core.fsutil import write_atomic
+from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
+from composer.engine import containers as engine
+
+if TYPE_CHECKING:  # type names only: status and down should not import the render pipeline
+    from composer.engine.readiness import Ready
+    from composer.labs.plan import LabPlan
+
+RUN_AREA = ".tisbench"
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunningLab:
+    client: docker.DockerClient
+    name: str
+    plan: LabPlan
+    ids: dict[str, str]
+    ports: dict[int, int]
+    image_ids: dict[str, str]
+    ready: Ready
+    compose_file: Path
+    gpus: str = "none"
+
+    @property
+    def url(self) -> str:
+        return f"{engine.probe_host(self.plan.stack.server.host)}:{self.ports[SERVER_PORTS['http']]}"
+
+
+def owner_tag() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def unique_name(client: docker.DockerClient, base: str) -> str:
+    """``<base>-<4 hex>``, unused by any lab on this engine, single-host or swarm."""
+    from composer.engine import swarm
+
+    taken = {c["Labels"].get(engine.LAB_LABEL) for c in engine.lab_containers(client)}
+    taken |= set(swarm.swarm_lab_names(client))
+    while True:
+        name = f"{base[:34]}-{secrets.token_hex(2)}"
+        if name not in taken:
+            return name
+
+
+def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, owned: bool = False) -> RunningLab:
+    """Bring a lab up and wait until the server and the model are ready; on any failure or
+    interruption remove everything that was created, then re-raise."""
+    from composer.core.gpus import resolve_on
+    from composer.engine.readiness import TritonHttpProbe, wait_until_ready
+    from composer.engine.spec import lab_spec
+
+    warning = plan.exposure_warning()
+    if warning:
+        say(warning)
+    client = engine.connect()
+    image_ids = ensure_plan_images(client, plan, say)
+    name = name or unique_name(client, plan.stack.name)
+    if engine.lab_containers(client, name) or engine.lab_networks(client, name):
+        raise StackError(
+            f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name"
+        )
+    gpus = resolve_on(client, plan.gpus)
+    run_area = plan.stack.directory / RUN_AREA / name
+    compose_file = run_area / "docker-compose.yml"
+    transport = "bind" if engine.engine_is_local() else "copy"
+    text = plan.render(name, gpus, transport)
+    spec = lab_spec(text, plan.stack.directory, compose_file)
+    run = secrets.token_hex(6)
+    extra = {engine.RUN_LABEL: run, **({engine.OWNER_LABEL: owner_tag()} if owned else {})}
+    wrote_run_area = False
+    try:
+        say(
+            f"creating lab {name}: network {spec.network}, "
+            f"containers {', '.join(s.container_name for s in spec.services)}"
+        )
+        engine.create_network(client, spec, extra)  # the name is ours from here on
+        write_atomic(compose_file, text)
+        wrote_run_area = True
+        if spec.volumes:
+            say(f"copying models/ and dataset/ into volumes on the engine at {os.environ.get('DOCKER_HOST')}")
+            engine.fill_volumes(
+                client,
+                spec,
+                {"models": plan.stack.models_dir, "dataset": plan.stack.dataset_dir},
+                plan.images.sdk,
+                extra,
+            )
+        # The server first: its boot is the long pole. The idle analyzer starts while it boots, and
+        # leaving the executor waits for it, so cleanup below never races a container being made.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ids = {SERVER: engine.start_service(client, spec, SERVER, extra, say=say)}
+            analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
+            ports = engine.host_ports(client, ids[SERVER])
+            host = engine.probe_host(plan.stack.server.host)
+            http = ports[SERVER_PORTS["http"]]
+            probe = TritonHttpProbe(f"{host}:{http}")
+            try:
+                ready = wait_until_ready(
+                    probe,
+                    state=lambda: engine.container_state(client, ids[SERVER]),
+                    logs=lambda: engine.container_logs(client, ids[SERVER]),
+                    model=plan.stack.model,
+                    timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
+                    on_wait=lambda what: say(f"waiting for {what} on {host}:{http}"),
+                )
+            finally:
+                probe.close()
+            ids[ANALYZER] = analyzer.result()
+    except BaseException:
+        # Only what this process created: a lab that won a race for the name stays untouched.
+        engine.with_signals_masked(lambda: _remove(client, name, run_area if wrote_run_area else None, run))
+        raise
+    say(
+        f"lab {name} ready in {ready.seconds:.2f} s "
+        f"(HTTP {host}:{ports[SERVER_PORTS['http']]}, gRPC {ports[SERVER_PORTS['grpc']]}, "
+        f"metrics {ports[SERVER_PORTS['metrics']]})"
+    )
+    return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file, gpus.describe())
+
+
+def ensure_plan_images(client: docker.DockerClient, plan: LabPlan, say: Say) -> dict[str, str]:
+    """The plan's two images, pulled by its policy when they are registry images; before anything is created."""
+    from composer.engine.pull import ensure_images
+    from composer.labs.pull_view import PullView
+
+    with PullView(say) as view:
+        return ensure_images(
+            client, [plan.images.server, plan.images.sdk], policy=plan.pull, image_set=plan.image_set, progress=view
+        )
+
+
+def _remove(client: docker.DockerClient, name: str, run_area: Path | None, run: str | None = None) -> int:
+    removed = engine.remove_lab(client, name, run)
+    if run_area is not None:
+        shutil.rmtree(run_area, ignore_errors=True)
+    return removed
+
+
+def _run_area_of(containers: list[dict[str, Any]]) -> Path | None:
+    for c in containers:
+        config = c["Labels"].get("com.docker.compose.project.config_files")
+        if config:
+            return Path(config).parent
+    return None
+
+
+def down(name: str) -> int:
+    """Remove what is left of a lab (containers removed by hand are fine); how many objects went,
+    0 for a lab that is already gone (like `docker compose down`, that is not an error)."""
+    from composer.engine import swarm
+
+    client = engine.connect()
+    if name in swarm.swarm_lab_names(client):
+        return _down_swarm(client, name)
+    return _down(client, name)
+
+
+def _down_swarm(client: docker.DockerClient, name: str) -> int:
+    from composer.engine import swarm
+
+    stacks = {s["Spec"]["Labels"].get("tisbench.stack") for s in swarm.lab_services(client, name)}
+    removed = int(engine.with_signals_masked(lambda: swarm.remove_swarm_lab(client, name)))
+    for stack in filter(None, stacks):
+        shutil.rmtree(Path(str(stack)) / RUN_AREA / name, ignore_errors=True)
+    return removed
+
+
+def _down(client: docker.DockerClient, name: str) -> int:
+    run_area = _run_area_of(engine.lab_containers(client, name))
+    if run_area is not None and run_area.parent.name != RUN_AREA:
+        run_area = None  # only ever delete our own run area
+    return int(engine.with_signals_masked(lambda: _remove(client, name, run_area)))
+
+
+def down_all() -> list[str]:
+    """Remove every tisbench lab on the engine, found by label; nothing else is touched."""
+    client = engine.connect()
+    from composer.engine import swarm
+
+    local = {c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
+    local |= {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)}
+    swarm_names = set(swarm.swarm_lab_names(client))
+    for name in sorted(local):
+        _down(client, name)
+    for name in sorted(swarm_names):
+        _down_swarm(client, name)
+    return sorted(local | swarm_names)
+
+
+class Teardown:
+    """Removal of a lab on a thread (results already collected); join() re-raises its failure."""
+
+    def __init__(self, lab: RunningLab) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(lab,), name=f"teardown-{lab.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self, lab: RunningLab) -> None:
+        try:
+            _remove(lab.client, lab.name, lab.compose_file.parent)
+        except BaseException as exc:  # handed to join() in the main thread
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def finish_teardown(lab: RunningLab, teardown: Teardown | None) -> None:
+    """Wait for a background removal (or remove now); a Ctrl-C cannot cut either short."""
+    if teardown is None:
+        release_lab(lab)
+    else:
+        with engine.with_signals_masked_ctx():
+            teardown.join()
+
+
+def release_lab(lab: RunningLab) -> None:
+    engine.with_signals_masked(lambda: _remove(lab.client, lab.name, lab.compose_file.parent))
+
+
+@dataclass
+class LabStatus:
+    name: str
+    release: str
+    model: str
+    stack: str
+    services: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    age_s: float = 0.0
+    orphaned: bool = False
+    problem: str | None = None
+
+    @classmethod
+    def from_labels(cls, labels: dict[str, str]) -> LabStatus:
+        """A lab's identity from the tisbench labels on any of its objects."""
+        return cls(
+            labels[engine.LAB_LABEL],
+            labels.get("tisbench.release", "?"),
+            labels.get("tisbench.model", "?"),
+            labels.get("tisbench.stack", "?"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _owner_gone(owner: str | None) -> bool:
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not Path(f"/proc/{pid}").exists()
+
+
+def status() -> list[LabStatus]:
+    client = engine.connect()
+    labs: dict[str, LabStatus] = {}
+    for c in engine.lab_containers(client):
+        labels = c["Labels"]
+        name = labels[engine.LAB_LABEL]
+        lab = labs.setdefault(name, LabStatus.from_labels(labels))
+        service = labels.get("com.docker.compose.service", "?")
+        lab.services[service] = c["State"]
+        lab.age_s = max(lab.age_s, time.time() - c["Created"])
+        lab.orphaned = lab.orphaned or _owner_gone(labels.get(engine.OWNER_LABEL))
+        if service == SERVER:
+            for p in c.get("Ports", []):
+                if p.get("PublicPort"):
+                    kind = {v: k for k, v in SERVER_PORTS.items()}.get(p["PrivatePort"], str(p["PrivatePort"]))
+                    lab.ports[kind] = p["PublicPort"]
+    for n in engine.lab_networks(client):
+        name = n["Labels"][engine.LAB_LABEL]
+        labs.setdefault(name, LabStatus(name, n["Labels"].get("tisbench.release", "?"), "?", "?"))
+    for lab in labs.values():
+        missing = {SERVER, ANALYZER} - set(lab.services)
+        if missing:
+            lab.problem = f"missing {', '.join(sorted(missing))}"
+    from composer.engine import swarm
+
+    return sorted([*labs.values(), *swarm.swarm_statuses(client)], key=lambda lab: lab.name)
+
+
+def find_lab(client: docker.DockerClient, name: str) -> list[dict[str, Any]]:
+    from composer.engine import swarm
+
+    containers = engine.lab_containers(client, name)
+    if not containers:
+        known = sorted({c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)})
+        known += swarm.swarm_lab_names(client)
+        hint = f"running labs: {', '.join(known)}" if known else "start one with tisbench up"
+        raise UsageError(f"no lab named {name!r} on this engine", hint)
+    return containers

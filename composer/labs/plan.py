@@ -1,0 +1,139 @@
+"""A lab plan: a validated stack + release + image set, resolved before any Docker call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from composer.analyzer.inputs import Preflight
+from composer.core.config import Stack, load_stack
+from composer.core.errors import UsageError
+from composer.core.gpus import AUTO, GpuRequest, parse_gpus
+from composer.core.release import Release, parse_release, server_version
+from composer.render.compose import Images, image_refs, render_compose
+
+DEFAULT_RELEASE = "24.10"
+DEFAULT_IMAGES = "ngc"
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    stack: Stack
+    release: Release
+    image_set: str
+    images: Images
+    gpus: GpuRequest = AUTO
+    pull: str = "missing"  # missing | always | never (lab images are never pulled)
+
+    def render(self, project: str, gpus: GpuRequest | None = None, transport: str = "bind") -> str:
+        """The compose file; ``gpus`` is the request resolved against the engine (auto renders as none)."""
+        chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
+        policy = "never" if self.image_set == "lab" else self.pull
+        return render_compose(self.stack, self.release, self.images, project, chosen, transport, policy)
+
+    def check_input_data(self) -> Preflight:
+        """Validate the input data against the model's config.pbtxt (no server needed): the --shape
+        values a bench would pass, or why that waits for the server (Triton completes the config)."""
+        from composer.analyzer.inputs import InputChoice, preflight
+
+        return preflight(self.stack, InputChoice())
+
+    def exposure_warning(self) -> str | None:
+        """A sentence when the stack publishes the server beyond this machine's loopback."""
+        host = self.stack.server.host
+        if host.startswith("127.") or host == "::1":
+            return None
+        return (
+            f"warning: server.host {host} publishes Triton's ports beyond loopback; "
+            "anyone who can reach that address can use the server"
+        )
+
+    def _profile_export(self) -> str:
+        from composer.analyzer.flags import has_option
+        from composer.analyzer.identity import planned
+
+        version = planned(str(self.release), self.image_set).version
+        return "on" if has_option(version, "--profile-export-file") else f"off (perf_analyzer {version} has none)"
+
+    def describe(self) -> str:
+        a = self.stack.analyzer
+        measurement = (
+            f"{a.measurement_requests} requests per window"
+            if a.measurement_requests
+            else f"{a.measurement_interval_ms} ms windows"
+        )
+        lines = [
+            f"stack      {self.stack.directory}" + ("" if self.stack.file else "  (no stack.yaml: defaults)"),
+            f"model      {self.stack.model}  (of {', '.join(self.stack.models)})",
+            f"release    {self.release}  (Triton server {server_version(self.release)})",
+            f"images     {self.images.server}  +  {self.images.sdk}",
+            f"load       {a.sweep.kind} {a.sweep.argument()}, {a.protocol}, {measurement}",
+            f"input      {a.input_data}",
+            f"profile    per-request export {self._profile_export()}",
+        ]
+        warning = self.exposure_warning()
+        return "\n".join(lines + ([warning] if warning else []))
+
+
+def check_lab_release(release: Release, *, field: str = "--images lab") -> None:
+    from composer.core.lab_releases import LAB_RECIPES, NO_RECIPE
+
+    if str(release) not in LAB_RECIPES:
+        why = NO_RECIPE.get(str(release))
+        raise UsageError(
+            f"{field}: no lab image for release {release}" + (f" ({why})" if why else ""),
+            f"lab images exist for {', '.join(sorted(LAB_RECIPES))}; pick one, or use --images ngc",
+        )
+
+
+def plan_lab(
+    stack_dir: Path,
+    *,
+    release: str | None,
+    images: str | None,
+    model: str | None = None,
+    gpus: str | None = None,
+    image_repo: str | None = None,
+    pull: str | None = None,
+) -> LabPlan:
+    """Resolve flags (or env) over stack.yaml over defaults; raise before touching Docker."""
+    stack = load_stack(stack_dir, model=model)
+    if release is not None:
+        parsed = parse_release(release, field="--release")
+    elif stack.release is not None:
+        parsed = parse_release(stack.release, field=f"{stack.file}: release")
+    else:
+        parsed = parse_release(DEFAULT_RELEASE)
+    image_set = images or stack.images or DEFAULT_IMAGES
+    if image_set == "lab":
+        check_lab_release(parsed, field="--images lab" if images else f"{stack.file}: images: lab")
+    if gpus is not None:
+        gpu_request = parse_gpus(gpus)
+    else:
+        gpu_request = parse_gpus(stack.server.gpus, field=f"{stack.file}: server.gpus")
+    return LabPlan(
+        stack, parsed, image_set, _images(stack, parsed, image_set, image_repo), gpu_request, _pull(stack, pull)
+    )
+
+
+def _pull(stack: Stack, flag: str | None) -> str:
+    from composer.engine.pull import DEFAULT_POLICY, POLICIES
+
+    if flag is not None and flag not in POLICIES:
+        raise UsageError(f"--pull {flag!r}: not a pull policy", f"use one of {', '.join(POLICIES)}")
+    return flag or stack.pull or DEFAULT_POLICY
+
+
+def _images(stack: Stack, release: Release, image_set: str, image_repo: str | None) -> Images:
+    """Which references the lab runs: a flag's repository over stack.yaml's; exact references win."""
+    from composer.core.config import parse_image_repo
+
+    repo = parse_image_repo(image_repo) if image_repo is not None else stack.image_repo
+    exact = {"server.image": stack.server.image, "analyzer.image": stack.analyzer.image}
+    if image_set == "lab" and (image_repo is not None or any(exact.values())):
+        what = "--image-repo" if image_repo is not None else next(f"{stack.file}: {k}" for k, v in exact.items() if v)
+        raise UsageError(
+            f"{what} names registry images, but the image set is lab (built here, never pulled)",
+            "use --images ngc with it, or drop it to run the lab images",
+        )
+    return image_refs(release, image_set, repo, stack.server.image, stack.analyzer.image)

@@ -1,0 +1,1 @@
+"""Rendered files: the lab's compose file and the swarm lab's stack file."""

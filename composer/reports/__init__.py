@@ -1,0 +1,1 @@
+"""Markdown, HTML and charts for runs and matrices."""
