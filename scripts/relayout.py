@@ -11,6 +11,7 @@ Usage: scripts/relayout.py [--check]   (--check: only say what would move; exit 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,7 @@ MOVES = {
     "render": "render.compose",
     "swarm_spec": "render.swarm_spec",
     # engine
+    "engine_host": "engine.host",  # from the --docker-host branch
     "stack": "engine.containers",  # the Docker adapter, not the Stack (stack dir) of core.config
     "swarm": "engine.swarm",
     "spec": "engine.spec",
@@ -297,10 +299,13 @@ def main() -> None:
             path.write_text(new)
             changed.append(path)
     rewrite_pyproject(subs)
-    ruff = ROOT / ".venv" / "bin" / "ruff"
+    venv_ruff = ROOT / ".venv" / "bin" / "ruff"
+    ruff = str(venv_ruff) if venv_ruff.exists() else shutil.which("ruff")
     py = [str(p.relative_to(ROOT)) for p in changed if p.suffix == ".py"]
-    if py:  # split `from composer import …` lines land out of isort order
-        subprocess.run([str(ruff if ruff.exists() else "ruff"), "check", "-q", "--select", "I", "--fix", *py], cwd=ROOT)
+    if py and ruff:  # split `from composer import …` lines land out of isort order
+        subprocess.run([ruff, "check", "-q", "--select", "I", "--fix", *py], cwd=ROOT)
+    elif py:
+        print("relayout: no ruff here: run `ruff check --select I --fix composer tests benchmarks` to sort imports")
     print(f"relayout: moved {len(moved)} modules, rewrote references in {len(changed)} files")
 
 
