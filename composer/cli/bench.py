@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from composer.cli.app import (
+from composer.cli.options import (
     STACK_DIR,
     bench_options,
     bench_request,
@@ -18,7 +18,6 @@ from composer.cli.app import (
     image_source,
     images_option,
     load_plan,
-    main,
     matrix_bench_options,
     reclaim_passthrough,
     release_option,
@@ -74,7 +73,7 @@ def _preflight(plan: Any, request: Any) -> None:
         say(note)
 
 
-@main.command(context_settings={"ignore_unknown_options": False})
+@click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("name", required=False)
 @bench_options
 def bench(name: str | None, **kw: Any) -> None:
@@ -100,7 +99,7 @@ def bench(name: str | None, **kw: Any) -> None:
     _run_and_show(open_lab(client, name, model=request.model), request)
 
 
-@main.command()
+@click.command()
 @STACK_DIR
 @release_option
 @images_option
@@ -169,7 +168,7 @@ def lab(
             say(f"lab {running.name} removed")
 
 
-@main.group()
+@click.group()
 def dataset() -> None:
     """Work with perf_analyzer input data."""
 
@@ -208,7 +207,7 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     emit(text, output)
 
 
-@main.command()
+@click.command()
 @STACK_DIR
 @click.option("--releases", required=True, metavar="R1,R2,...", help="Releases in order; the first is the baseline.")
 @images_option
@@ -250,3 +249,5 @@ def matrix(
         from composer.core.errors import StackError
 
         raise StackError("every release in the matrix failed", f"see the reasons in {out_dir}/matrix.md")
+
+COMMANDS = (bench, lab, dataset, matrix)

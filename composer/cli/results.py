@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
-from composer.cli.app import (
+from composer.cli.options import (
     emit,
-    main,
 )
 
 RUN_DIR = click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
-@main.command()
+@click.command()
 @RUN_DIR
 @click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
@@ -26,7 +25,7 @@ def report(run_dir: Path, fmt: str, output: Path | None) -> None:
     emit(text, output)
 
 
-@main.command()
+@click.command()
 @click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -46,7 +45,7 @@ def compare(run_a: Path, run_b: Path, max_regression: float | None, fmt: str) ->
         check_regressions(comparison)
 
 
-@main.command()
+@click.command()
 @click.argument("root", required=False, default="runs", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def runs(root: Path, as_json: bool) -> None:
@@ -77,3 +76,5 @@ def runs(root: Path, as_json: bool) -> None:
             for r in found
         ],
     )
+
+COMMANDS = (report, compare, runs)

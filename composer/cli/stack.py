@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from composer.cli.app import (
+from composer.cli.options import (
     STACK_DIR,
     emit,
     engine_choice,
@@ -15,14 +15,13 @@ from composer.cli.app import (
     gpus_option,
     images_option,
     load_plan,
-    main,
     release_option,
     say,
 )
 from composer.core.errors import UsageError
 
 
-@main.command()
+@click.command()
 @STACK_DIR
 @release_option
 @images_option
@@ -62,7 +61,7 @@ def render(
     emit(text, output)
 
 
-@main.command()
+@click.command()
 @STACK_DIR
 @release_option
 @images_option
@@ -86,7 +85,7 @@ def check(stack_dir: Path, release: str | None, images: str | None, model: str |
     click.echo(f"shapes     {shown or 'none needed'}")
 
 
-@main.command()
+@click.command()
 @STACK_DIR
 @release_option
 @images_option
@@ -118,7 +117,7 @@ def up(
     click.echo(running.name)
 
 
-@main.command()
+@click.command()
 @click.argument("name", required=False)
 @click.option("--all", "all_labs", is_flag=True, help="Remove every tisbench lab on this engine (nothing else).")
 def down(name: str | None, all_labs: bool) -> None:
@@ -139,7 +138,7 @@ def down(name: str | None, all_labs: bool) -> None:
             say(f"nothing to do: no lab named {name} on this engine")
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """List every tisbench lab on this engine: release, model, services, host ports, age."""
@@ -165,7 +164,7 @@ def status(as_json: bool) -> None:
     table(["lab", "release", "model", "services", "ports (127.0.0.1)", "age", "note"], rows)
 
 
-@main.command()
+@click.command()
 @click.argument("name")
 @click.option(
     "--service", type=click.Choice(["triton_server", "perf_analyzer"]), default="triton_server", show_default=True
@@ -202,7 +201,7 @@ def _print_swarm_logs(client: Any, name: str, service: str) -> bool:
     return True
 
 
-@main.group()
+@click.group()
 def images() -> None:
     """Build and list the CPU-only lab images (tisbench-lab/tritonserver:<R>-py3[-sdk])."""
 
@@ -301,3 +300,5 @@ def images_list(as_json: bool) -> None:
     stale = [r["release"] for r in rows if "stale" in (r["server"]["state"], r["perf_analyzer"]["state"])]
     if stale:
         say(f"stale images were built by another recipe: tisbench images build --release {' --release '.join(stale)}")
+
+COMMANDS = (render, check, up, down, status, logs, images)

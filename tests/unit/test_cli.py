@@ -270,7 +270,7 @@ def test_every_command_has_help(command: str) -> None:
 
 
 def test_passthrough_arguments_are_not_taken_for_an_empty_positional() -> None:
-    from composer.cli.app import reclaim_passthrough
+    from composer.cli.options import reclaim_passthrough
 
     kw: dict[str, object] = {"extra": ("999",)}
     assert reclaim_passthrough(Path("--stability-percentage"), kw)

@@ -1,0 +1,223 @@
+"""Options and helpers the command modules share: one definition of each flag, the plan it loads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from composer.core.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STACK_DIR = click.argument("stack_dir", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
+
+
+def release_option(f: F) -> F:
+    return click.option(
+        "--release",
+        "-r",
+        envvar="TISBENCH_RELEASE",
+        metavar="YY.MM",
+        help="Triton release, e.g. 24.10 (≥ 23.03). Default: stack.yaml, then 24.10. Env: TISBENCH_RELEASE.",
+    )(f)
+
+
+def _keep_image_source(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None:
+        ctx.meta[f"tisbench.{param.name}"] = value
+    return value
+
+
+def image_source() -> dict[str, str | None]:
+    """--image-repo and --pull of the running command (read by every plan it makes)."""
+    meta = click.get_current_context().meta
+    return {"image_repo": meta.get("tisbench.image_repo"), "pull": meta.get("tisbench.pull")}
+
+
+def images_option(f: F) -> F:
+    """--images, and where registry images come from: --image-repo (a mirror) and --pull (the policy)."""
+    f = click.option(
+        "--pull",
+        type=click.Choice(["missing", "always", "never"]),
+        envvar="TISBENCH_PULL",
+        expose_value=False,
+        callback=_keep_image_source,
+        help="When to pull the server and sdk images, as compose does: missing (default), always, never. "
+        "Lab images are built, never pulled. Default: stack.yaml pull, then missing. Env: TISBENCH_PULL.",
+    )(f)
+    f = click.option(
+        "--image-repo",
+        metavar="REPO",
+        envvar="TISBENCH_IMAGE_REPO",
+        expose_value=False,
+        callback=_keep_image_source,
+        help="Repository holding NGC's tags <release>-py3 and <release>-py3-sdk, e.g. a private mirror "
+        "registry.example.com/nvidia/tritonserver. Default: stack.yaml image_repo, then "
+        "nvcr.io/nvidia/tritonserver. Env: TISBENCH_IMAGE_REPO.",
+    )(f)
+    return click.option(
+        "--images",
+        type=click.Choice(["ngc", "lab"]),
+        envvar="TISBENCH_IMAGES",
+        help="ngc: nvcr.io/nvidia/tritonserver:<R>-py3[-sdk] (or --image-repo's); lab: locally built CPU "
+        "stand-ins (make lab-images). Default: stack.yaml, then ngc. Env: TISBENCH_IMAGES.",
+    )(f)
+
+
+def engine_options(f: F) -> F:
+    f = click.option(
+        "--clients",
+        type=click.IntRange(1, 256),
+        metavar="N",
+        help="perf_analyzer replicas loading the server together (swarm only). Default: stack.yaml, then 1.",
+    )(f)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "swarm"]),
+        envvar="TISBENCH_ENGINE",
+        help="local: containers on one engine; swarm: services on the Swarm the client points at "
+        "(never initialised by tisbench). Default: stack.yaml, then local. Env: TISBENCH_ENGINE.",
+    )(f)
+
+
+def engine_choice(plan: Any, engine: str | None, clients: int | None) -> tuple[str, int]:
+    chosen = engine or plan.stack.engine or "local"
+    count = clients or plan.stack.clients or 1
+    if chosen == "local" and count > 1:
+        raise UsageError(f"--clients {count} needs --engine swarm", "one analyzer per lab on a single engine")
+    return chosen, count
+
+
+def gpus_option(f: F) -> F:
+    return click.option(
+        "--gpus",
+        envvar="TISBENCH_GPUS",
+        metavar="auto|none|all|N|device=ID,…",
+        help="GPUs for triton_server. Default: stack.yaml server.gpus, then auto (all when the engine has the "
+        "NVIDIA runtime, else none; render shows auto as none). Env: TISBENCH_GPUS.",
+    )(f)
+
+
+def load_plan(
+    stack_dir: Path, release: str | None, images: str | None, model: str | None = None, gpus: str | None = None
+) -> Any:
+    from composer.labs.plan import plan_lab
+
+    return plan_lab(stack_dir, release=release, images=images, model=model, gpus=gpus, **image_source())
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Print a document, or write it atomically to ``output`` and say so on stderr."""
+    from composer.core.fsutil import write_atomic
+
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomic(output, text)
+        click.echo(f"wrote {output}", err=True)
+
+
+def say(message: str) -> None:
+    click.echo(f"tisbench: {message}", err=True)
+
+
+def bench_options(f: F) -> F:
+    return bench_options_with(f, run_dir=True)
+
+
+def matrix_bench_options(f: F) -> F:
+    return bench_options_with(f, run_dir=False)
+
+
+def bench_options_with(f: F, *, run_dir: bool) -> F:
+    options = [
+        click.option("-m", "--model", help="Model to benchmark (default: the stack's)."),
+        click.option("--concurrency", metavar="A[:B[:STEP]]", help="Concurrency sweep, e.g. 1:4:1."),
+        click.option(
+            "--request-rate", metavar="A[:B[:STEP]]", help="Request-rate sweep (infer/s) instead of concurrency."
+        ),
+        click.option(
+            "--input-data",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Input JSON under the stack's dataset/ (default: analyzer.input_data).",
+        ),
+        click.option(
+            "--shape",
+            "shapes",
+            multiple=True,
+            metavar="IN:DIMS",
+            help="Shape of a variable input, e.g. age:1 (repeatable; wins over derived shapes).",
+        ),
+        click.option(
+            "--no-auto-shape", is_flag=True, help="Pass only the --shape given; do not derive shapes from the data."
+        ),
+        click.option("--protocol", type=click.Choice(["http", "grpc"]), help="Protocol perf_analyzer uses."),
+        click.option(
+            "--measurement-requests", type=click.IntRange(1, 10_000_000), help="Requests per measurement window."
+        ),
+        click.option(
+            "--measurement-interval",
+            type=click.IntRange(100, 3_600_000),
+            metavar="MS",
+            help="Time window length in ms.",
+        ),
+        *(
+            [
+                click.option(
+                    "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<UTC time>-<lab>)."
+                )
+            ]
+            if run_dir
+            else []
+        ),
+        click.option(
+            "--bench-timeout", type=click.FloatRange(min=1), help="Kill perf_analyzer after this many seconds."
+        ),
+        click.argument("extra", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def reclaim_passthrough(positional: Any, kw: dict[str, Any]) -> bool:
+    """After `--`, click fills an empty optional positional (NAME, STACK_DIR) with the first
+    perf_analyzer argument. Give it back to the pass-through arguments; True when it did so."""
+    if positional is None or not str(positional).startswith("-"):
+        return False
+    kw["extra"] = (str(positional), *kw["extra"])
+    return True
+
+
+def bench_request(kw: dict[str, Any]) -> Any:
+    from composer.analyzer.dataset import parse_shape_option
+    from composer.core.sweep import parse_sweep
+    from composer.labs.bench import BenchRequest
+
+    if kw["concurrency"] and kw["request_rate"]:
+        raise UsageError("--concurrency and --request-rate are both given", "choose one load mode")
+    if kw["measurement_requests"] and kw["measurement_interval"]:
+        raise UsageError(
+            "--measurement-requests and --measurement-interval are both given", "choose one measurement mode"
+        )
+    sweep = None
+    if kw["concurrency"]:
+        sweep = parse_sweep(kw["concurrency"], "concurrency")
+    elif kw["request_rate"]:
+        sweep = parse_sweep(kw["request_rate"], "request_rate")
+    return BenchRequest(
+        model=kw["model"],
+        sweep=sweep,
+        input_data=kw["input_data"],
+        shapes=dict(parse_shape_option(s) for s in kw["shapes"]),
+        protocol=kw["protocol"],
+        measurement_requests=kw["measurement_requests"],
+        measurement_interval_ms=kw["measurement_interval"],
+        extra_args=tuple(kw["extra"]),
+        auto_shape=not kw["no_auto_shape"],
+        out=kw.get("out"),
+        timeout_s=kw["bench_timeout"],
+    )
