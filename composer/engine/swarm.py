@@ -35,6 +35,7 @@ from composer.analyzer.perf_analyzer import fetch_file
 from composer.core import interrupts
 from composer.core.errors import AnalyzerError, DockerUnavailable, ModelLoadError, StackError
 from composer.engine.containers import LAB_LABEL, ContainerState
+from composer.engine.lab_status import LabStatus
 from composer.engine.readiness import Ready, load_failure, wait_until_ready
 from composer.render.swarm_spec import ENGINE_LABEL, SwarmLabSpec, SwarmService
 
@@ -340,10 +341,8 @@ def swarm_lab_names(client: docker.DockerClient) -> list[str]:
     return sorted(found)
 
 
-def swarm_statuses(client: docker.DockerClient) -> list[Any]:
-    """``composer.labs.local.LabStatus`` of every swarm lab: each service as ``state count/replicas``."""
-    from composer.labs.local import LabStatus
-
+def swarm_statuses(client: docker.DockerClient) -> list[LabStatus]:
+    """``LabStatus`` of every swarm lab: each service as ``state count/replicas``."""
     labs: dict[str, Any] = {}
     for service in lab_services(client):
         labels = service["Spec"]["Labels"]

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,8 @@ from composer.core.errors import StackError, UsageError
 from composer.core.fsutil import write_atomic
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
+from composer.engine import swarm
+from composer.engine.lab_status import LabStatus
 
 if TYPE_CHECKING:  # type names only: status and down should not import the render pipeline
     from composer.engine.readiness import Ready
@@ -52,8 +54,6 @@ def owner_tag() -> str:
 
 def unique_name(client: docker.DockerClient, base: str) -> str:
     """``<base>-<4 hex>``, unused by any lab on this engine, single-host or swarm."""
-    from composer.engine import swarm
-
     taken = {c["Labels"].get(engine.LAB_LABEL) for c in engine.lab_containers(client)}
     taken |= set(swarm.swarm_lab_names(client))
     while True:
@@ -167,8 +167,6 @@ def _run_area_of(containers: list[dict[str, Any]]) -> Path | None:
 def down(name: str) -> int:
     """Remove what is left of a lab (containers removed by hand are fine); how many objects went,
     0 for a lab that is already gone (like `docker compose down`, that is not an error)."""
-    from composer.engine import swarm
-
     client = engine.connect()
     if name in swarm.swarm_lab_names(client):
         return _down_swarm(client, name)
@@ -176,8 +174,6 @@ def down(name: str) -> int:
 
 
 def _down_swarm(client: docker.DockerClient, name: str) -> int:
-    from composer.engine import swarm
-
     stacks = {s["Spec"]["Labels"].get("tisbench.stack") for s in swarm.lab_services(client, name)}
     removed = int(engine.with_signals_masked(lambda: swarm.remove_swarm_lab(client, name)))
     for stack in filter(None, stacks):
@@ -195,8 +191,6 @@ def _down(client: docker.DockerClient, name: str) -> int:
 def down_all() -> list[str]:
     """Remove every tisbench lab on the engine, found by label; nothing else is touched."""
     client = engine.connect()
-    from composer.engine import swarm
-
     local = {c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
     local |= {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)}
     swarm_names = set(swarm.swarm_lab_names(client))
@@ -240,32 +234,6 @@ def release_lab(lab: RunningLab) -> None:
     engine.with_signals_masked(lambda: _remove(lab.client, lab.name, lab.compose_file.parent))
 
 
-@dataclass
-class LabStatus:
-    name: str
-    release: str
-    model: str
-    stack: str
-    services: dict[str, str] = field(default_factory=dict)
-    ports: dict[str, int] = field(default_factory=dict)
-    age_s: float = 0.0
-    orphaned: bool = False
-    problem: str | None = None
-
-    @classmethod
-    def from_labels(cls, labels: dict[str, str]) -> LabStatus:
-        """A lab's identity from the tisbench labels on any of its objects."""
-        return cls(
-            labels[engine.LAB_LABEL],
-            labels.get("tisbench.release", "?"),
-            labels.get("tisbench.model", "?"),
-            labels.get("tisbench.stack", "?"),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 def _owner_gone(owner: str | None) -> bool:
     if not owner:
         return False
@@ -298,14 +266,10 @@ def status() -> list[LabStatus]:
         missing = {SERVER, ANALYZER} - set(lab.services)
         if missing:
             lab.problem = f"missing {', '.join(sorted(missing))}"
-    from composer.engine import swarm
-
     return sorted([*labs.values(), *swarm.swarm_statuses(client)], key=lambda lab: lab.name)
 
 
 def find_lab(client: docker.DockerClient, name: str) -> list[dict[str, Any]]:
-    from composer.engine import swarm
-
     containers = engine.lab_containers(client, name)
     if not containers:
         known = sorted({c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)})
