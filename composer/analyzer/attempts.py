@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from composer.analyzer.perf_analyzer import SEQUENCE_ID_SPAN, BenchSettings, ExecResult, Outputs, perf_analyzer_argv
+from composer.analyzer.perf_analyzer import SEQUENCE_ID_SPAN, BenchSettings, Outputs, perf_analyzer_argv
 from composer.core.errors import AnalyzerError
 from composer.core.sweep import Sweep
+from composer.engine.exec import ExecResult
 
 DEFAULT_RETRIES = 3
 STABILITY_FAILED = "Failed to obtain stable measurement"

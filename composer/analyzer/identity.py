@@ -15,8 +15,9 @@ from typing import Any
 import docker
 import docker.errors
 
-from composer.analyzer.perf_analyzer import run_in_container, with_deadline
+from composer.analyzer.perf_analyzer import with_deadline
 from composer.core.reported_versions import analyzer_version_from_output, analyzer_version_line, version_from_pip_show
+from composer.engine.exec import run_in_container
 
 ASK_TIMEOUT_S = 20.0
 _LABEL_VERSION = "tisbench.perf-analyzer-version"

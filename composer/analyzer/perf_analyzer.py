@@ -1,19 +1,12 @@
-"""perf_analyzer: its argv as a list, its run inside the sdk container, its exit codes explained."""
+"""perf_analyzer: its argv as a list, its exit codes explained (engine/exec runs it in the sdk container)."""
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import secrets
-import signal
-import tarfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-
-import docker
-import docker.errors
 
 from composer.analyzer.flags import fit_argv
 from composer.core.errors import AnalyzerError, UsageError
@@ -144,55 +137,6 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
 def with_deadline(argv: list[str], timeout_s: float) -> list[str]:
     """coreutils timeout kills perf_analyzer inside the container when the wall clock runs out."""
     return ["timeout", "-s", "KILL", f"{timeout_s:g}", *argv]
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    output: str
-
-
-def run_in_container(
-    client: docker.DockerClient, container_id: str, argv: list[str], on_output: Callable[[str], None]
-) -> ExecResult:
-    """Exec argv (no shell) in the container, streaming its output; the exit code from exec inspect."""
-    api = client.api
-    exec_id = api.exec_create(container_id, argv, stdout=True, stderr=True, workdir="/workspace")["Id"]
-    chunks: list[str] = []
-    try:
-        for chunk in api.exec_start(exec_id, stream=True, demux=False):
-            text = chunk.decode("utf-8", errors="replace")
-            chunks.append(text)
-            on_output(text)
-    except BaseException:
-        _stop_exec(api, exec_id)
-        raise
-    code = api.exec_inspect(exec_id).get("ExitCode")
-    return ExecResult(-1 if code is None else int(code), "".join(chunks))
-
-
-def _stop_exec(api: Any, exec_id: str) -> None:
-    """On a local engine the exec's host pid is ours to signal; `timeout` forwards TERM to perf_analyzer."""
-    try:
-        pid = int(api.exec_inspect(exec_id).get("Pid") or 0)
-        if pid > 0:
-            os.kill(pid, signal.SIGTERM)
-    except (docker.errors.DockerException, OSError, ValueError):
-        pass  # a remote engine, or already gone: removing the lab ends it
-
-
-def fetch_file(client: docker.DockerClient, container_id: str, path: str) -> bytes | None:
-    """A file's bytes from the container (through the engine, so root-owned files never reach the host)."""
-    try:
-        stream, _ = client.api.get_archive(container_id, path)
-    except docker.errors.NotFound:
-        return None
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-        for member in archive:
-            if member.isfile():
-                extracted = archive.extractfile(member)
-                return extracted.read() if extracted else None
-    return None
 
 
 def _last_lines(output: str, count: int = 6) -> str:

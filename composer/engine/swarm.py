@@ -31,10 +31,10 @@ from docker.types import (
     TaskTemplate,
 )
 
-from composer.analyzer.perf_analyzer import fetch_file
 from composer.core import interrupts
 from composer.core.errors import AnalyzerError, DockerUnavailable, ModelLoadError, StackError
 from composer.engine.containers import LAB_LABEL, ContainerState
+from composer.engine.exec import fetch_file
 from composer.engine.lab_status import LabStatus
 from composer.engine.readiness import Ready, load_failure, wait_until_ready
 from composer.render.swarm_spec import ENGINE_LABEL, SwarmLabSpec, SwarmService

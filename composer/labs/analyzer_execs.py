@@ -11,14 +11,12 @@ import docker
 
 from composer.analyzer.attempts import Attempt, same_point
 from composer.analyzer.perf_analyzer import (
-    ExecResult,
     Outputs,
     explain_failure,
-    fetch_file,
-    run_in_container,
     sweep_points,
     with_deadline,
 )
+from composer.engine.exec import ExecResult, fetch_file, run_in_container
 from composer.runs.scraper import MetricsRecorder
 
 

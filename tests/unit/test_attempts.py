@@ -27,10 +27,11 @@ from composer.analyzer.attempts import (
     unstable_error,
     unstable_point,
 )
-from composer.analyzer.perf_analyzer import BenchSettings, ExecResult, Outputs, perf_analyzer_argv
+from composer.analyzer.perf_analyzer import BenchSettings, Outputs, perf_analyzer_argv
 from composer.analyzer.results import parse_perf_csv
 from composer.core.config import load_stack
 from composer.core.sweep import Sweep
+from composer.engine.exec import ExecResult
 from composer.runs.scraper import MetricsRecorder, _Mark
 
 # perf_analyzer 2.51 -v, concurrency 1:3, the model slowed down during concurrency 2: exit code 0
