@@ -164,3 +164,12 @@ def lab_recipe(release: str) -> LabRecipe:
             f"no lab images for release {release!r}" + (f": {why}" if why else ""),
             hint=f"lab releases are: {known}",
         ) from None
+
+
+# The lab images (composer/images) are tagged after NGC's own, in a repository of their own.
+LAB_REPOSITORY = "tisbench-lab/tritonserver"
+
+
+def lab_image_tags(release: str) -> tuple[str, str]:
+    """(server, sdk) tags of a lab release; kept apart from NGC's ``nvcr.io`` names."""
+    return f"{LAB_REPOSITORY}:{release}-py3", f"{LAB_REPOSITORY}:{release}-py3-sdk"

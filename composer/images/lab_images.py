@@ -29,11 +29,10 @@ import docker.errors
 import requests.exceptions
 
 from composer.core.errors import ImageBuildError
-from composer.core.lab_releases import SUITE_GLIBC_MINOR, LabRecipe, Wheel, lab_recipe
+from composer.core.lab_releases import SUITE_GLIBC_MINOR, LabRecipe, Wheel, lab_image_tags, lab_recipe
 from composer.images.rootfs import BaseRoot, base_root_tarball, debian_mirror
 from composer.images.wheels import download_wheel
 
-LAB_REPOSITORY = "tisbench-lab/tritonserver"
 RECIPE_LABEL = "tisbench.recipe"
 SERVER_VERSION_LABEL = "tisbench.server-version"
 ANALYZER_VERSION_LABEL = "tisbench.perf-analyzer-version"
@@ -43,11 +42,6 @@ _ANALYZER_LIBS = "opt/perf_analyzer/lib"
 _STUBS = "pytriton/tritonserver/python_backend_stubs/"
 
 Place = Callable[[str], "str | None"]
-
-
-def lab_image_tags(release: str) -> tuple[str, str]:
-    """(server, sdk) tags of a lab release; kept apart from NGC's ``nvcr.io`` names."""
-    return f"{LAB_REPOSITORY}:{release}-py3", f"{LAB_REPOSITORY}:{release}-py3-sdk"
 
 
 def server_tree_path(name: str, stub_python: str = "3.11") -> str | None:

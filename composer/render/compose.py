@@ -16,6 +16,7 @@ import jinja2
 from composer import __version__
 from composer.core.config import Stack
 from composer.core.gpus import NONE, GpuRequest
+from composer.core.lab_releases import lab_image_tags
 from composer.core.labels import ADVISORY_ULIMITS_LABEL
 from composer.core.release import Release
 from composer.core.triton import SERVER_PORTS
@@ -36,8 +37,6 @@ def image_refs(
     """The server and sdk image references: lab tags, or ``<repository>:<release>-py3[-sdk]`` (NGC's
     scheme, on NGC or a mirror of it), each replaced by an exact reference where one is given."""
     if image_set == "lab":
-        from composer.images.lab_images import lab_image_tags
-
         lab_server, lab_sdk = lab_image_tags(str(release))
         return Images(lab_server, lab_sdk)
     repo = repository or NGC_REPOSITORY

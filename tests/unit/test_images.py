@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from composer.core.errors import ImageBuildError
-from composer.core.lab_releases import LAB_RECIPES
+from composer.core.lab_releases import LAB_RECIPES, lab_image_tags
 from composer.images.lab_images import (
     RECIPE_LABEL,
     HostFacts,
@@ -19,7 +19,6 @@ from composer.images.lab_images import (
     check_placed,
     image_specs,
     image_state,
-    lab_image_tags,
     lib_place,
     listing,
     sdk_spec,

@@ -211,8 +211,7 @@ def test_lab_images_for_24_10(tmp_path: Path) -> None:
 
 
 def test_every_lab_release_renders_lab_images(tmp_path: Path) -> None:
-    from composer.core.lab_releases import LAB_RECIPES
-    from composer.images.lab_images import lab_image_tags
+    from composer.core.lab_releases import LAB_RECIPES, lab_image_tags
 
     directory = make_stack(tmp_path)
     for release in LAB_RECIPES:
