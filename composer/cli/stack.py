@@ -221,7 +221,7 @@ def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> 
     from composer.core.lab_releases import LAB_RECIPES, NO_RECIPE
     from composer.core.release import parse_release
     from composer.engine import containers as engine
-    from composer.images.lab_images import build_lab_images
+    from composer.images.build import build_lab_images
 
     chosen = sorted(LAB_RECIPES) if all_releases else [str(parse_release(r)) for r in releases] or ["24.10"]
     for r in chosen:
