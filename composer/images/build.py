@@ -9,8 +9,7 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-
-import docker
+from typing import TYPE_CHECKING
 
 from composer.core.lab_releases import SUITE_GLIBC_MINOR
 from composer.images.lab_images import (
@@ -30,6 +29,9 @@ from composer.images.lab_images import (
 from composer.images.probe import finish_image
 from composer.images.rootfs import base_root_tarball, debian_mirror
 from composer.images.wheels import download_wheel
+
+if TYPE_CHECKING:
+    import docker
 
 
 def build_lab_images(

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import docker
+from typing import TYPE_CHECKING
 
 from composer.analyzer.attempts import Attempt, same_point
 from composer.analyzer.perf_analyzer import (
@@ -18,6 +17,9 @@ from composer.analyzer.perf_analyzer import (
 )
 from composer.engine.exec import ExecResult, fetch_file, run_in_container
 from composer.runs.scraper import MetricsRecorder
+
+if TYPE_CHECKING:
+    import docker
 
 
 class AnalyzerExecs:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import docker
-
 from composer.core.errors import StackError, UsageError
 from composer.core.fsutil import write_atomic
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
@@ -24,6 +22,8 @@ from composer.engine import swarm
 from composer.engine.lab_status import LabStatus
 
 if TYPE_CHECKING:  # type names only: status and down should not import the render pipeline
+    import docker
+
     from composer.engine.readiness import Ready
     from composer.labs.plan import LabPlan
 

@@ -15,9 +15,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-
-import docker
+from typing import TYPE_CHECKING, Any, cast
 
 from composer import __version__
 from composer.analyzer.dataset import ModelInputs
@@ -53,6 +51,9 @@ from composer.labs.local import RUN_AREA, ensure_plan_images, unique_name
 from composer.labs.plan import LabPlan
 from composer.render.swarm_spec import CLIENTS, CSV_MARKER, SERVER, render_stack, swarm_spec
 from composer.runs.merge import ClientRun, merge_clients
+
+if TYPE_CHECKING:
+    import docker
 
 Say = Callable[[str], None]
 STACK_FILE = "docker-stack.yml"
@@ -150,7 +151,7 @@ def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequ
     stack = plan.stack
     metadata, config = read_model_facts(stack.models_dir, stack.model)
     # settings_for reads only the handle's stack, release and GPUs: no engine or container is involved.
-    handle = LabHandle(cast(docker.DockerClient, None), name, stack, str(plan.release), "", "", 0)
+    handle = LabHandle(cast("docker.DockerClient", None), name, stack, str(plan.release), "", "", 0)
     analyzer = planned(str(plan.release), plan.image_set)
     settings = settings_for(handle, request, ModelInputs.from_metadata(metadata, config), analyzer)
     outputs = outputs_for("client", settings.profile_export)
