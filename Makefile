@@ -49,6 +49,7 @@ test:
 	@LAB_RELEASES="$(TEST_RELEASES)" scripts/bootstrap.sh --images --test
 	$(VENV)/bin/ruff check composer tests benchmarks
 	$(VENV)/bin/mypy composer
+	$(VENV)/bin/lint-imports
 	$(PYTEST) tests
 
 test-unit: setup
@@ -61,6 +62,7 @@ test-e2e:
 lint: setup
 	$(VENV)/bin/ruff check composer tests benchmarks
 	$(VENV)/bin/mypy composer
+	$(VENV)/bin/lint-imports
 
 matrix:
 	@LAB_RELEASES="--all" scripts/bootstrap.sh --images
