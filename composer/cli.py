@@ -153,15 +153,34 @@ class _Group(click.Group):
             _fail_internal(error)
 
 
+def _use_docker_host(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    from composer import engine_host
+
+    try:
+        engine_host.use(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def docker_host_option(f: F) -> F:
+    """--docker-host, taken before or after the subcommand; the one given last (the subcommand's) wins."""
+    return click.option(
+        "--docker-host",
+        metavar="URL",
+        expose_value=False,
+        callback=_use_docker_host,
+        help="Docker engine to use: unix://, tcp:// or ssh://user@host[:port] (key and known_hosts from ~/.ssh). "
+        "Default: DOCKER_HOST, then the local socket. On an engine other than the local one, models/ and "
+        "dataset/ are copied into volumes instead of bind-mounted.",
+    )(f)
+
+
 @click.group(cls=_Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tisbench")
-@click.option(
-    "--docker-host",
-    metavar="URL",
-    help="Docker engine to use (unix://, tcp:// or ssh://; default: DOCKER_HOST, then the local socket). "
-    "On an engine other than the local one, models/ and dataset/ are copied into volumes instead of bind-mounted.",
-)
-def main(docker_host: str | None) -> None:
+@docker_host_option
+def main() -> None:
     """Turn a Triton model repository plus perf_analyzer input data into an isolated,
     reproducible benchmark lab on Docker.
 
@@ -173,8 +192,6 @@ def main(docker_host: str | None) -> None:
       tisbench lab --release 24.10 --images lab    # up, ready, bench, collect, down
       tisbench up --release 23.08                   # or step by step: up, bench NAME, down NAME
     """
-    if docker_host:
-        os.environ["DOCKER_HOST"] = docker_host
 
 
 def engine_options(f: F) -> F:

@@ -9,6 +9,7 @@ import click
 
 from composer.cli import (
     STACK_DIR,
+    docker_host_option,
     emit,
     engine_choice,
     engine_options,
@@ -94,6 +95,7 @@ def check(stack_dir: Path, release: str | None, images: str | None, model: str |
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for the server and model to be ready.")
 @click.option("-m", "--model", help="Model to wait for (overrides stack.yaml).")
 @gpus_option
+@docker_host_option
 def up(
     stack_dir: Path,
     release: str | None,
@@ -121,6 +123,7 @@ def up(
 @main.command()
 @click.argument("name", required=False)
 @click.option("--all", "all_labs", is_flag=True, help="Remove every tisbench lab on this engine (nothing else).")
+@docker_host_option
 def down(name: str | None, all_labs: bool) -> None:
     """Remove a lab's containers, network and run area. Safe to repeat: a half-removed lab is
     cleaned, an absent one is nothing to do (exit 0)."""
@@ -141,6 +144,7 @@ def down(name: str | None, all_labs: bool) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@docker_host_option
 def status(as_json: bool) -> None:
     """List every tisbench lab on this engine: release, model, services, host ports, age."""
     import json
@@ -171,6 +175,7 @@ def status(as_json: bool) -> None:
     "--service", type=click.Choice(["triton_server", "perf_analyzer"]), default="triton_server", show_default=True
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@docker_host_option
 def logs(name: str, service: str, follow: bool) -> None:
     """Print a lab service's log."""
     from composer import lab as labs
@@ -203,6 +208,7 @@ def _print_swarm_logs(client: Any, name: str, service: str) -> bool:
 
 
 @main.group()
+@docker_host_option
 def images() -> None:
     """Build and list the CPU-only lab images (tisbench-lab/tritonserver:<R>-py3[-sdk])."""
 
@@ -213,6 +219,7 @@ def images() -> None:
 )
 @click.option("--all", "all_releases", is_flag=True, help="Build every release that has a lab recipe.")
 @click.option("--force", is_flag=True, help="Rebuild even when both tags exist and are current.")
+@docker_host_option
 def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> None:
     """Build lab images from PyPI wheels and Debian minbase roots (needs root and debootstrap).
 
@@ -239,6 +246,7 @@ def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> 
 @release_option
 @click.option("--quiet", "-q", is_flag=True, help="One line per image instead of progress bars.")
 @images_option
+@docker_host_option
 def images_pull(stack_dir: Path, release: str | None, quiet: bool, images: str | None) -> None:
     """Pull the server and sdk images a lab of STACK_DIR would run, with progress.
 
@@ -263,6 +271,7 @@ def images_pull(stack_dir: Path, release: str | None, quiet: bool, images: str |
 
 @images.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@docker_host_option
 def images_list(as_json: bool) -> None:
     """Every lab release: the server and perf_analyzer its recipe provides, and its images here.
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import docker
 
 from composer import stack as engine
+from composer.engine_host import docker_host
 from composer.errors import StackError, UsageError
 from composer.fsutil import write_atomic
 from composer.triton import ANALYZER, SERVER, SERVER_PORTS
@@ -97,7 +98,7 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         write_atomic(compose_file, text)
         wrote_run_area = True
         if spec.volumes:
-            say(f"copying models/ and dataset/ into volumes on the engine at {os.environ.get('DOCKER_HOST')}")
+            say(f"copying models/ and dataset/ into volumes on the engine at {docker_host()}")
             engine.fill_volumes(
                 client,
                 spec,

@@ -11,7 +11,6 @@ endpoints only after every model loaded) or which model failed to load.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from docker.types import (
 
 from composer import interrupts
 from composer.analyzer import fetch_file
+from composer.engine_host import docker_host
 from composer.errors import AnalyzerError, DockerUnavailable, ModelLoadError, StackError
 from composer.readiness import Ready, load_failure, wait_until_ready
 from composer.stack import LAB_LABEL, ContainerState
@@ -50,7 +50,7 @@ TASK_POLL_INTERVAL_S = 0.25
 
 def require_manager(client: docker.DockerClient) -> str:
     """The node id of the engine, which must be a swarm manager; DockerUnavailable (exit 3) otherwise."""
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    where = docker_host()
     swarm = client.info().get("Swarm") or {}
     state = swarm.get("LocalNodeState") or "inactive"
     if state != "active" or not swarm.get("ControlAvailable"):
