@@ -1,4 +1,4 @@
-"""Commands that make, inspect and remove labs: render, check, up, down, status, logs, images."""
+"""Commands that make, inspect and remove labs: init, render, check, up, down, status, logs, images."""
 
 from __future__ import annotations
 
@@ -61,6 +61,20 @@ def render(
     else:
         text = plan.render(project)
     emit(text, output)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Write the quickstart stack into DIRECTORY, which must be new or empty.
+
+    The seed model (a CPU python model), its input data and stack.yaml: the stack `make lab`
+    runs, shipped with tisbench. Then: tisbench lab DIRECTORY.
+    """
+    from composer.shipped import write_quickstart
+
+    write_quickstart(directory)
+    say(f"wrote the quickstart stack to {directory}; run it with: tisbench lab {directory}")
 
 
 @main.command()

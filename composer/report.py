@@ -26,11 +26,11 @@ from composer.results import (
     summarize_profile_export,
     summary_dict,
 )
+from composer.shipped import templates_dir
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FORMATS = ("md", "html", "json")
 _BREAKDOWN = (
     ("Client send", "client_send_us"),
@@ -220,7 +220,7 @@ def _latency_over_time(ax: Axes, data: RunData) -> None:
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader(templates_dir()),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

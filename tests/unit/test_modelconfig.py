@@ -11,10 +11,11 @@ import pytest
 from composer.dataset import ModelInputs
 from composer.errors import ConfigError
 from composer.modelconfig import metadata_from_config, parse_model_config, read_disk_model, read_model_facts
+from composer.shipped import quickstart_stack
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
-SEED = (REPO / "stacks" / "quickstart" / "models", "seed_model")
+SEED = (quickstart_stack() / "models", "seed_model")
 BATCHED = (REPO / "tests" / "e2e" / "stacks" / "batched" / "models", "batched_model")
 
 
