@@ -3,7 +3,8 @@
 #   venv + packages, the Docker engine (docker.io, dockerd), the compose plugin, debootstrap,
 #   and (with --images) the lab images. Each step is skipped when its result is already there.
 #   With --test also what the test suite drives: Chromium (report rendering), iproute2 (a
-#   second engine for the remote-engine test) and docker-registry (registries for the pull tests).
+#   second engine for the remote-engine test), docker-registry (registries for the pull tests)
+#   and openssh-server (an sshd the ssh:// engine test starts on 127.0.0.1).
 # Usage: scripts/bootstrap.sh [--venv-only] [--images] [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +86,7 @@ if [ "$want_test" = 1 ]; then
   command -v chromium >/dev/null || command -v chromium-browser >/dev/null || apt_install chromium
   command -v ip >/dev/null || apt_install iproute2
   command -v docker-registry >/dev/null || apt_install docker-registry  # the pull tests' registries
+  [ -x /usr/sbin/sshd ] || apt_install openssh-server  # the ssh:// engine test's server (tests/e2e/sshd.py)
 fi
 
 # 6. lab images (skipped when the tags exist)

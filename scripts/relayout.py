@@ -52,6 +52,8 @@ MOVES = {
     "swarm_spec": "render.swarm_spec",
     # engine
     "engine_host": "engine.host",  # from the --docker-host branch
+    "shipped": "core.shipped",  # from the wheel branch: where templates and stacks are found
+    "analyzer_verdict": "analyzer.verdict",  # from the wrapper branch
     "stack": "engine.containers",  # the Docker adapter, not the Stack (stack dir) of core.config
     "swarm": "engine.swarm",
     "spec": "engine.spec",
@@ -263,8 +265,12 @@ def rewrite_pyproject(subs: dict[str, set[str]]) -> None:
     text = path.read_text()
     if "[tool.setuptools.packages.find]" in text:  # found by name: subpackages come along
         return
-    packages = ", ".join(f'"{p}"' for p in [PKG, *(f"{PKG}.{pkg}" for pkg in sorted(PACKAGES))])
-    line = re.compile(r'^packages = \[[^\]\n]*"composer"[^\]\n]*\]$', re.M)
+    line = re.compile(r'^packages = \[([^\]\n]*"composer"[^\]\n]*)\]$', re.M)
+    found = line.search(text)
+    listed = re.findall(r'"([^"]+)"', found.group(1)) if found else []
+    layers = [PKG, *(f"{PKG}.{pkg}" for pkg in sorted(PACKAGES))]
+    others = [name for name in listed if name not in layers]  # e.g. composer.templates, mapped in package-dir
+    packages = ", ".join(f'"{p}"' for p in [*layers, *others])
     new, count = line.subn(f"packages = [{packages}]", text)
     if count != 1:
         fail('pyproject.toml: no one `packages = ["composer", …]` line; list the subpackages by hand')

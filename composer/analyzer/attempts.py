@@ -4,7 +4,9 @@ with a window twice as long, as Model Analyzer does, until they settle or the re
 perf_analyzer runs a whole sweep in one process and stops at its first unstable point: with exit
 code 2 when that is the sweep's first point, otherwise with exit code 0 and the CSV rows of the
 points before it (its profile export still holds the unstable experiment). A retry reruns the
-points not yet measured, starting at the unstable one. Pure planning; composer.labs.bench runs them.
+points not yet measured, starting at the unstable one. Each run is judged by what it left
+(composer.analyzer.verdict), so this holds where a console script turns every status into 0.
+Pure planning; composer.labs.bench runs them.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from composer.analyzer.perf_analyzer import SEQUENCE_ID_SPAN, BenchSettings, Outputs, perf_analyzer_argv
+from composer.analyzer.verdict import STABILITY_FAILED, Verdict, judge_run
 from composer.core.errors import AnalyzerError
-from composer.core.sweep import Sweep
+from composer.core.sweep import Sweep, missing_points, same_point
 from composer.engine.exec import ExecResult
 
 DEFAULT_RETRIES = 3
-STABILITY_FAILED = "Failed to obtain stable measurement"
 STABILITY_WINDOW = 3  # perf_analyzer judges stability on its last 3 trials
 _DEFAULT_PERCENT = 10.0
 # perf_analyzer -v, one line per trial: "  Pass [2] throughput: 3317.8 infer/sec. Avg latency: 295 usec …"
@@ -92,15 +94,12 @@ def first_attempt(settings: BenchSettings) -> Attempt:
     return Attempt(1, settings.sweep, window_of(settings))
 
 
-def same_point(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
-
-
 def unstable_point(asked: Sequence[float], measured: Sequence[float], exit_code: int, output: str) -> float | None:
-    """The point perf_analyzer gave up on as unstable (the first one not measured), or None."""
+    """The point perf_analyzer gave up on as unstable (the first one not measured), or None.
+    ``exit_code`` is the run's judged status (composer.analyzer.verdict), not only the reported one."""
     if exit_code not in (0, 2) or (exit_code == 0 and STABILITY_FAILED not in output):
         return None  # a success, a latency limit reached (-l), or a failure of another kind
-    missing = [p for p in asked if not any(same_point(p, m) for m in measured)]
+    missing = missing_points(asked, measured)
     return missing[0] if missing else None
 
 
@@ -191,26 +190,31 @@ class AttemptResult:
 
     attempt: Attempt
     argv: tuple[str, ...]
-    exit_code: int
+    exit_code: int  # as reported; ``verdict`` holds the status it was judged to have
     seconds: float
     csv: str | None  # its CSV (the points it measured), None when it wrote none
     export: bytes | None  # its profile export, holding the unstable point's experiment too
     measured: tuple[float, ...]
     unstable: float | None
     spread: Spread | None
+    verdict: Verdict | None = None
 
     @property
     def complete(self) -> bool:
         """Every point it was asked for is in its CSV (so its export holds nothing else)."""
         asked = self.attempt.sweep.points()
-        return len(asked) == len(self.measured) and all(any(same_point(p, m) for m in self.measured) for p in asked)
+        return len(asked) == len(self.measured) and not missing_points(asked, self.measured)
 
     def record(self) -> dict[str, Any]:
         """Its entry in the manifest's ``attempts``."""
+        judged: dict[str, Any] = {}
+        if self.verdict is not None and self.verdict.note:
+            judged = {"judged_exit_code": self.verdict.exit_code, "exit_status_note": self.verdict.note}
         return {
             "attempt": self.attempt.number,
             "argv": list(self.argv),
             "exit_code": self.exit_code,
+            **judged,
             "seconds": round(self.seconds, 3),
             "window": self.attempt.window.record(),
             "points": [_plain(p) for p in self.attempt.sweep.points()],
@@ -231,16 +235,26 @@ def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-Execute = Callable[[Attempt, list[str], float], ExecResult]  # runs argv within a timeout; raises on real failures
-Fetch = Callable[[str], bytes | None]
+class Runner(Protocol):
+    """The side of run_attempts that runs perf_analyzer (composer.labs.analyzer_execs.AnalyzerExecs)."""
+
+    def outputs_of(self, attempt: Attempt) -> Outputs:
+        """The files one attempt writes."""
+
+    def execute(self, attempt: Attempt, argv: list[str], timeout_s: float) -> ExecResult:
+        """Run argv within a timeout, whatever its exit status; raises only when it cannot run."""
+
+    def fetch(self, path: str) -> bytes | None:
+        """A file perf_analyzer wrote, None when it wrote none."""
+
+    def failure(self, verdict: Verdict, output: str, timeout_s: float, elapsed_s: float) -> AnalyzerError:
+        """The error of a run judged failed: the lab's, when it lost a container, else perf_analyzer's."""
 
 
 def run_attempts(
     settings: BenchSettings,
     retries: int,
-    outputs_of: Callable[[Attempt], Outputs],
-    execute: Execute,
-    fetch: Fetch,
+    runner: Runner,
     on_result: Callable[[AttemptResult], None],
     say: Callable[[str], None],
 ) -> tuple[list[AttemptResult], AnalyzerError | None]:
@@ -250,7 +264,7 @@ def run_attempts(
     attempt = first_attempt(settings)
     results: list[AttemptResult] = []
     while True:
-        result = _run_one(settings, attempt, outputs_of(attempt), deadline, execute, fetch)
+        result = _run_one(settings, attempt, deadline, runner, say)
         results.append(result)
         on_result(result)
         if result.unstable is None:
@@ -273,22 +287,27 @@ def run_attempts(
 
 
 def _run_one(
-    settings: BenchSettings, attempt: Attempt, outputs: Outputs, deadline: float, execute: Execute, fetch: Fetch
+    settings: BenchSettings, attempt: Attempt, deadline: float, runner: Runner, say: Callable[[str], None]
 ) -> AttemptResult:
     from composer.analyzer.results import parse_perf_csv
 
+    outputs = runner.outputs_of(attempt)
     argv = perf_analyzer_argv(settings_for_attempt(settings, attempt), outputs)
     began = time.monotonic()
-    run = execute(attempt, argv, max(1.0, deadline - began))
-    csv_text = None
-    if run.exit_code == 0:
-        data = fetch(outputs.csv)
-        if not data:
-            raise AnalyzerError("perf_analyzer wrote no CSV", "see logs/perf_analyzer.log in the run dir")
-        csv_text = data.decode("utf-8", errors="replace")
-    measured = tuple(row.value for row in parse_perf_csv(csv_text)) if csv_text else ()
-    export = fetch(outputs.profile_export) if csv_text and outputs.profile_export else None
-    unstable = unstable_point(attempt.sweep.points(), measured, run.exit_code, run.output)
+    timeout_s = max(1.0, deadline - began)
+    run = runner.execute(attempt, argv, timeout_s)
+    data = runner.fetch(outputs.csv) if run.exit_code == 0 else None
+    csv_text = data.decode("utf-8", errors="replace") if data else None
+    measured = tuple(row.value for row in parse_perf_csv(csv_text)) if csv_text else None
+    verdict = judge_run(run.exit_code, run.output, attempt.sweep.points(), measured)
+    if verdict.note:
+        say(verdict.note)
+    if verdict.failed or verdict.exit_code is None:
+        raise runner.failure(verdict, run.output, timeout_s, time.monotonic() - began)
+    export = runner.fetch(outputs.profile_export) if csv_text and outputs.profile_export else None
+    unstable = unstable_point(attempt.sweep.points(), measured or (), verdict.exit_code, run.output)
     spread = trial_spread(run.output) if unstable is not None else None
     seconds = time.monotonic() - began
-    return AttemptResult(attempt, tuple(argv), run.exit_code, seconds, csv_text, export, measured, unstable, spread)
+    return AttemptResult(
+        attempt, tuple(argv), run.exit_code, seconds, csv_text, export, measured or (), unstable, spread, verdict
+    )

@@ -144,11 +144,27 @@ def _last_lines(output: str, count: int = 6) -> str:
     return " | ".join(lines[-count:])
 
 
-def explain_failure(exit_code: int, output: str, timeout_s: float, elapsed_s: float | None = None) -> AnalyzerError:
-    """perf_analyzer's exit codes turned into one line with what to do next."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    error_lines = [line for line in lines if line.lower().startswith(("error", "failed")) or "Failed" in line]
-    first_error = error_lines[0] if error_lines else _last_lines(output)
+# perf_analyzer's own error lines: "error: …" / "Error: Failed to parse …", "Failed to …",
+# "Thread [0] had error: …", and getopt's "perf_analyzer: unrecognized option '--x'" (under the
+# perf-analyzer wheel's console script argv[0], so that name, is the binary's full path).
+_ARGV0 = r"(?:\S*/)?perf_analyzer"
+_ERROR_LINE = re.compile(rf"(?i:^(?:error\b|failed\b|thread \[\d+\].*\berror\b|{_ARGV0}: .*option))|Failed")
+_OPTION_REJECTED = re.compile(rf"^{_ARGV0}: .*option|^Usage: {_ARGV0} ", re.MULTILINE)
+
+
+def error_lines(output: str) -> list[str]:
+    """The lines in which perf_analyzer says something failed, in order."""
+    lines = (line.strip() for line in output.splitlines())
+    return [line for line in lines if _ERROR_LINE.search(line)]
+
+
+def explain_failure(
+    exit_code: int | None, output: str, timeout_s: float, elapsed_s: float | None = None
+) -> AnalyzerError:
+    """perf_analyzer's failure turned into one line with what to do next. ``exit_code`` None: its
+    exit status was lost (a console script that drops it), and its output showed the failure."""
+    found = error_lines(output)
+    first_error = found[0] if found else _last_lines(output)
     if _SHAPE_ERROR in output:
         match = re.search(r'tensor "([^"]+)" with model shape (\[[^\]]*\])', output)
         name = match.group(1) if match else "INPUT"
@@ -171,11 +187,10 @@ def explain_failure(exit_code: int, output: str, timeout_s: float, elapsed_s: fl
             f"perf_analyzer: measurement not stable ({first_error})",
             "use a longer window (--measurement-interval) or more requests (--measurement-requests)",
         )
-    if exit_code == 3:
+    if exit_code == 3 or _OPTION_REJECTED.search(output):  # 2.51 rejects an unknown option with 99
         return AnalyzerError(f"perf_analyzer rejected an option: {first_error}", "fix or remove that option")
-    return AnalyzerError(
-        f"perf_analyzer failed (exit {exit_code}): {first_error}", "see logs/perf_analyzer.log in the run dir"
-    )
+    status = "" if exit_code is None else f" (exit {exit_code})"
+    return AnalyzerError(f"perf_analyzer failed{status}: {first_error}", "see logs/perf_analyzer.log in the run dir")
 
 
 _POINT = re.compile(r"^(Request concurrency|Request Rate): ([\d.]+)", re.MULTILINE)

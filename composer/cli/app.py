@@ -17,6 +17,7 @@ from composer import __version__
 from composer.cli import bench as cli_bench
 from composer.cli import results as cli_results
 from composer.cli import stack as cli_stack
+from composer.cli.options import docker_host_option
 from composer.core import interrupts
 from composer.core.errors import (
     EXIT_MEANINGS,
@@ -102,13 +103,8 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tisbench")
-@click.option(
-    "--docker-host",
-    metavar="URL",
-    help="Docker engine to use (unix://, tcp:// or ssh://; default: DOCKER_HOST, then the local socket). "
-    "On an engine other than the local one, models/ and dataset/ are copied into volumes instead of bind-mounted.",
-)
-def main(docker_host: str | None) -> None:
+@docker_host_option
+def main() -> None:
     """Turn a Triton model repository plus perf_analyzer input data into an isolated,
     reproducible benchmark lab on Docker.
 
@@ -120,8 +116,6 @@ def main(docker_host: str | None) -> None:
       tisbench lab --release 24.10 --images lab    # up, ready, bench, collect, down
       tisbench up --release 23.08                   # or step by step: up, bench NAME, down NAME
     """
-    if docker_host:
-        os.environ["DOCKER_HOST"] = docker_host
 
 
 def run() -> None:

@@ -11,6 +11,7 @@ from composer.cli.options import (
     STACK_DIR,
     bench_options,
     bench_request,
+    docker_host_option,
     emit,
     engine_choice,
     engine_options,
@@ -76,6 +77,7 @@ def _preflight(plan: Any, request: Any) -> None:
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("name", required=False)
 @bench_options
+@docker_host_option
 def bench(name: str | None, **kw: Any) -> None:
     """Run perf_analyzer in lab NAME's sdk container against triton_server:8000.
 
@@ -108,6 +110,7 @@ def bench(name: str | None, **kw: Any) -> None:
 @bench_options
 @gpus_option
 @engine_options
+@docker_host_option
 def lab(
     stack_dir: Path,
     release: str | None,
@@ -169,6 +172,7 @@ def lab(
 
 
 @click.group()
+@docker_host_option
 def dataset() -> None:
     """Work with perf_analyzer input data."""
 
@@ -177,6 +181,7 @@ def dataset() -> None:
 @click.argument("name")
 @click.option("-m", "--model", help="Model (default: the lab's).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@docker_host_option
 def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     """Write a valid input.json for a model of running lab NAME, from the server's metadata."""
     import json
@@ -223,6 +228,7 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
 )
 @matrix_bench_options
 @gpus_option
+@docker_host_option
 def matrix(
     stack_dir: Path, releases: str, images: str | None, out: Path | None, repeat: int, gpus: str | None, **kw: Any
 ) -> None:

@@ -67,6 +67,30 @@ def images_option(f: F) -> F:
     )(f)
 
 
+def _use_docker_host(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    from composer.engine import host
+
+    try:
+        host.use(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def docker_host_option(f: F) -> F:
+    """--docker-host, taken before or after the subcommand; the one given last (the subcommand's) wins."""
+    return click.option(
+        "--docker-host",
+        metavar="URL",
+        expose_value=False,
+        callback=_use_docker_host,
+        help="Docker engine to use: unix://, tcp:// or ssh://user@host[:port] (key and known_hosts from ~/.ssh). "
+        "Default: DOCKER_HOST, then the local socket. On an engine other than the local one, models/ and "
+        "dataset/ are copied into volumes instead of bind-mounted.",
+    )(f)
+
+
 def engine_options(f: F) -> F:
     f = click.option(
         "--clients",

@@ -1,4 +1,4 @@
-"""Commands that make, inspect and remove labs: render, check, up, down, status, logs, images."""
+"""Commands that make, inspect and remove labs: init, render, check, up, down, status, logs, images."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 
 from composer.cli.options import (
     STACK_DIR,
+    docker_host_option,
     emit,
     engine_choice,
     engine_options,
@@ -62,6 +63,20 @@ def render(
 
 
 @click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Write the quickstart stack into DIRECTORY, which must be new or empty.
+
+    The seed model (a CPU python model), its input data and stack.yaml: the stack `make lab`
+    runs, shipped with tisbench. Then: tisbench lab DIRECTORY.
+    """
+    from composer.core.shipped import write_quickstart
+
+    write_quickstart(directory)
+    say(f"wrote the quickstart stack to {directory}; run it with: tisbench lab {directory}")
+
+
+@click.command()
 @STACK_DIR
 @release_option
 @images_option
@@ -93,6 +108,7 @@ def check(stack_dir: Path, release: str | None, images: str | None, model: str |
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for the server and model to be ready.")
 @click.option("-m", "--model", help="Model to wait for (overrides stack.yaml).")
 @gpus_option
+@docker_host_option
 def up(
     stack_dir: Path,
     release: str | None,
@@ -120,6 +136,7 @@ def up(
 @click.command()
 @click.argument("name", required=False)
 @click.option("--all", "all_labs", is_flag=True, help="Remove every tisbench lab on this engine (nothing else).")
+@docker_host_option
 def down(name: str | None, all_labs: bool) -> None:
     """Remove a lab's containers, network and run area. Safe to repeat: a half-removed lab is
     cleaned, an absent one is nothing to do (exit 0)."""
@@ -140,6 +157,7 @@ def down(name: str | None, all_labs: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@docker_host_option
 def status(as_json: bool) -> None:
     """List every tisbench lab on this engine: release, model, services, host ports, age."""
     import json
@@ -170,6 +188,7 @@ def status(as_json: bool) -> None:
     "--service", type=click.Choice(["triton_server", "perf_analyzer"]), default="triton_server", show_default=True
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@docker_host_option
 def logs(name: str, service: str, follow: bool) -> None:
     """Print a lab service's log."""
     from composer.engine import containers as engine
@@ -202,6 +221,7 @@ def _print_swarm_logs(client: Any, name: str, service: str) -> bool:
 
 
 @click.group()
+@docker_host_option
 def images() -> None:
     """Build and list the CPU-only lab images (tisbench-lab/tritonserver:<R>-py3[-sdk])."""
 
@@ -212,6 +232,7 @@ def images() -> None:
 )
 @click.option("--all", "all_releases", is_flag=True, help="Build every release that has a lab recipe.")
 @click.option("--force", is_flag=True, help="Rebuild even when both tags exist and are current.")
+@docker_host_option
 def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> None:
     """Build lab images from PyPI wheels and Debian minbase roots (needs root and debootstrap).
 
@@ -238,6 +259,7 @@ def images_build(releases: tuple[str, ...], all_releases: bool, force: bool) -> 
 @release_option
 @click.option("--quiet", "-q", is_flag=True, help="One line per image instead of progress bars.")
 @images_option
+@docker_host_option
 def images_pull(stack_dir: Path, release: str | None, quiet: bool, images: str | None) -> None:
     """Pull the server and sdk images a lab of STACK_DIR would run, with progress.
 
@@ -262,6 +284,7 @@ def images_pull(stack_dir: Path, release: str | None, quiet: bool, images: str |
 
 @images.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@docker_host_option
 def images_list(as_json: bool) -> None:
     """Every lab release: the server and perf_analyzer its recipe provides, and its images here.
 
@@ -301,4 +324,4 @@ def images_list(as_json: bool) -> None:
     if stale:
         say(f"stale images were built by another recipe: tisbench images build --release {' --release '.join(stale)}")
 
-COMMANDS = (render, check, up, down, status, logs, images)
+COMMANDS = (init, render, check, up, down, status, logs, images)

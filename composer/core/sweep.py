@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from composer.core.errors import UsageError
@@ -31,6 +33,15 @@ class Sweep:
             values.append(value)
             value += self.step
         return values
+
+
+def same_point(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def missing_points(asked: Sequence[float], measured: Sequence[float]) -> list[float]:
+    """The points of ``asked`` that ``measured`` lacks, in sweep order."""
+    return [p for p in asked if not any(same_point(p, m) for m in measured)]
 
 
 def _number(value: float) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import re
 import signal
 import tarfile
@@ -23,31 +22,28 @@ from typing import IO, TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from composer.core import interrupts
-from composer.core.errors import DockerUnavailable, StackError
+from composer.core.errors import StackError
 from composer.core.labels import ADVISORY_ULIMITS_LABEL, ULIMITS_DROPPED_LABEL
+from composer.engine.host import DEFAULT_URL, ENGINE_FAILURES, docker_host, unreachable
 
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
     from composer.engine.spec import LabSpec, ServiceSpec
 
 LAB_LABEL = "tisbench.lab"
 OWNER_LABEL = "tisbench.owner"  # "<hostname>:<pid>" of a process that removes the lab when it ends
-_DOCKER_FAILURES = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 
 def connect(timeout_s: float = 120.0) -> docker.DockerClient:
-    """A client for the engine DOCKER_HOST names (or the local socket), checked with a ping."""
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    """A client for the engine DOCKER_HOST names (or the local socket), checked with a ping.
+
+    For ssh:// the SDK logs in while the client is made (paramiko), so both steps can fail."""
     try:
         client = docker.from_env(timeout=int(timeout_s))
         client.ping()
-    except _DOCKER_FAILURES as exc:
-        raise DockerUnavailable(
-            f"cannot reach the Docker engine at {where} ({type(exc.__context__ or exc).__name__})",
-            "start it (sudo dockerd, or make docker) or point DOCKER_HOST at a running engine",
-        ) from None
+    except ENGINE_FAILURES as exc:
+        raise unreachable(exc) from None
     return client
 
 
@@ -103,13 +99,12 @@ def _port_in_use(message: str) -> str | None:
 
 def engine_is_local() -> bool:
     """True when the client talks to this machine's default engine, whose bind mounts see our paths."""
-    host = os.environ.get("DOCKER_HOST", "")
-    return host in ("", "unix:///var/run/docker.sock", "unix:///run/docker.sock")
+    return docker_host() in (DEFAULT_URL, "unix:///run/docker.sock")
 
 
 def engine_address() -> str:
     """Where the engine publishes ports: loopback for unix sockets, else the DOCKER_HOST's host."""
-    parsed = urllib.parse.urlsplit(os.environ.get("DOCKER_HOST", ""))
+    parsed = urllib.parse.urlsplit(docker_host())
     if parsed.scheme in ("tcp", "ssh", "http", "https") and parsed.hostname:
         return parsed.hostname
     return "127.0.0.1"

@@ -11,7 +11,6 @@ endpoints only after every model loaded) or which model failed to load.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from composer.core import interrupts
 from composer.core.errors import AnalyzerError, DockerUnavailable, ModelLoadError, StackError
 from composer.engine.containers import LAB_LABEL, ContainerState
 from composer.engine.exec import fetch_file
+from composer.engine.host import docker_host
 from composer.engine.lab_status import LabStatus
 from composer.engine.readiness import Ready, load_failure, wait_until_ready
 from composer.render.swarm_spec import ENGINE_LABEL, SwarmLabSpec, SwarmService
@@ -51,7 +51,7 @@ TASK_POLL_INTERVAL_S = 0.25
 
 def require_manager(client: docker.DockerClient) -> str:
     """The node id of the engine, which must be a swarm manager; DockerUnavailable (exit 3) otherwise."""
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    where = docker_host()
     swarm = client.info().get("Swarm") or {}
     state = swarm.get("LocalNodeState") or "inactive"
     if state != "active" or not swarm.get("ControlAvailable"):

@@ -3,18 +3,20 @@ each sweep point it announces to the metrics recorder and the live view, each at
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from composer.analyzer.attempts import Attempt, same_point
+from composer.analyzer.attempts import Attempt
 from composer.analyzer.perf_analyzer import (
     Outputs,
     explain_failure,
     sweep_points,
     with_deadline,
 )
+from composer.analyzer.verdict import Verdict
+from composer.core.errors import AnalyzerError
+from composer.core.sweep import same_point
 from composer.engine.exec import ExecResult, fetch_file, run_in_container
 from composer.runs.scraper import MetricsRecorder
 
@@ -60,18 +62,18 @@ class AnalyzerExecs:
             self.on_point(f"{self.kind.replace('_', ' ')} {value:g}")
 
     def execute(self, attempt: Attempt, argv: list[str], timeout_s: float) -> ExecResult:
-        """Run one attempt's argv; exit codes other than 0 and 2 (unstable) are raised, explained."""
+        """Run one attempt's argv; composer.analyzer.attempts judges what it left."""
         if attempt.number > 1:
             last = self.started[-1] if self.started else None
             if last is not None and same_point(last, attempt.sweep.start):
                 self.started[-1] = None  # the unstable measurement: its metrics interval is no point
             self.log.write(f"\n--- tisbench: attempt {attempt.number}: {' '.join(argv)}\n")
-        began = time.monotonic()
-        result = run_in_container(self.client, self.container_id, with_deadline(argv, timeout_s), self.output)
-        if result.exit_code not in (0, 2):
-            self.check_lab(result.exit_code)
-            raise explain_failure(result.exit_code, result.output, timeout_s, time.monotonic() - began)
-        return result
+        return run_in_container(self.client, self.container_id, with_deadline(argv, timeout_s), self.output)
+
+    def failure(self, verdict: Verdict, output: str, timeout_s: float, elapsed_s: float) -> AnalyzerError:
+        """A failed run is the lab's failure when the lab lost a container (raised), else perf_analyzer's."""
+        self.check_lab(verdict.reported)
+        return explain_failure(verdict.exit_code, output, timeout_s, elapsed_s)
 
     def fetch(self, path: str) -> bytes | None:
         return fetch_file(self.client, self.container_id, path)

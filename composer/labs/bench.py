@@ -377,9 +377,7 @@ def run_bench(
     try:
         if lab.metrics_port:
             recorder.scrape("start")
-        results, unstable = run_attempts(
-            settings, lab.stack.analyzer.stability_retries, execs.outputs_of, execs.execute, execs.fetch, recorded, say
-        )
+        results, unstable = run_attempts(settings, lab.stack.analyzer.stability_retries, execs, recorded, say)
         if lab.metrics_port:
             recorder.scrape("end")
         csv = write_outputs(run_dir, results)

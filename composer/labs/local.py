@@ -19,6 +19,7 @@ from composer.core.fsutil import write_atomic
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
 from composer.engine import swarm
+from composer.engine.host import docker_host
 from composer.engine.lab_status import LabStatus
 
 if TYPE_CHECKING:  # type names only: status and down should not import the render pipeline
@@ -97,7 +98,7 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
         write_atomic(compose_file, text)
         wrote_run_area = True
         if spec.volumes:
-            say(f"copying models/ and dataset/ into volumes on the engine at {os.environ.get('DOCKER_HOST')}")
+            say(f"copying models/ and dataset/ into volumes on the engine at {docker_host()}")
             engine.fill_volumes(
                 client,
                 spec,

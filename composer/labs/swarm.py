@@ -114,7 +114,9 @@ def _collect(
         )
         if task.state != "complete" or task.exit_code not in (0, None) or not csv.strip():
             code = task.exit_code if task.exit_code is not None else -1
-            error = explain_failure(code, out.partition(CSV_MARKER)[0] + task.error, timeout_s)
+            # complete with 0 and no CSV: the status was lost (a console script); its output says why
+            status = None if code == 0 and task.state == "complete" else code
+            error = explain_failure(status, out.partition(CSV_MARKER)[0] + task.error, timeout_s)
             failures.append(AnalyzerError(f"client {task.slot}: {error.message}", error.hint))
             continue
         write_atomic(where / "perf_analyzer.csv", csv)

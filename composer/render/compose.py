@@ -8,7 +8,6 @@ variable interpolation leaves it alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -19,9 +18,9 @@ from composer.core.gpus import NONE, GpuRequest
 from composer.core.lab_releases import lab_image_tags
 from composer.core.labels import ADVISORY_ULIMITS_LABEL
 from composer.core.release import Release
+from composer.core.shipped import templates_dir
 from composer.core.triton import SERVER_PORTS
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 NGC_REPOSITORY = "nvcr.io/nvidia/tritonserver"
 
 
@@ -67,7 +66,7 @@ def unescape(value: str) -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(templates_dir()),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # YAML, not HTML: the y filter does the escaping
         keep_trailing_newline=True,

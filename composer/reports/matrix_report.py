@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.core.fsutil import write_atomic
+from composer.core.shipped import templates_dir
 
 HEADERS = ["release", "server", "perf_analyzer", "infer/s", "Δ infer/s", "p50 ms", "p99 ms", "Δ p99", "verdict"]
 VERSIONS_NOTE = (
@@ -136,7 +137,7 @@ def write_matrix_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
         written.append(out_dir / "charts" / "matrix.png")
     write_atomic(out_dir / "matrix.md", matrix_markdown(doc))
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parents[2] / "templates")),
+        loader=jinja2.FileSystemLoader(templates_dir()),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )

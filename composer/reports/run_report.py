@@ -26,11 +26,11 @@ from composer.analyzer.results import (
     summary_dict,
 )
 from composer.core.errors import AnalyzerError, UsageError
+from composer.core.shipped import templates_dir
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 FORMATS = ("md", "html", "json")
 _BREAKDOWN = (
     ("Client send", "client_send_us"),
@@ -220,7 +220,7 @@ def _latency_over_time(ax: Axes, data: RunData) -> None:
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader(templates_dir()),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -30,8 +30,10 @@ import docker.errors
 import pytest
 import yaml
 
+from composer.core.shipped import quickstart_stack
+
 REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "stacks" / "quickstart"
+QUICKSTART = quickstart_stack()  # the checkout's stacks/quickstart, in the editable install tests run from
 E2E_STACKS = Path(__file__).resolve().parent / "stacks"
 BROKEN_STACK = E2E_STACKS / "broken_model"
 BATCHED_STACK = E2E_STACKS / "batched"
@@ -99,15 +101,23 @@ def cli_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]
     return env
 
 
-def _argv(args: Sequence[object]) -> list[str]:
-    return [str(TISBENCH), *(str(a) for a in args)]
+def _argv(args: Sequence[object], tisbench: Path = TISBENCH) -> list[str]:
+    return [str(tisbench), *(str(a) for a in args)]
 
 
 def run_cli(
-    args: Sequence[object], *, cwd: Path, env: Mapping[str, str | None] | None = None, timeout: float = 120
+    args: Sequence[object],
+    *,
+    cwd: Path,
+    env: Mapping[str, str | None] | None = None,
+    timeout: float = 120,
+    tisbench: Path = TISBENCH,
 ) -> CliResult:
-    """Run ``tisbench ARGS`` to completion; a timeout kills it and fails the test with its output."""
-    argv = _argv(args)
+    """Run ``tisbench ARGS`` to completion; a timeout kills it and fails the test with its output.
+
+    ``tisbench`` is the console script to run: the project venv's, or another install's.
+    """
+    argv = _argv(args, tisbench)
     start = time.monotonic()
     try:
         done = subprocess.run(argv, cwd=cwd, env=cli_env(env), capture_output=True, text=True, timeout=timeout)

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "stacks" / "quickstart"
+from composer.core.shipped import quickstart_stack
+
+QUICKSTART = quickstart_stack()
 
 
 def make_stack(root: Path, stack_yaml: str | None = None, *, name: str = "stack") -> Path:

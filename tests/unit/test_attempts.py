@@ -27,9 +27,11 @@ from composer.analyzer.attempts import (
     unstable_error,
     unstable_point,
 )
-from composer.analyzer.perf_analyzer import BenchSettings, Outputs, perf_analyzer_argv
+from composer.analyzer.perf_analyzer import BenchSettings, Outputs, explain_failure, perf_analyzer_argv
 from composer.analyzer.results import parse_perf_csv
+from composer.analyzer.verdict import Verdict
 from composer.core.config import load_stack
+from composer.core.errors import AnalyzerError
 from composer.core.sweep import Sweep
 from composer.engine.exec import ExecResult
 from composer.runs.scraper import MetricsRecorder, _Mark
@@ -190,12 +192,13 @@ class Scripted:
     def fetch(self, path: str) -> bytes | None:
         return self.files.get(path)
 
+    def failure(self, verdict: Verdict, output: str, timeout_s: float, elapsed_s: float) -> AnalyzerError:
+        return explain_failure(verdict.exit_code, output, timeout_s, elapsed_s)
+
 
 def _run(script: Scripted, settings: BenchSettings, retries: int = 3) -> tuple[list[AttemptResult], Any, list[str]]:
     said: list[str] = []
-    results, failure = run_attempts(
-        settings, retries, script.outputs_of, script.execute, script.fetch, lambda r: None, said.append
-    )
+    results, failure = run_attempts(settings, retries, script, lambda r: None, said.append)
     return results, failure, said
 
 
@@ -244,6 +247,53 @@ def test_no_retry_starts_when_the_deadline_leaves_too_little_time() -> None:
     results, failure, _ = _run(Scripted([(2, [], FIRST_UNSTABLE)]), _settings("1:1", timeout_s=3))
     assert len(results) == 1
     assert failure is not None and "analyzer.timeout 3 s left no time" in failure.one_line()
+
+
+# A console script that drops perf_analyzer's status (pip's perf-analyzer, NGC's sdk from 25.09):
+# every run exits 0, and each is judged by its CSV and its own lines instead.
+SHAPE_ERROR = (
+    'error: Failed to init manager inputs: The variable-sized tensor "age" with model shape [-1] needs to '
+    "have its shape fully defined. See the --shape option.\n"
+)
+
+
+def test_with_every_status_0_an_unstable_first_point_is_still_retried() -> None:
+    script = Scripted([(0, [], FIRST_UNSTABLE), (0, [1], "")])
+    results, failure, said = _run(script, _settings("1:1"))
+    assert failure is None
+    assert [(r.exit_code, r.unstable, r.measured) for r in results] == [(0, 1.0, ()), (0, None, (1.0,))]
+    assert said[0].startswith("perf_analyzer exited 0 but wrote no CSV and printed 'Failed to obtain stable")
+    assert said[1].startswith("concurrency 1 not stable with windows of 200 requests: retry 1 of 3")
+    record = results[0].record()
+    assert (record["exit_code"], record["judged_exit_code"]) == (0, 2)
+    assert "judged by its output" in record["exit_status_note"]
+    assert "judged_exit_code" not in results[1].record(), "status and evidence agree"
+
+
+def test_with_every_status_0_a_point_that_never_settles_still_fails_after_four_attempts() -> None:
+    results, failure, said = _run(Scripted([(0, [], FIRST_UNSTABLE)] * 4), _settings("1:1"))
+    assert len(results) == 4 and failure is not None
+    assert "measurement not stable at concurrency 1 after 4 attempts" in failure.one_line()
+    assert len([line for line in said if "judged by its output" in line]) == 4
+
+
+def test_with_every_status_0_a_failed_run_raises_perf_analyzers_reason() -> None:
+    script = Scripted([(0, [], SHAPE_ERROR)])
+    said: list[str] = []
+    with pytest.raises(AnalyzerError) as raised:
+        run_attempts(_settings("1:1"), 3, script, lambda r: None, said.append)
+    assert raised.value.message == f"perf_analyzer: {SHAPE_ERROR.strip()}"
+    assert said == [
+        "perf_analyzer exited 0 but wrote no CSV and printed an error "
+        "(its console script drops the status: judged by its output)"
+    ]
+
+
+def test_a_failure_perf_analyzer_reports_itself_raises_with_its_status() -> None:
+    no_server = "error: failed to get model metadata: HTTP client failed"
+    with pytest.raises(AnalyzerError) as raised:
+        _run(Scripted([(99, [], no_server + "\n")]), _settings("1:1"))
+    assert raised.value.message == f"perf_analyzer failed (exit 99): {no_server}"
 
 
 # ------------------------------------------------------------------------------ merged outputs

@@ -21,6 +21,7 @@ from composer.analyzer.dataset import (
     validate,
 )
 from composer.core.errors import DatasetError, UsageError
+from composer.core.shipped import quickstart_stack
 
 SRC = "input.json"
 
@@ -113,7 +114,7 @@ def test_seed_dataset_validates_and_gives_every_input_shape_one() -> None:
 
 
 def test_the_quickstart_stack_dataset_loads_and_validates() -> None:
-    path = Path(__file__).parents[2] / "stacks" / "quickstart" / "dataset" / "input.json"
+    path = quickstart_stack() / "dataset" / "input.json"
     dataset = load_dataset(path)
     validate(dataset, SEED, str(path))
     assert set(derive_shapes(dataset, SEED, {})) == {"data_path", "age", "gender", "name"}

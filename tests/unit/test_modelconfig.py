@@ -11,10 +11,11 @@ import pytest
 from composer.analyzer.dataset import ModelInputs
 from composer.core.errors import ConfigError
 from composer.core.modelconfig import metadata_from_config, parse_model_config, read_disk_model, read_model_facts
+from composer.core.shipped import quickstart_stack
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
-SEED = (REPO / "stacks" / "quickstart" / "models", "seed_model")
+SEED = (quickstart_stack() / "models", "seed_model")
 BATCHED = (REPO / "tests" / "e2e" / "stacks" / "batched" / "models", "batched_model")
 
 

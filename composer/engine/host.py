@@ -1,0 +1,99 @@
+"""Which Docker engine the client talks to, and why it did not answer, in the SDK's own words.
+
+DOCKER_HOST in this process's environment is the one place the engine is named: ``--docker-host``
+(before or after the subcommand) writes it, ``docker.from_env`` reads it, and so do the checks
+for a local engine. An unreachable engine becomes one line naming the URL and the deepest reason
+the SDK gave (connection refused, authentication failed, a name that does not resolve), not the
+class name of an exception three wrappers down.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+
+import docker.errors
+import docker.utils
+import paramiko
+import requests.exceptions
+import urllib3.exceptions
+from paramiko.ssh_exception import NoValidConnectionsError
+
+from composer.core.errors import DockerUnavailable
+
+DEFAULT_URL = "unix:///var/run/docker.sock"
+# What the SDK raises when an engine does not answer; paramiko's SSHException is no OSError.
+ENGINE_FAILURES = (
+    docker.errors.DockerException,
+    requests.exceptions.RequestException,
+    OSError,
+    paramiko.SSHException,
+    EOFError,
+)
+# Exceptions that carry a reason worth showing; a NameError or KeyError under them is the SDK's
+# own business (docker-py re-raises a missing paramiko's NameError as "Install paramiko …").
+_REASONS = (*ENGINE_FAILURES, urllib3.exceptions.HTTPError)
+_POOL_PREFIX = re.compile(r"^\w*(?:HTTP|HTTPS)Connection(?:Pool)?\([^)]*\):\s*")
+_SDK_PREFIX = "Error while fetching server API version: "
+_MAX_REASON = 240
+
+
+def docker_host() -> str:
+    """The engine's URL: DOCKER_HOST (as --docker-host set it), else the local socket."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_URL
+
+
+def use(url: str) -> None:
+    """Point every client this process makes at ``url``; ValueError with the SDK's words if it is no URL."""
+    try:
+        docker.utils.parse_host(url, is_win32=False)
+    except docker.errors.DockerException as exc:
+        raise ValueError(str(exc)) from None
+    os.environ["DOCKER_HOST"] = url
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not s for s in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _words(exc: BaseException) -> str:
+    if isinstance(exc, NoValidConnectionsError):
+        inner = next(iter(exc.errors.values()), None)
+        why = f": {_words(inner)}" if isinstance(inner, BaseException) else ""
+        return f"{exc.strerror}{why}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = _POOL_PREFIX.sub("", str(exc).removeprefix(_SDK_PREFIX))
+    return text or type(exc).__name__
+
+
+def reason(exc: BaseException) -> str:
+    """The deepest reason in ``exc``'s chain that the SDK (or the OS, or paramiko) put into words."""
+    chain = _chain(exc)
+    meaningful = [e for e in chain if isinstance(e, _REASONS)] or chain
+    text = " ".join(_words(meaningful[-1]).split())
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+def _hint(url: str) -> str:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != "ssh":
+        return "start it (sudo dockerd, or make docker) or point --docker-host/DOCKER_HOST at a running engine"
+    port = f"-p {parsed.port} " if parsed.port else ""
+    target = f"{parsed.username}@{parsed.hostname}" if parsed.username else parsed.hostname
+    return (
+        f"check that `ssh {port}{target} docker version` answers without a prompt "
+        "(key and known_hosts in ~/.ssh; the docker CLI and a running engine on that host)"
+    )
+
+
+def unreachable(exc: BaseException) -> DockerUnavailable:
+    """Exit 3: the engine at DOCKER_HOST did not answer, and the SDK's reason why."""
+    url = docker_host()
+    return DockerUnavailable(f"cannot reach the Docker engine at {url}: {reason(exc)}", _hint(url))

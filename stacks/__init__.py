@@ -1,0 +1,1 @@
+"""Stacks shipped with tisbench (quickstart/); package data, see pyproject.toml."""

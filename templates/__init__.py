@@ -1,0 +1,1 @@
+"""The Jinja templates tisbench renders; shipped as package data (see pyproject.toml)."""
