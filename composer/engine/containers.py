@@ -35,12 +35,19 @@ LAB_LABEL = "tisbench.lab"
 OWNER_LABEL = "tisbench.owner"  # "<hostname>:<pid>" of a process that removes the lab when it ends
 
 
+SSH_POOL_SIZE = 4
+
+
 def connect(timeout_s: float = 120.0) -> docker.DockerClient:
     """A client for the engine DOCKER_HOST names (or the local socket), checked with a ping.
 
     For ssh:// the SDK logs in while the client is made (paramiko), so both steps can fail."""
     try:
-        client = docker.from_env(timeout=int(timeout_s))
+        # Over ssh:// each pooled connection is one ssh session running `docker system dial-stdio`;
+        # OpenSSH allows 10 per login (MaxSessions), and the SDK's pool of 10 plus a burst overran it
+        # ("Secsh channel open FAILED"). Fewer pooled sessions stay inside an sshd's default.
+        ssh = docker_host().startswith("ssh://")
+        client = docker.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
         client.ping()
     except ENGINE_FAILURES as exc:
         raise unreachable(exc) from None
@@ -62,7 +69,12 @@ def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
 
 def _create(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, str]) -> str:
     with interrupts.deferred():  # a Ctrl-C waits for the answer, so cleanup knows the container
-        return _create_and_start(api, spec, network, extra_labels)
+        try:
+            return _create_and_start(api, spec, network, extra_labels)
+        except docker.errors.APIError:
+            raise
+        except ENGINE_FAILURES as exc:  # the engine went away mid-call (a refused ssh channel, a reset)
+            raise unreachable(exc) from None
 
 
 def _create_and_start(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, str]) -> str:

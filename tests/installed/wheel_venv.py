@@ -12,9 +12,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # What a wheel is built from: the tree as it is on disk, less the checkout's own state. A fresh copy,
 # because setuptools reuses an in-tree build/ and would ship whatever an older build left there.
-NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".tisbench", "runs", "tests"
+_NOT_SOURCE_ANYWHERE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".tisbench"
 )
+_NOT_SOURCE_AT_TOP = {"runs", "tests"}  # the top's run directories, not the package composer/runs
+
+
+def NOT_SOURCE(directory: str, names: list[str]) -> set[str]:  # noqa: N802 - shutil's ignore callable
+    ignored = set(_NOT_SOURCE_ANYWHERE(directory, names))
+    if Path(directory).resolve() == REPO.resolve():
+        ignored |= _NOT_SOURCE_AT_TOP & set(names)
+    return ignored
 BUILD_TIMEOUT_S = 300
 INSTALL_TIMEOUT_S = 900  # pip resolves every dependency from the package index
 
