@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from pa_output import FIRST_UNSTABLE
 
 from composer.analyzer.perf_analyzer import error_lines, explain_failure
 from composer.analyzer.verdict import judge_run
@@ -29,15 +30,6 @@ Usage: perf_analyzer [options]
 \t a number of sequences more than the range of available sequence id,
 \t perf analyzer will exit with error due to possible sequence id
 \t collision. The default setting is start from sequence id 1 and without
-"""
-FIRST_UNSTABLE = """\
-Request concurrency: 1
-  Pass [1] throughput: 3025.09 infer/sec. Avg latency: 324 usec (std 112 usec).
-  Pass [2] throughput: 3317.8 infer/sec. Avg latency: 295 usec (std 130 usec).
-  Pass [3] throughput: 3137.02 infer/sec. Avg latency: 311 usec (std 122 usec).
-Failed to obtain stable measurement within 3 measurement windows for concurrency 1. Please try to \
-increase the --measurement-request-count.
-Failed to obtain stable measurement.
 """
 LATER_UNSTABLE = """\
 Request concurrency: 1

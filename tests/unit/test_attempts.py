@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from bad_inputs import make_stack
+from pa_output import FIRST_UNSTABLE
 
 from composer.analyzer.attempt_outputs import merge_csv, merge_exports, write_outputs
 from composer.analyzer.attempts import (
@@ -52,16 +53,6 @@ Failed to obtain stable measurement within 3 measurement windows for concurrency
 increase the --measurement-request-count.
 Inferences/Second vs. Client Average Batch Latency
 Concurrency: 1, throughput: 2666.4 infer/sec, latency 364 usec
-"""
-# the same with --stability-percentage 0.001 --max-trials 3: exit code 2
-FIRST_UNSTABLE = """\
-Request concurrency: 1
-  Pass [1] throughput: 3025.09 infer/sec. Avg latency: 324 usec (std 112 usec).
-  Pass [2] throughput: 3317.8 infer/sec. Avg latency: 295 usec (std 130 usec).
-  Pass [3] throughput: 3137.02 infer/sec. Avg latency: 311 usec (std 122 usec).
-Failed to obtain stable measurement within 3 measurement windows for concurrency 1. Please try to \
-increase the --measurement-request-count.
-Failed to obtain stable measurement.
 """
 HEADER = "Concurrency,Inferences/Second,p50 latency,p99 latency"
 
