@@ -192,9 +192,7 @@ class _Accumulator:
         self.first_ns = math.inf
         self.last_ns = -math.inf
         self.latency = Histogram()
-        self.first_response = Histogram()
-        self.gaps = Histogram()
-        self.responses = 0
+        self.exported = _Responses()  # responses as the export shows them
         self.timeline = _Timeline()
         self.last_null = _Responses()  # every request's last response taken as null
 
@@ -220,20 +218,20 @@ class _Accumulator:
         if window is not None and not window[0] <= end_ns <= window[1]:
             return
         self.total_ns += latency
-        self.responses += real
         if last_is_null:
             self.last_null.add(start_ns, stamps, real)
         micros = latency // 1000
         if real == 1 and micros < LINEAR_LIMIT_US:  # the common case, inlined: one response, under 16 ms
             self.latency.count += 1
             self.latency.linear[micros] += 1
-            self.first_response.count += 1
-            self.first_response.linear[micros] += 1
+            exported = self.exported
+            exported.requests += 1
+            exported.responses += 1
+            exported.first.count += 1
+            exported.first.linear[micros] += 1
             return
         self.latency.add(micros)
-        self.first_response.add((stamps[0] - start_ns) // 1000)
-        for index in range(1, real):
-            self.gaps.add((stamps[index] - stamps[index - 1]) // 1000)
+        self.exported.add(start_ns, stamps, real)
 
     def _add_last_null(self, start_ns: int, stamps: list[int], real: int) -> None:
         end_ns = stamps[real - 1]
@@ -244,8 +242,7 @@ class _Accumulator:
     def finish(self, mode: str, value: float) -> ExperimentSummary:
         count = self.latency.count
         pcts = self.latency.percentiles(_PERCENTILES)
-        first = self.first_response.percentiles((50, 99))
-        gaps = self.gaps.percentiles((50, 99)) if self.gaps.count else {50: None, 99: None}
+        responses = self.exported.stats()
         if self.window is not None:
             start, end = self.window
         elif self.answered:
@@ -270,12 +267,12 @@ class _Accumulator:
             p99_latency_us=pcts[99],
             histogram=self.latency.buckets(),
             timeline=self.timeline.points(),
-            response_count=self.responses,
-            responses_per_request=self.responses / count if count else 0.0,
-            first_response_p50_us=first[50],
-            first_response_p99_us=first[99],
-            inter_response_p50_us=gaps[50],
-            inter_response_p99_us=gaps[99],
+            response_count=responses.response_count,
+            responses_per_request=responses.responses_per_request,
+            first_response_p50_us=responses.first_response_p50_us,
+            first_response_p99_us=responses.first_response_p99_us,
+            inter_response_p50_us=responses.inter_response_p50_us,
+            inter_response_p99_us=responses.inter_response_p99_us,
             if_last_null=self.last_null.stats() if self.last_null.requests else None,
         )
 
