@@ -34,10 +34,7 @@ from composer.core.config import Stack, load_stack
 from composer.core.errors import (
     AnalyzerError,
     ConfigError,
-    Interrupted,
-    TisbenchError,
     UsageError,
-    interruption_message,
 )
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
@@ -48,6 +45,7 @@ from composer.core.sweep import Sweep
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
 from composer.labs.analyzer_execs import AnalyzerExecs
+from composer.labs.session import failure_record
 from composer.runs.scraper import ClientCount, MetricsRecorder
 
 Say = Callable[[str], None]
@@ -217,15 +215,6 @@ def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path, exit_code: int) -> None
         )
 
 
-def _failure(exc: BaseException) -> dict[str, Any]:
-    """How a failed run is recorded in its manifest."""
-    if isinstance(exc, KeyboardInterrupt):
-        return {"exit_code": Interrupted.exit_code, "error": interruption_message(exc)}
-    if isinstance(exc, TisbenchError):
-        return {"exit_code": exc.exit_code, "error": exc.one_line()}
-    return {"exit_code": None, "error": f"{type(exc).__name__}: {exc}"}
-
-
 def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
     """The server's log beside the results; a server already removed (down mid-run) leaves a note."""
     try:
@@ -393,7 +382,7 @@ def run_bench(
         manifest.update(status="ok", exit_code=0)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
-        manifest.update(status="failed", **_failure(exc))
+        manifest.update(status="failed", **failure_record(exc))
         raise
     finally:
         execs.log.close()

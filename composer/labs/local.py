@@ -6,7 +6,6 @@ import os
 import secrets
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -202,37 +201,28 @@ def down_all() -> list[str]:
     return sorted(local | swarm_names)
 
 
-class Teardown:
-    """Removal of a lab on a thread (results already collected); join() re-raises its failure."""
+@dataclass
+class LocalBackend:
+    """Single-host labs for a LabSession: compose-labelled containers on a private network."""
 
-    def __init__(self, lab: RunningLab) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(lab,), name=f"teardown-{lab.name}", daemon=True)
-        self._thread.start()
+    plan: LabPlan
+    say: Say
+    name: str | None = None
+    timeout_s: float | None = None
+    owned: bool = True
+    kind: str = "lab"
 
-    def _run(self, lab: RunningLab) -> None:
-        try:
-            _remove(lab.client, lab.name, lab.compose_file.parent)
-        except BaseException as exc:  # handed to join() in the main thread
-            self._error = exc
+    def up(self) -> RunningLab:
+        return up(self.plan, name=self.name, timeout_s=self.timeout_s, say=self.say, owned=self.owned)
 
-    def join(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+    def name_of(self, lab: RunningLab) -> str:
+        return lab.name
 
+    def collect(self, lab: RunningLab) -> None:
+        """Nothing beyond the bench: a run writes its logs and manifest as it ends."""
 
-def finish_teardown(lab: RunningLab, teardown: Teardown | None) -> None:
-    """Wait for a background removal (or remove now); a Ctrl-C cannot cut either short."""
-    if teardown is None:
-        release_lab(lab)
-    else:
-        with engine.with_signals_masked_ctx():
-            teardown.join()
-
-
-def release_lab(lab: RunningLab) -> None:
-    engine.with_signals_masked(lambda: _remove(lab.client, lab.name, lab.compose_file.parent))
+    def down(self, lab: RunningLab) -> None:
+        _remove(lab.client, lab.name, lab.compose_file.parent)
 
 
 def _owner_gone(owner: str | None) -> bool:
