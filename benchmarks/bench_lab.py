@@ -154,7 +154,7 @@ def _compose_down(project: str, cwd: Path) -> None:
 
 
 def hand_workflow(ctx: Ctx, argv: list[str]) -> dict[str, Any]:
-    """compose up -d → poll /v2/health/ready → compose exec perf_analyzer → compose down -t 1."""
+    """compose up -d → poll /v2/health/ready → compose exec perf_analyzer → compose down -t 0."""
     project = ctx.project("hand")
     compose = ["docker", "compose", "-f", str(_render(ctx, project)), "-p", project]
     finished = False
@@ -165,7 +165,7 @@ def hand_workflow(ctx: Ctx, argv: list[str]) -> dict[str, Any]:
         ready = wait_ready(http_port(ctx.client, project), STEP_TIMEOUT_S)
         run_quiet([*compose, "exec", "-T", "perf_analyzer", *argv], 600, cwd=ctx.work)
         benched = time.monotonic()
-        run_quiet([*compose, "down", "-t", "1"], STEP_TIMEOUT_S, cwd=ctx.work)
+        run_quiet([*compose, "down", "-t", "0"], STEP_TIMEOUT_S, cwd=ctx.work)
         end = time.monotonic()
         finished = True
     finally:
@@ -182,7 +182,7 @@ def hand_workflow(ctx: Ctx, argv: list[str]) -> dict[str, Any]:
             "up -d returned": round(up - start, 3),
             "ready (host poll)": round(ready - start, 3),
             "exec returned": round(benched - start, 3),
-            "down -t 1 returned": round(end - start, 3),
+            "down -t 0 returned": round(end - start, 3),
         },
     }
 
@@ -337,7 +337,7 @@ def _teardown_compose(ctx: Ctx) -> float:
     try:
         run_quiet([*compose, "up", "-d"], STEP_TIMEOUT_S, cwd=ctx.work)
         wait_ready(http_port(ctx.client, project), STEP_TIMEOUT_S)
-        seconds = run_quiet(["docker", "compose", "-p", project, "down", "-t", "1"], STEP_TIMEOUT_S, cwd=ctx.work)
+        seconds = run_quiet(["docker", "compose", "-p", project, "down", "-t", "0"], STEP_TIMEOUT_S, cwd=ctx.work)
         done = True
     finally:
         if not done:
@@ -356,7 +356,7 @@ def p6_teardown(ctx: Ctx, repeats: int) -> dict[str, Any]:
             tb = ctx.twice("P6 tisbench", lambda: _teardown_tisbench(ctx))
         ratio = tb["down_s"] / dc
         ctx.say(
-            f"P6 pair {i + 1}/{repeats}: tisbench down {tb['down_s']:.2f} s, compose down -t 1 {dc:.2f} s → {ratio:.3f}"
+            f"P6 pair {i + 1}/{repeats}: tisbench down {tb['down_s']:.2f} s, compose down -t 0 {dc:.2f} s → {ratio:.3f}"
         )
         pairs.append(
             {"ratio": ratio, "tisbench_down_s": tb["down_s"], "compose_down_s": dc, "ready_lag": tb["ready_lag"]}
