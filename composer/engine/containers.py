@@ -26,7 +26,7 @@ import docker.errors
 from composer.core import interrupts
 from composer.core.errors import StackError
 from composer.core.labels import ADVISORY_ULIMITS_LABEL, ULIMITS_DROPPED_LABEL
-from composer.engine.host import DEFAULT_URL, ENGINE_FAILURES, docker_host, unreachable
+from composer.engine.host import DEFAULT_URL, docker_host, engine_failures, unreachable
 
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
     from composer.engine.spec import LabSpec, ServiceSpec
@@ -49,7 +49,7 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
         ssh = docker_host().startswith("ssh://")
         client = docker.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
         client.ping()
-    except ENGINE_FAILURES as exc:
+    except engine_failures() as exc:
         raise unreachable(exc) from None
     return client
 
@@ -73,7 +73,7 @@ def _create(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, s
             return _create_and_start(api, spec, network, extra_labels)
         except docker.errors.APIError:
             raise
-        except ENGINE_FAILURES as exc:  # the engine went away mid-call (a refused ssh channel, a reset)
+        except engine_failures() as exc:  # the engine went away mid-call (a refused ssh channel, a reset)
             raise unreachable(exc) from None
 
 
