@@ -201,10 +201,10 @@ def logs(name: str, service: str, follow: bool) -> None:
     if container is None:
         raise UsageError(f"lab {name} has no {service} container", "it was removed; tisbench down NAME cleans the rest")
     if follow:
-        for chunk in engine.follow_logs(client, container["Id"]):
+        for chunk in engine.follow_logs(client, container.id):
             click.echo(chunk.decode("utf-8", errors="replace"), nl=False)
     else:
-        click.echo(engine.container_logs(client, container["Id"]), nl=False)
+        click.echo(engine.container_logs(client, container.id), nl=False)
 
 
 def _print_swarm_logs(client: Any, name: str, service: str) -> bool:

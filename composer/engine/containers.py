@@ -31,8 +31,9 @@ from composer.engine.host import DEFAULT_URL, docker_host, engine_failures, unre
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
     from composer.engine.spec import LabSpec, ServiceSpec
 
-LAB_LABEL = "tisbench.lab"
-OWNER_LABEL = "tisbench.owner"  # "<hostname>:<pid>" of a process that removes the lab when it ends
+from composer.engine.objects import LAB_LABEL, OWNER_LABEL, RUN_LABEL, LabContainer, LabNetwork, find_service
+
+__all__ = ["LAB_LABEL", "OWNER_LABEL", "RUN_LABEL", "LabContainer", "LabNetwork", "find_service"]
 
 
 SSH_POOL_SIZE = 4
@@ -263,25 +264,22 @@ def _local(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in objects if (o.get("Labels") or {}).get(ENGINE_LABEL) != "swarm"]
 
 
-def lab_containers(client: docker.DockerClient, name: str | None = None) -> list[dict[str, Any]]:
+def lab_containers(client: docker.DockerClient, name: str | None = None) -> list[LabContainer]:
     """Containers of single-host labs (or of lab ``name``), found by label."""
     label = f"{LAB_LABEL}={name}" if name else LAB_LABEL
-    return _local(list(client.api.containers(all=True, filters={"label": label})))
+    return [LabContainer.from_api(c) for c in _local(list(client.api.containers(all=True, filters={"label": label})))]
 
 
-def lab_networks(client: docker.DockerClient, name: str | None = None) -> list[dict[str, Any]]:
+def lab_networks(client: docker.DockerClient, name: str | None = None) -> list[LabNetwork]:
     label = f"{LAB_LABEL}={name}" if name else LAB_LABEL
-    return _local(list(client.api.networks(filters={"label": label})))
-
-
-RUN_LABEL = "tisbench.run"  # one id per process that creates a lab: its cleanup touches only its own
+    return [LabNetwork.from_api(n) for n in _local(list(client.api.networks(filters={"label": label})))]
 
 
 def remove_lab(client: docker.DockerClient, name: str, run: str | None = None) -> int:
     """Remove every container, network and volume labelled with the lab (only those of ``run``,
     when given); idempotent. Returns how many."""
     api = client.api
-    containers = _of_run(lab_containers(client, name), run)
+    containers = [c for c in lab_containers(client, name) if run is None or c.run_id == run]
 
     def remove(container_id: str) -> None:
         try:
@@ -293,11 +291,11 @@ def remove_lab(client: docker.DockerClient, name: str, run: str | None = None) -
                 raise
 
     with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
-        list(pool.map(remove, [c["Id"] for c in containers]))
-    networks = _of_run(lab_networks(client, name), run)
+        list(pool.map(remove, [c.id for c in containers]))
+    networks = [n for n in lab_networks(client, name) if run is None or n.run_id == run]
     for network in networks:
         try:
-            api.remove_network(network["Id"])
+            api.remove_network(network.id)
         except docker.errors.NotFound:
             pass
     volumes = _of_run(_local(api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or []), run)
@@ -356,13 +354,6 @@ def container_logs(client: docker.DockerClient, container_id: str, tail: int | s
 
 def follow_logs(client: docker.DockerClient, container_id: str) -> Iterator[bytes]:
     yield from client.api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)
-
-
-def find_service(containers: list[dict[str, Any]], service: str) -> dict[str, Any] | None:
-    for c in containers:
-        if c["Labels"].get("com.docker.compose.service") == service:
-            return c
-    return None
 
 
 @contextlib.contextmanager

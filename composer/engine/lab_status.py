@@ -3,10 +3,11 @@ on any of its objects, and the state of each service."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer.engine.containers import LAB_LABEL
+from composer.engine.objects import LAB_LABEL
 
 
 @dataclass
@@ -22,7 +23,7 @@ class LabStatus:
     problem: str | None = None
 
     @classmethod
-    def from_labels(cls, labels: dict[str, str]) -> LabStatus:
+    def from_labels(cls, labels: Mapping[str, str]) -> LabStatus:
         """A lab's identity from the tisbench labels on any of its objects."""
         return cls(
             labels[LAB_LABEL],

@@ -114,11 +114,11 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
     containers = find_lab(client, name)
     server = engine.find_service(containers, SERVER)
     analyzer = engine.find_service(containers, ANALYZER)
-    if server is None or analyzer is None or server["State"] != "running" or analyzer["State"] != "running":
+    if server is None or analyzer is None or not server.running or not analyzer.running:
         raise UsageError(
             f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again"
         )
-    labels = server["Labels"]
+    labels = server.labels
     stack_dir = Path(labels.get("tisbench.stack", ""))
     try:
         stack = load_stack(stack_dir, model=model or labels.get("tisbench.model"))
@@ -126,14 +126,14 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
         raise ConfigError(
             f"lab {name}: its stack {stack_dir} no longer loads ({exc.message})", exc.hint or ""
         ) from None
-    ports = engine.host_ports(client, server["Id"])
+    ports = engine.host_ports(client, server.id)
     return LabHandle(
         client,
         name,
         stack,
         labels.get("tisbench.release", "?"),
-        server["Id"],
-        analyzer["Id"],
+        server.id,
+        analyzer.id,
         ports[SERVER_PORTS["http"]],
         ports.get(SERVER_PORTS["metrics"]),
         labels.get("tisbench.gpus", "none"),

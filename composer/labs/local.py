@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from composer.core.errors import StackError, UsageError
 from composer.core.fsutil import write_atomic
@@ -54,7 +54,7 @@ def owner_tag() -> str:
 
 def unique_name(client: docker.DockerClient, base: str) -> str:
     """``<base>-<4 hex>``, unused by any lab on this engine, single-host or swarm."""
-    taken = {c["Labels"].get(engine.LAB_LABEL) for c in engine.lab_containers(client)}
+    taken = {c.lab for c in engine.lab_containers(client)}
     taken |= set(swarm.swarm_lab_names(client))
     while True:
         name = f"{base[:34]}-{secrets.token_hex(2)}"
@@ -156,12 +156,9 @@ def _remove(client: docker.DockerClient, name: str, run_area: Path | None, run: 
     return removed
 
 
-def _run_area_of(containers: list[dict[str, Any]]) -> Path | None:
-    for c in containers:
-        config = c["Labels"].get("com.docker.compose.project.config_files")
-        if config:
-            return Path(config).parent
-    return None
+def _run_area_of(containers: list[engine.LabContainer]) -> Path | None:
+    config = next((c.compose_config for c in containers if c.compose_config), None)
+    return Path(config).parent if config else None
 
 
 def down(name: str) -> int:
@@ -191,8 +188,7 @@ def _down(client: docker.DockerClient, name: str) -> int:
 def down_all() -> list[str]:
     """Remove every tisbench lab on the engine, found by label; nothing else is touched."""
     client = engine.connect()
-    local = {c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
-    local |= {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)}
+    local = {c.lab for c in engine.lab_containers(client)} | {n.lab for n in engine.lab_networks(client)}
     swarm_names = set(swarm.swarm_lab_names(client))
     for name in sorted(local):
         _down(client, name)
@@ -237,22 +233,16 @@ def _owner_gone(owner: str | None) -> bool:
 def status() -> list[LabStatus]:
     client = engine.connect()
     labs: dict[str, LabStatus] = {}
+    kinds = {port: kind for kind, port in SERVER_PORTS.items()}
     for c in engine.lab_containers(client):
-        labels = c["Labels"]
-        name = labels[engine.LAB_LABEL]
-        lab = labs.setdefault(name, LabStatus.from_labels(labels))
-        service = labels.get("com.docker.compose.service", "?")
-        lab.services[service] = c["State"]
-        lab.age_s = max(lab.age_s, time.time() - c["Created"])
-        lab.orphaned = lab.orphaned or _owner_gone(labels.get(engine.OWNER_LABEL))
-        if service == SERVER:
-            for p in c.get("Ports", []):
-                if p.get("PublicPort"):
-                    kind = {v: k for k, v in SERVER_PORTS.items()}.get(p["PrivatePort"], str(p["PrivatePort"]))
-                    lab.ports[kind] = p["PublicPort"]
+        lab = labs.setdefault(c.lab, LabStatus.from_labels(c.labels))
+        lab.services[c.service] = c.state
+        lab.age_s = max(lab.age_s, time.time() - c.created)
+        lab.orphaned = lab.orphaned or _owner_gone(c.owner)
+        if c.service == SERVER:
+            lab.ports |= {kinds.get(p.private, str(p.private)): p.public for p in c.ports if p.public}
     for n in engine.lab_networks(client):
-        name = n["Labels"][engine.LAB_LABEL]
-        labs.setdefault(name, LabStatus(name, n["Labels"].get("tisbench.release", "?"), "?", "?"))
+        labs.setdefault(n.lab, LabStatus(n.lab, n.label("tisbench.release", "?"), "?", "?"))
     for lab in labs.values():
         missing = {SERVER, ANALYZER} - set(lab.services)
         if missing:
@@ -260,10 +250,10 @@ def status() -> list[LabStatus]:
     return sorted([*labs.values(), *swarm.swarm_statuses(client)], key=lambda lab: lab.name)
 
 
-def find_lab(client: docker.DockerClient, name: str) -> list[dict[str, Any]]:
+def find_lab(client: docker.DockerClient, name: str) -> list[engine.LabContainer]:
     containers = engine.lab_containers(client, name)
     if not containers:
-        known = sorted({c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)})
+        known = sorted({c.lab for c in engine.lab_containers(client)})
         known += swarm.swarm_lab_names(client)
         hint = f"running labs: {', '.join(known)}" if known else "start one with tisbench up"
         raise UsageError(f"no lab named {name!r} on this engine", hint)
