@@ -11,9 +11,10 @@ from typing import Any
 from composer.analyzer.flags import fit_argv
 from composer.core.errors import AnalyzerError, UsageError
 from composer.core.sweep import Sweep
+from composer.core.triton import SERVER, SERVER_PORTS
 
-SERVER_HOST = "triton_server"
-PROTOCOL_PORTS = {"http": 8000, "grpc": 8001}
+SERVER_HOST = SERVER  # the server's service name: its DNS alias on the lab's network
+PROTOCOL_PORTS = {protocol: SERVER_PORTS[protocol] for protocol in ("http", "grpc")}
 OUTPUT_DIR = "/tmp"
 DECOUPLED_FIELD = "model_transaction_policy.decoupled"
 STREAMING_ARGS = ("--streaming", "--async")  # perf_analyzer streams only over gRPC, asynchronously

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer.engine.containers import LAB_LABEL
+from composer.core.labels import LAB_LABEL, MODEL_LABEL, RELEASE_LABEL, STACK_LABEL
 
 
 @dataclass
@@ -26,9 +26,9 @@ class LabStatus:
         """A lab's identity from the tisbench labels on any of its objects."""
         return cls(
             labels[LAB_LABEL],
-            labels.get("tisbench.release", "?"),
-            labels.get("tisbench.model", "?"),
-            labels.get("tisbench.stack", "?"),
+            labels.get(RELEASE_LABEL, "?"),
+            labels.get(MODEL_LABEL, "?"),
+            labels.get(STACK_LABEL, "?"),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from composer.analyzer.results import (
     RESPONSE_KEYS,
     ExperimentSummary,
@@ -26,7 +24,7 @@ from composer.analyzer.results import (
     summary_dict,
 )
 from composer.core.errors import AnalyzerError, UsageError
-from composer.core.shipped import templates_dir
+from composer.render.environment import environment
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -218,15 +216,6 @@ def _latency_over_time(ax: Axes, data: RunData) -> None:
     ax.legend(fontsize=8)
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-
-
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -343,13 +332,11 @@ def _render(data: RunData, fmt: str, charts: Mapping[str, bytes] | None = None) 
         return _json_report(data)
     if fmt == "md":
         images = {name: f"charts/{name}" for name in chart_names(data)}
-        env = _environment()
-        env.autoescape = False  # Markdown, not HTML
-        return env.get_template("report.md.j2").render(_context(data, images))
+        return environment().get_template("report.md.j2").render(_context(data, images))
     if fmt == "html":
         pngs = render_charts(data) if charts is None else charts
         images = {n: "data:image/png;base64," + base64.b64encode(b).decode() for n, b in pngs.items()}
-        return _environment().get_template("report.html.j2").render(_context(data, images))
+        return environment().get_template("report.html.j2").render(_context(data, images))
     raise UsageError(f"unknown report format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
 
 
