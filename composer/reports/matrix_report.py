@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.core.fsutil import write_atomic
+from composer.core.run_dir import CHARTS
 
 HEADERS = ["release", "server", "perf_analyzer", "infer/s", "Δ infer/s", "p50 ms", "p99 ms", "Δ p99", "verdict"]
 VERSIONS_NOTE = (
@@ -132,8 +133,8 @@ def write_matrix_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
     chart = matrix_chart(doc)
     written = []
     if chart:
-        write_atomic(out_dir / "charts" / "matrix.png", chart)
-        written.append(out_dir / "charts" / "matrix.png")
+        write_atomic(out_dir / CHARTS / "matrix.png", chart)
+        written.append(out_dir / CHARTS / "matrix.png")
     write_atomic(out_dir / "matrix.md", matrix_markdown(doc))
     html = environment().get_template("matrix.html.j2").render(
         stack=doc["stack"],
