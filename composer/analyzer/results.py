@@ -12,15 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from composer.analyzer.profile_export import (
-    LINEAR_LIMIT_US,
-    ExperimentSummary,
-    ResponseStats,
-    TimelinePoint,
-    percentiles_from_histogram,
-    scan_window_hints,
-    summarize_profile_export,
-)
+from composer.analyzer.experiment import ExperimentSummary, ResponseStats, TimelinePoint
+from composer.analyzer.histogram import LINEAR_LIMIT_US, percentiles_from_histogram
+from composer.analyzer.profile_export import scan_window_hints, summarize_profile_export
 from composer.core.errors import AnalyzerError
 from composer.core.run_dir import CSV, SUMMARY, RunDir
 
