@@ -18,10 +18,10 @@ import docker
 from composer import __version__
 from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, run_attempts
-from composer.analyzer.dataset import ModelInputs
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
 from composer.analyzer.inputs import InputChoice, container_input_path, input_shapes
+from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     DECOUPLED_FIELD,
     BenchSettings,
