@@ -183,7 +183,7 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     """Write a valid input.json for a model of running lab NAME, from the server's metadata."""
     import json
 
-    from composer.analyzer.dataset import ModelInputs, skeleton
+    from composer.analyzer.model_inputs import ModelInputs, skeleton
     from composer.core.errors import AnalyzerError
     from composer.engine import containers as engine
     from composer.engine.tritonhttp import http_module

@@ -47,7 +47,7 @@ def render(
     The file is what `tisbench up` builds; `docker compose -f FILE up -d` builds the same lab.
     With --engine swarm it is the stack file (deploy: sections) for `docker stack deploy`.
     """
-    from composer.core.config import parse_lab_name
+    from composer.core.names import parse_lab_name
 
     plan = load_plan(stack_dir, release, images, model, gpus)
     project = parse_lab_name(name) if name else plan.stack.name
@@ -125,7 +125,7 @@ def up(
     `docker compose -p NAME ps|logs|down` work), then waits. A model that fails to load stops
     the wait at once with Triton's reason. Prints the lab name on stdout.
     """
-    from composer.core.config import parse_lab_name
+    from composer.core.names import parse_lab_name
     from composer.labs import local as labs
 
     plan = load_plan(stack_dir, release, images, model, gpus)

@@ -26,15 +26,18 @@ import docker.errors
 from composer.core import interrupts
 from composer.core.errors import StackError
 from composer.core.labels import ADVISORY_ULIMITS_LABEL, ULIMITS_DROPPED_LABEL
+from composer.core.labels import ENGINE_LABEL as ENGINE_LABEL  # callers name them as engine attributes
+from composer.core.labels import LAB_LABEL as LAB_LABEL
+from composer.core.labels import OWNER_LABEL as OWNER_LABEL
+from composer.core.labels import RUN_LABEL as RUN_LABEL
 from composer.engine.host import DEFAULT_URL, docker_host, engine_failures, unreachable
+from composer.engine.objects import LabContainer, LabNetwork, find_service
 
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
     from composer.engine.spec import LabSpec, ServiceSpec
+    from composer.render.mounts import Mount
 
-from composer.engine.objects import LAB_LABEL, OWNER_LABEL, RUN_LABEL, LabContainer, LabNetwork, find_service
-
-__all__ = ["LAB_LABEL", "OWNER_LABEL", "RUN_LABEL", "LabContainer", "LabNetwork", "find_service"]
-
+__all__ = ["LabContainer", "LabNetwork", "find_service"]
 
 SSH_POOL_SIZE = 4
 
@@ -55,9 +58,16 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
     return client
 
 
+def docker_mount(m: Mount) -> docker.types.Mount:
+    """A rendered file's mount in the SDK's words, for a container or a swarm service."""
+    if m.type == "tmpfs":
+        return docker.types.Mount(m.target, None, type="tmpfs", tmpfs_size=m.size_bytes)
+    return docker.types.Mount(m.target, m.source, type=m.type, read_only=m.read_only)
+
+
 def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
     return api.create_host_config(
-        mounts=[docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only) for m in spec.mounts],
+        mounts=[docker_mount(m) for m in spec.mounts],
         port_bindings={
             f"{p.target}/tcp": (p.host_ip, p.published) if p.published else (p.host_ip,) for p in spec.ports
         },
@@ -255,9 +265,6 @@ def _start_failure(service: str, message: str) -> StackError:
             f"lower it, or set server.ulimits.{refused}: null in stack.yaml to keep the engine's default",
         )
     return StackError(f"{service}: could not start ({message})", "see tisbench logs, or docker logs")
-
-
-ENGINE_LABEL = "tisbench.engine"  # "swarm" on swarm labs' objects; composer.engine.swarm owns those
 
 
 def _local(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer.engine.objects import LAB_LABEL
+from composer.core.labels import LAB_LABEL, MODEL_LABEL, RELEASE_LABEL, STACK_LABEL
 
 
 @dataclass
@@ -27,9 +27,9 @@ class LabStatus:
         """A lab's identity from the tisbench labels on any of its objects."""
         return cls(
             labels[LAB_LABEL],
-            labels.get("tisbench.release", "?"),
-            labels.get("tisbench.model", "?"),
-            labels.get("tisbench.stack", "?"),
+            labels.get(RELEASE_LABEL, "?"),
+            labels.get(MODEL_LABEL, "?"),
+            labels.get(STACK_LABEL, "?"),
         )
 
     def as_dict(self) -> dict[str, Any]:

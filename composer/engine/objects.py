@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-LAB_LABEL = "tisbench.lab"
-OWNER_LABEL = "tisbench.owner"  # "<hostname>:<pid>" of a process that removes the lab when it ends
-RUN_LABEL = "tisbench.run"  # one id per process that creates a lab: its cleanup touches only its own
+from composer.core.labels import LAB_LABEL, OWNER_LABEL, RUN_LABEL
+
+# compose's own labels, which tisbench's labs carry too
 SERVICE_LABEL = "com.docker.compose.service"
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 

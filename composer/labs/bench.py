@@ -18,10 +18,10 @@ import docker
 from composer import __version__
 from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, run_attempts
-from composer.analyzer.dataset import ModelInputs
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
 from composer.analyzer.inputs import InputChoice, container_input_path, input_shapes
+from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     DECOUPLED_FIELD,
     BenchSettings,
@@ -41,6 +41,7 @@ from composer.core.gpus import analyzer_metric_args, parse_gpus
 from composer.core.labels import ULIMITS_DROPPED_LABEL
 from composer.core.modelconfig import read_disk_model
 from composer.core.release import parse_release, server_version
+from composer.core.run_dir import RunDir
 from composer.core.sweep import Sweep
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
@@ -169,7 +170,7 @@ def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
     """perf_analyzer's requests per sweep point, from its profile export (when it wrote one)."""
     from composer.analyzer.results import summarize_profile_export
 
-    export = run_dir / "profile_export.json"
+    export = RunDir(run_dir).profile_export
     if not export.exists():
         return {}
     return {
@@ -205,7 +206,7 @@ def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path, exit_code: int) -> None
         code = gone[SERVER].exit_code
         raise AnalyzerError(
             f"triton_server of lab {lab.name} died during the benchmark (exit code {code})",
-            f"see {run_dir}/logs/triton_server.log",
+            f"see {RunDir(run_dir).server_log}",
         )
     if gone:
         what = ", ".join(f"{service} {state.status}" for service, state in gone.items())
@@ -221,7 +222,7 @@ def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
         text = engine.container_logs(lab.client, lab.server_id)
     except docker.errors.DockerException as exc:
         text = f"(the server's log could not be read: {exc})\n"
-    write_atomic(run_dir / "logs" / "triton_server.log", text or "(the server container was gone)\n")
+    write_atomic(RunDir(run_dir).server_log, text or "(the server container was gone)\n")
 
 
 def utc_now() -> str:
@@ -237,7 +238,7 @@ def prepare_run_dir(path: Path) -> Path:
         raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new run directory")
     if any(p.exists() and not p.is_dir() for p in path.parents):
         raise UsageError(f"--out {path}: a parent is a file", "choose a path under a directory")
-    (path / "logs").mkdir(parents=True, exist_ok=True)
+    RunDir(path).logs.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -304,6 +305,7 @@ def run_bench(
     check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
 
     run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
+    files = RunDir(run_dir)
     run_id = run_dir.resolve().name.replace("/", "_")
     outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
     # every attempt's argv is fitted to this analyzer; what it leaves out is said once, here
@@ -340,7 +342,7 @@ def run_bench(
     if settings.streaming:
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(files.manifest, manifest)
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
     recorder = MetricsRecorder(
         f"http://{engine.probe_host(lab.stack.server.host)}:{lab.metrics_port}/metrics",
@@ -350,7 +352,7 @@ def run_bench(
     execs = AnalyzerExecs(
         lab.client,
         lab.analyzer_id,
-        run_dir / "logs" / "perf_analyzer.log",
+        files.analyzer_log,
         recorder,
         on_point,
         outputs,
@@ -361,7 +363,7 @@ def run_bench(
 
     def recorded(result: AttemptResult) -> None:
         attempts.append(result.record())
-        write_json(run_dir / "manifest.json", manifest)
+        write_json(files.manifest, manifest)
 
     try:
         if lab.metrics_port:
@@ -371,14 +373,14 @@ def run_bench(
             recorder.scrape("end")
         csv = write_outputs(run_dir, results)
         if unstable is not None or csv is None:
-            raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {run_dir}/logs/perf_analyzer.log")
-        rows = summary_rows(csv, run_dir / "profile_export.json", with_responses=settings.streaming)
+            raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {files.analyzer_log}")
+        rows = summary_rows(csv, files.profile_export, with_responses=settings.streaming)
         summary = summary_dict(lab.stack.model, lab.release, rows)
         if lab.metrics_port:
             metrics = recorder.write(run_dir, execs.started, _client_counts(run_dir))
             manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
             summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
-        write_json(run_dir / "summary.json", summary)
+        write_json(files.summary, summary)
         manifest.update(status="ok", exit_code=0)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
@@ -388,5 +390,5 @@ def run_bench(
         execs.log.close()
         manifest["ended_utc"] = utc_now()
         with engine.with_signals_masked_ctx():
-            write_json(run_dir / "manifest.json", manifest)
+            write_json(files.manifest, manifest)
             _keep_server_log(lab, run_dir)

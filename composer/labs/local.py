@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from composer.core.errors import StackError, UsageError
 from composer.core.fsutil import write_atomic
+from composer.core.names import GENERATED_BASE_MAX, SUFFIX_HEX_BYTES
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
 from composer.engine import swarm
@@ -57,7 +58,7 @@ def unique_name(client: docker.DockerClient, base: str) -> str:
     taken = {c.lab for c in engine.lab_containers(client)}
     taken |= set(swarm.swarm_lab_names(client))
     while True:
-        name = f"{base[:34]}-{secrets.token_hex(2)}"
+        name = f"{base[:GENERATED_BASE_MAX]}-{secrets.token_hex(SUFFIX_HEX_BYTES)}"
         if name not in taken:
             return name
 

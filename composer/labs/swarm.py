@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from composer import __version__
-from composer.analyzer.dataset import ModelInputs
 from composer.analyzer.flags import fit_argv
 from composer.analyzer.identity import assumed, from_labels, planned
+from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     BenchSettings,
     Outputs,
