@@ -87,7 +87,7 @@ def bench(name: str | None, **kw: Any) -> None:
     """
     from composer.engine import containers as engine
     from composer.labs import local as labs
-    from composer.labs.bench import open_lab
+    from composer.labs.handle import open_lab
 
     if reclaim_passthrough(name, kw):
         name = None
@@ -133,7 +133,7 @@ def lab(
     server runs as a swarm service and --clients perf_analyzer replicas load it together; their
     results are merged into one run directory (per-client files under clients/).
     """
-    from composer.labs.bench import handle_of
+    from composer.labs.handle import handle_of
 
     if reclaim_passthrough(stack_dir, kw):
         stack_dir = Path(".")
@@ -187,7 +187,7 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     from composer.core.errors import AnalyzerError
     from composer.engine import containers as engine
     from composer.engine.tritonhttp import http_module
-    from composer.labs.bench import open_lab
+    from composer.labs.handle import open_lab
 
     handle = open_lab(engine.connect(), name, model=model)
     triton = http_module().InferenceServerClient(

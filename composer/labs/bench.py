@@ -25,15 +25,15 @@ from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     DECOUPLED_FIELD,
     BenchSettings,
+    Outputs,
     decoupled_note,
     for_model_config,
     outputs_for,
     perf_analyzer_argv,
 )
-from composer.core.config import Stack, load_stack
+from composer.core.config import Stack
 from composer.core.errors import (
     AnalyzerError,
-    ConfigError,
     UsageError,
 )
 from composer.core.fsutil import write_atomic, write_json
@@ -43,9 +43,10 @@ from composer.core.modelconfig import read_disk_model
 from composer.core.release import parse_release, server_version
 from composer.core.run_dir import RunDir
 from composer.core.sweep import Sweep
-from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
+from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.labs.analyzer_execs import AnalyzerExecs
+from composer.labs.handle import LabHandle
 from composer.labs.session import failure_record
 from composer.runs.scraper import ClientCount, MetricsRecorder
 
@@ -72,21 +73,6 @@ class BenchRequest:
         return InputChoice(self.input_data, self.shapes, self.auto_shape)
 
 
-@dataclass(frozen=True)
-class LabHandle:
-    """A running lab as found on the engine (by labels), whatever process started it."""
-
-    client: docker.DockerClient
-    name: str
-    stack: Stack
-    release: str
-    server_id: str
-    analyzer_id: str
-    http_port: int
-    metrics_port: int | None = None
-    gpus: str = "none"
-
-
 @dataclass
 class BenchResult:
     run_dir: Path
@@ -94,65 +80,24 @@ class BenchResult:
     manifest: dict[str, Any]
 
 
-def handle_of(running: Any) -> LabHandle:
-    """The handle of a lab this process just brought up (a composer.labs.local.RunningLab)."""
-    return LabHandle(
-        running.client,
-        running.name,
-        running.plan.stack,
-        str(running.plan.release),
-        running.ids[SERVER],
-        running.ids[ANALYZER],
-        running.ports[SERVER_PORTS["http"]],
-        running.ports.get(SERVER_PORTS["metrics"]),
-        running.gpus,
-    )
-
-
-def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -> LabHandle:
-    from composer.labs.local import find_lab
-
-    containers = find_lab(client, name)
-    server = engine.find_service(containers, SERVER)
-    analyzer = engine.find_service(containers, ANALYZER)
-    if server is None or analyzer is None or not server.running or not analyzer.running:
-        raise UsageError(
-            f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again"
-        )
-    labels = server.labels
-    stack_dir = Path(labels.get("tisbench.stack", ""))
-    try:
-        stack = load_stack(stack_dir, model=model or labels.get("tisbench.model"))
-    except ConfigError as exc:
-        raise ConfigError(
-            f"lab {name}: its stack {stack_dir} no longer loads ({exc.message})", exc.hint or ""
-        ) from None
-    ports = engine.host_ports(client, server.id)
-    return LabHandle(
-        client,
-        name,
-        stack,
-        labels.get("tisbench.release", "?"),
-        server.id,
-        analyzer.id,
-        ports[SERVER_PORTS["http"]],
-        ports.get(SERVER_PORTS["metrics"]),
-        labels.get("tisbench.gpus", "none"),
-    )
-
-
 def settings_for(
-    lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs, analyzer: AnalyzerIdentity | None = None
+    stack: Stack,
+    release: str,
+    gpus: str,
+    request: BenchRequest,
+    model_inputs: ModelInputs,
+    analyzer: AnalyzerIdentity | None = None,
 ) -> BenchSettings:
-    a = lab.stack.analyzer
-    _, container_input = container_input_path(lab.stack, request.input_data)
-    shapes = input_shapes(lab.stack, request.input_choice(), model_inputs)
+    """perf_analyzer's settings for a lab of ``stack``: the request over the stack's analyzer section."""
+    a = stack.analyzer
+    _, container_input = container_input_path(stack, request.input_data)
+    shapes = input_shapes(stack, request.input_choice(), model_inputs)
     interval = request.measurement_interval_ms
     requests = request.measurement_requests
     if interval is None and requests is None:
         interval, requests = a.measurement_interval_ms, a.measurement_requests
     return BenchSettings(
-        model=lab.stack.model,
+        model=stack.model,
         sweep=request.sweep or a.sweep,
         protocol=request.protocol or a.protocol,
         input_data=container_input,
@@ -161,8 +106,8 @@ def settings_for(
         shapes=shapes,
         extra_args=tuple(a.args) + request.extra_args,
         timeout_s=request.timeout_s or a.timeout_s,
-        profile_export=has_option((analyzer or assumed(lab.release)).version, "--profile-export-file"),
-        metric_args=tuple(analyzer_metric_args(parse_gpus(lab.gpus))),
+        profile_export=has_option((analyzer or assumed(release)).version, "--profile-export-file"),
+        metric_args=tuple(analyzer_metric_args(parse_gpus(gpus))),
     )
 
 
@@ -282,11 +227,20 @@ def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any
     return metadata, config, str(server.get("version", "?"))
 
 
-def run_bench(
-    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
-) -> BenchResult:
-    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
-    from composer.analyzer.results import summary_dict, summary_rows
+@dataclass(frozen=True)
+class _Observed:
+    """The lab as a run finds it: the model as the server serves it, images, analyzer, settings."""
+
+    metadata: dict[str, Any]
+    config: dict[str, Any]
+    reported_version: str
+    server: dict[str, Any]  # the server container's inspect
+    images: dict[str, dict[str, Any]]
+    analyzer: AnalyzerIdentity
+    settings: BenchSettings
+
+
+def _observe(lab: LabHandle, request: BenchRequest) -> _Observed:
     from composer.engine.tritonhttp import http_module
 
     triton = http_module().InferenceServerClient(
@@ -300,38 +254,43 @@ def run_bench(
     containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
     images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
     analyzer = observe(lab.client, lab.analyzer_id, images["sdk"]["labels"], lab.release)
-    settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config), analyzer)
+    inputs = ModelInputs.from_metadata(metadata, config)
+    settings = settings_for(lab.stack, lab.release, lab.gpus, request, inputs, analyzer)
     settings = replace(for_model_config(settings, config, request.protocol), analyzer_version=analyzer.version)
     check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
+    return _Observed(metadata, config, reported_version, containers["server"], images, analyzer, settings)
 
-    run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
-    files = RunDir(run_dir)
-    run_id = run_dir.resolve().name.replace("/", "_")
-    outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
-    # every attempt's argv is fitted to this analyzer; what it leaves out is said once, here
+
+def _fitted(seen: _Observed, outputs: Outputs, say: Say) -> tuple[list[str], list[str]]:
+    """Every attempt's argv is fitted to this analyzer; what it leaves out is said once, here."""
+    settings, version = seen.settings, seen.analyzer.version
     fitted = fit_argv(
-        perf_analyzer_argv(replace(settings, analyzer_version=None), outputs), settings.extra_args, analyzer.version
+        perf_analyzer_argv(replace(settings, analyzer_version=None), outputs), settings.extra_args, version
     )
-    argv, left_out = fitted.argv, fitted.left_out
-    if not settings.profile_export and analyzer.version:
-        left_out = [left_out_line(analyzer.version, "--profile-export-file"), *left_out]
+    left_out = fitted.left_out
+    if not settings.profile_export and version:
+        left_out = [left_out_line(version, "--profile-export-file"), *left_out]
     for line in left_out:
         say(line)
-    manifest: dict[str, Any] = {
+    return fitted.argv, left_out
+
+
+def _manifest(lab: LabHandle, seen: _Observed, argv: list[str], left_out: list[str]) -> dict[str, Any]:
+    return {
         "tisbench_version": __version__,
         "lab": lab.name,
         "release": lab.release,
-        "server_version": reported_version,
+        "server_version": seen.reported_version,
         "release_server_version": server_version(parse_release(lab.release)),
-        **image_manifest(images, analyzer),
+        **image_manifest(seen.images, seen.analyzer),
         "perf_analyzer_left_out": left_out,
-        "server_ulimits": server_ulimits(containers["server"]),
+        "server_ulimits": server_ulimits(seen.server),
         "perf_analyzer_argv": argv,
-        "timeout_s": settings.timeout_s,
+        "timeout_s": seen.settings.timeout_s,
         "model": {
             "name": lab.stack.model,
-            "version": (metadata.get("versions") or ["?"])[-1],
-            "config": config,  # as the server serves it, after any auto-complete
+            "version": (seen.metadata.get("versions") or ["?"])[-1],
+            "config": seen.config,  # as the server serves it, after any auto-complete
             "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
         },
         "stack": str(lab.stack.directory),
@@ -339,10 +298,41 @@ def run_bench(
         "started_utc": utc_now(),
         "status": "running",
     }
+
+
+def run_bench(
+    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
+) -> BenchResult:
+    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
+    seen = _observe(lab, request)
+    settings = seen.settings
+    run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
+    files = RunDir(run_dir)
+    run_id = run_dir.resolve().name.replace("/", "_")
+    outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
+    argv, left_out = _fitted(seen, outputs, say)
+    manifest = _manifest(lab, seen, argv, left_out)
     if settings.streaming:
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")
     write_json(files.manifest, manifest)
+    return _measure(lab, settings, outputs, files, manifest, argv, say, on_point)
+
+
+def _measure(
+    lab: LabHandle,
+    settings: BenchSettings,
+    outputs: Outputs,
+    files: RunDir,
+    manifest: dict[str, Any],
+    argv: list[str],
+    say: Say,
+    on_point: Callable[[str], None],
+) -> BenchResult:
+    """perf_analyzer's attempts, their outputs merged into the run directory, and its summary."""
+    from composer.analyzer.results import summary_dict, summary_rows
+
+    run_dir = files.path
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
     recorder = MetricsRecorder(
         f"http://{engine.probe_host(lab.stack.server.host)}:{lab.metrics_port}/metrics",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # type names only: status and down should not import the rend
     import docker
 
     from composer.engine.readiness import Ready
+    from composer.engine.spec import LabSpec
     from composer.labs.plan import LabPlan
 
 RUN_AREA = ".tisbench"
@@ -67,7 +68,6 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     """Bring a lab up and wait until the server and the model are ready; on any failure or
     interruption remove everything that was created, then re-raise."""
     from composer.core.gpus import resolve_on
-    from composer.engine.readiness import TritonHttpProbe, wait_until_ready
     from composer.engine.spec import lab_spec
 
     warning = plan.exposure_warning()
@@ -106,37 +106,51 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
                 plan.images.sdk,
                 extra,
             )
-        # The server first: its boot is the long pole. The idle analyzer starts while it boots, and
-        # leaving the executor waits for it, so cleanup below never races a container being made.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ids = {SERVER: engine.start_service(client, spec, SERVER, extra, say=say)}
-            analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
-            ports = engine.host_ports(client, ids[SERVER])
-            host = engine.probe_host(plan.stack.server.host)
-            http = ports[SERVER_PORTS["http"]]
-            probe = TritonHttpProbe(f"{host}:{http}")
-            try:
-                ready = wait_until_ready(
-                    probe,
-                    state=lambda: engine.container_state(client, ids[SERVER]),
-                    logs=lambda: engine.container_logs(client, ids[SERVER]),
-                    model=plan.stack.model,
-                    timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
-                    on_wait=lambda what: say(f"waiting for {what} on {host}:{http}"),
-                )
-            finally:
-                probe.close()
-            ids[ANALYZER] = analyzer.result()
+        ids, ports, ready = _start(client, plan, spec, extra, timeout_s, say)
     except BaseException:
         # Only what this process created: a lab that won a race for the name stays untouched.
         engine.with_signals_masked(lambda: _remove(client, name, run_area if wrote_run_area else None, run))
         raise
+    host = engine.probe_host(plan.stack.server.host)
     say(
-        f"lab {name} ready in {ready.seconds:.2f} s "
-        f"(HTTP {host}:{ports[SERVER_PORTS['http']]}, gRPC {ports[SERVER_PORTS['grpc']]}, "
-        f"metrics {ports[SERVER_PORTS['metrics']]})"
+        f"lab {name} ready in {ready.seconds:.2f} s (HTTP {host}:{ports[SERVER_PORTS['http']]}, "
+        f"gRPC {ports[SERVER_PORTS['grpc']]}, metrics {ports[SERVER_PORTS['metrics']]})"
     )
     return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file, gpus.describe())
+
+
+def _start(
+    client: docker.DockerClient,
+    plan: LabPlan,
+    spec: LabSpec,
+    extra: dict[str, str],
+    timeout_s: float | None,
+    say: Say,
+) -> tuple[dict[str, str], dict[int, int], Ready]:
+    """The server first: its boot is the long pole. The idle analyzer starts while it boots, and
+    leaving the executor waits for it, so a cleanup never races a container being made."""
+    from composer.engine.readiness import TritonHttpProbe, wait_until_ready
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ids = {SERVER: engine.start_service(client, spec, SERVER, extra, say=say)}
+        analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
+        ports = engine.host_ports(client, ids[SERVER])
+        host = engine.probe_host(plan.stack.server.host)
+        http = ports[SERVER_PORTS["http"]]
+        probe = TritonHttpProbe(f"{host}:{http}")
+        try:
+            ready = wait_until_ready(
+                probe,
+                state=lambda: engine.container_state(client, ids[SERVER]),
+                logs=lambda: engine.container_logs(client, ids[SERVER]),
+                model=plan.stack.model,
+                timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
+                on_wait=lambda what: say(f"waiting for {what} on {host}:{http}"),
+            )
+        finally:
+            probe.close()
+        ids[ANALYZER] = analyzer.result()
+    return ids, ports, ready
 
 
 def ensure_plan_images(client: docker.DockerClient, plan: LabPlan, say: Say) -> dict[str, str]:

@@ -115,7 +115,8 @@ def run_matrix(
     pull: str | None = None,
 ) -> dict[str, Any]:
     """One full lab (up → ready → bench → collect → down) per release and repeat."""
-    from composer.labs.bench import handle_of, run_bench
+    from composer.labs.bench import run_bench
+    from composer.labs.handle import handle_of
     from composer.labs.local import LocalBackend
     from composer.labs.plan import plan_lab
     from composer.labs.session import LabSession

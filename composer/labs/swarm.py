@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from composer import __version__
 from composer.analyzer.flags import fit_argv
@@ -40,7 +40,6 @@ from composer.engine import swarm
 from composer.labs.bench import (
     BenchRequest,
     BenchResult,
-    LabHandle,
     default_run_dir,
     image_facts,
     image_manifest,
@@ -154,16 +153,48 @@ def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequ
         raise UsageError("--gpus with --engine swarm is not supported yet", "use --gpus none, or --engine local")
     stack = plan.stack
     metadata, config = read_model_facts(stack.models_dir, stack.model)
-    # settings_for reads only the handle's stack, release and GPUs: no engine or container is involved.
-    handle = LabHandle(cast("docker.DockerClient", None), name, stack, str(plan.release), "", "", 0)
     analyzer = planned(str(plan.release), plan.image_set)
-    settings = settings_for(handle, request, ModelInputs.from_metadata(metadata, config), analyzer)
+    inputs = ModelInputs.from_metadata(metadata, config)
+    settings = settings_for(stack, str(plan.release), "none", request, inputs, analyzer)  # no GPUs on swarm yet
     outputs = outputs_for("client", settings.profile_export)
     argv = fit_argv(perf_analyzer_argv(settings, outputs), settings.extra_args, analyzer.version).argv
     text = render_stack(
         stack, plan.release, plan.images, name, clients, with_deadline(argv, settings.timeout_s), outputs.csv
     )
     return SwarmFile(text, settings, outputs, argv, metadata, config)
+
+
+def _swarm_manifest(
+    client: docker.DockerClient,
+    plan: LabPlan,
+    rendered: SwarmFile,
+    spec: Any,
+    name: str,
+    clients: int,
+    node_id: str,
+) -> dict[str, Any]:
+    stack, metadata, config = plan.stack, rendered.metadata, rendered.config
+    images = {"server": image_facts(client, plan.images.server), "sdk": image_facts(client, plan.images.sdk)}
+    return {
+        "tisbench_version": __version__,
+        "lab": name,
+        "engine": "swarm",
+        "clients": clients,
+        "release": str(plan.release),
+        "release_server_version": server_version(plan.release),
+        **image_manifest(images, from_labels(images["sdk"]["labels"]) or assumed(str(plan.release))),
+        "perf_analyzer_argv": rendered.argv,
+        "client_command": spec.services[CLIENTS].command,
+        "compose_file": STACK_FILE,
+        "timeout_s": rendered.settings.timeout_s,
+        "model": {"name": stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
+        "model_source": f"{stack.models_dir / stack.model / 'config.pbtxt'} (read locally, not from the server)",
+        "stack": str(stack.directory),
+        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
+        "swarm": {"node": node_id},
+        "started_utc": utc_now(),
+        "status": "running",
+    }
 
 
 def run_swarm_lab(
@@ -183,32 +214,11 @@ def run_swarm_lab(
     ensure_plan_images(client, plan, say)
     name = unique_name(client, stack.name)
     rendered = render_swarm_file(plan, name, clients, request)
-    text, settings, outputs, argv = rendered.text, rendered.settings, rendered.outputs, rendered.argv
-    metadata, config = rendered.metadata, rendered.config
+    text, settings, outputs = rendered.text, rendered.settings, rendered.outputs
     run_area = stack.directory / RUN_AREA / name
     spec = swarm_spec(text, name, run_area / STACK_FILE)
     run_dir = prepare_run_dir(request.out or default_run_dir(name))
-    images = {"server": image_facts(client, plan.images.server), "sdk": image_facts(client, plan.images.sdk)}
-    manifest: dict[str, Any] = {
-        "tisbench_version": __version__,
-        "lab": name,
-        "engine": "swarm",
-        "clients": clients,
-        "release": str(plan.release),
-        "release_server_version": server_version(plan.release),
-        **image_manifest(images, from_labels(images["sdk"]["labels"]) or assumed(str(plan.release))),
-        "perf_analyzer_argv": argv,
-        "client_command": spec.services[CLIENTS].command,
-        "compose_file": STACK_FILE,
-        "timeout_s": settings.timeout_s,
-        "model": {"name": stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
-        "model_source": f"{stack.models_dir / stack.model / 'config.pbtxt'} (read locally, not from the server)",
-        "stack": str(stack.directory),
-        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
-        "swarm": {"node": node_id},
-        "started_utc": utc_now(),
-        "status": "running",
-    }
+    manifest = _swarm_manifest(client, plan, rendered, spec, name, clients, node_id)
     write_atomic(run_dir / STACK_FILE, text)
     write_json(run_dir / "manifest.json", manifest)
     backend = SwarmBackend(client, name, spec, text, run_area, run_dir, manifest, stack.model, settings.protocol,
