@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
+import docker.errors
+import docker.types
+import yaml
 from labkit import (
     TISBENCH,
     ExecEvents,
@@ -56,6 +59,7 @@ class Ctx:
     tag: str  # unique per benchmark process, part of every project name
     counter: int = 0
     retried: list[str] = field(default_factory=list)
+    refused_ulimits: list[str] | None = None
 
     def next_id(self) -> int:
         self.counter += 1
@@ -138,12 +142,43 @@ def tisbench_lab(ctx: Ctx) -> dict[str, Any]:
 
 
 def _render(ctx: Ctx, project: str) -> Path:
+    """The compose file an expert would run here: tisbench's rendering, less the ulimits this engine
+    refuses (``tisbench up`` drops those too, with a note; ``compose up`` would just fail)."""
     path = ctx.work / f"{project}.yml"
     run_quiet(
         [str(TISBENCH), "render", str(ctx.stack), "--images", "lab", "--name", project, "-o", str(path)],
         STEP_TIMEOUT_S,
     )
+    refused = _refused_ulimits(ctx)
+    if refused:
+        document = yaml.safe_load(path.read_text())
+        for service in document["services"].values():
+            limits = service.get("ulimits") or {}
+            for key in refused:
+                limits.pop(key, None)
+            if "ulimits" in service and not limits:
+                del service["ulimits"]
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def _refused_ulimits(ctx: Ctx) -> list[str]:
+    """NGC's advised ulimits that this engine cannot grant, found once by a throwaway container."""
+    if ctx.refused_ulimits is None:
+        ctx.refused_ulimits = []
+        image = "tisbench-lab/tritonserver:24.10-py3-sdk"
+        for key, value in (("memlock", -1), ("stack", 67108864)):
+            try:
+                ctx.client.containers.run(
+                    image, ["true"], ulimits=[docker.types.Ulimit(name=key, soft=value, hard=value)],
+                    name=f"bench-ulimit-{key}-{ctx.tag}", remove=True,
+                )  # fmt: skip
+            except docker.errors.APIError as exc:
+                if "rlimit" not in str(exc):
+                    raise
+                ctx.refused_ulimits.append(key)
+                ctx.say(f"this engine refuses ulimit {key}={value}: the hand workflow's compose file leaves it out")
+    return ctx.refused_ulimits
 
 
 def _compose_down(project: str, cwd: Path) -> None:

@@ -86,6 +86,7 @@ def render_compose(
         "host_ip": server.host,
         "shm_size": server.shm_size,
         "ulimits": list(server.ulimits),
+        "advisory_ulimits": [name for name, _ in server.ulimits if name not in server.ulimits_set],
         "pull_policy": pull_policy,
         "labels": lab_labels(project, release, stack, gpus),
         "server_labels": server_labels(lab_labels(project, release, stack, gpus), stack),
