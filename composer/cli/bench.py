@@ -149,19 +149,16 @@ def lab(
             result = run_swarm_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep)
         _show_result(result)
         return
-    import threading
-
     from composer.cli.live import LiveView
     from composer.labs.bench import run_bench
     from composer.labs.local import LocalBackend
     from composer.labs.session import LabSession
     from composer.reports.run_report import prepare_charts
 
-    warm = threading.Thread(target=prepare_charts, name="prepare-charts", daemon=True)
-    warm.start()
-    session = LabSession(LocalBackend(plan, say, timeout_s=timeout, owned=not keep), say=say, keep=keep)
+    # matplotlib is imported while Triton boots (the lab waits for it): never beside the measurement
+    backend = LocalBackend(plan, say, timeout_s=timeout, owned=not keep, while_booting=prepare_charts)
+    session = LabSession(backend, say=say, keep=keep)
     with session as running:
-        warm.join()  # done long before: Triton's boot outlasts the import; never overlap the measurement
         with LiveView(running.name) as view:
             result = run_bench(handle_of(running), request, say=view.say, on_point=view.point)
         session.remove_early()  # results are collected: remove the lab while the reports are drawn

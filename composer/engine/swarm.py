@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -37,7 +37,9 @@ from composer.engine.exec import fetch_file
 from composer.engine.host import docker_host
 from composer.engine.lab_status import LabStatus
 from composer.engine.readiness import Ready, load_failure, wait_until_ready
-from composer.render.swarm_spec import SwarmLabSpec, SwarmService
+
+if TYPE_CHECKING:  # type names only: single-host labs and `down` need no stack-file reader (yaml, jinja2)
+    from composer.render.swarm_spec import SwarmLabSpec, SwarmService
 
 SWARM_INIT = "docker swarm init --advertise-addr 127.0.0.1"
 SWARM_FILTER = [LAB_LABEL, f"{ENGINE_LABEL}=swarm"]

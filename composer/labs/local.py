@@ -64,7 +64,15 @@ def unique_name(client: docker.DockerClient, base: str) -> str:
             return name
 
 
-def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, owned: bool = False) -> RunningLab:
+def up(
+    plan: LabPlan,
+    *,
+    name: str | None,
+    timeout_s: float | None,
+    say: Say,
+    owned: bool = False,
+    while_booting: Callable[[], None] | None = None,
+) -> RunningLab:
     """Bring a lab up and wait until the server and the model are ready; on any failure or
     interruption remove everything that was created, then re-raise."""
     from composer.core.gpus import resolve_on
@@ -106,7 +114,7 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
                 plan.images.sdk,
                 extra,
             )
-        ids, ports, ready = _start(client, plan, spec, extra, timeout_s, say)
+        ids, ports, ready = _start(client, plan, spec, extra, timeout_s, say, while_booting)
     except BaseException:
         # Only what this process created: a lab that won a race for the name stays untouched.
         engine.with_signals_masked(lambda: _remove(client, name, run_area if wrote_run_area else None, run))
@@ -126,14 +134,19 @@ def _start(
     extra: dict[str, str],
     timeout_s: float | None,
     say: Say,
+    while_booting: Callable[[], None] | None = None,
 ) -> tuple[dict[str, str], dict[int, int], Ready]:
     """The server first: its boot is the long pole. The idle analyzer starts while it boots, and
-    leaving the executor waits for it, so a cleanup never races a container being made."""
+    so does ``while_booting`` (work the caller needs later: nothing else then competes with
+    creating the server for this process's CPU); leaving the executor waits for both, so a cleanup
+    never races a container being made."""
     from composer.engine.readiness import TritonHttpProbe, wait_until_ready
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         ids = {SERVER: engine.start_service(client, spec, SERVER, extra, say=say)}
         analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
+        if while_booting is not None:
+            pool.submit(while_booting)
         ports = engine.host_ports(client, ids[SERVER])
         host = engine.probe_host(plan.stack.server.host)
         http = ports[SERVER_PORTS["http"]]
@@ -164,8 +177,14 @@ def ensure_plan_images(client: docker.DockerClient, plan: LabPlan, say: Say) -> 
         )
 
 
-def _remove(client: docker.DockerClient, name: str, run_area: Path | None, run: str | None = None) -> int:
-    removed = engine.remove_lab(client, name, run)
+def _remove(
+    client: docker.DockerClient,
+    name: str,
+    run_area: Path | None,
+    run: str | None = None,
+    found: list[engine.LabContainer] | None = None,
+) -> int:
+    removed = engine.remove_lab(client, name, run, found)
     if run_area is not None:
         shutil.rmtree(run_area, ignore_errors=True)
     return removed
@@ -178,11 +197,15 @@ def _run_area_of(containers: list[engine.LabContainer]) -> Path | None:
 
 def down(name: str) -> int:
     """Remove what is left of a lab (containers removed by hand are fine); how many objects went,
-    0 for a lab that is already gone (like `docker compose down`, that is not an error)."""
+    0 for a lab that is already gone (like `docker compose down`, that is not an error).
+    Single-host labs are looked for first: the common case asks the engine nothing about swarms."""
     client = engine.connect()
+    containers = engine.lab_containers(client, name)
+    if containers or engine.lab_networks(client, name):
+        return _down(client, name, containers)
     if name in swarm.swarm_lab_names(client):
         return _down_swarm(client, name)
-    return _down(client, name)
+    return 0
 
 
 def _down_swarm(client: docker.DockerClient, name: str) -> int:
@@ -193,11 +216,12 @@ def _down_swarm(client: docker.DockerClient, name: str) -> int:
     return removed
 
 
-def _down(client: docker.DockerClient, name: str) -> int:
-    run_area = _run_area_of(engine.lab_containers(client, name))
+def _down(client: docker.DockerClient, name: str, containers: list[engine.LabContainer] | None = None) -> int:
+    containers = engine.lab_containers(client, name) if containers is None else containers
+    run_area = _run_area_of(containers)
     if run_area is not None and run_area.parent.name != RUN_AREA:
         run_area = None  # only ever delete our own run area
-    return int(engine.with_signals_masked(lambda: _remove(client, name, run_area)))
+    return int(engine.with_signals_masked(lambda: _remove(client, name, run_area, found=containers)))
 
 
 def down_all() -> list[str]:
@@ -221,10 +245,18 @@ class LocalBackend:
     name: str | None = None
     timeout_s: float | None = None
     owned: bool = True
+    while_booting: Callable[[], None] | None = None
     kind: str = "lab"
 
     def up(self) -> RunningLab:
-        return up(self.plan, name=self.name, timeout_s=self.timeout_s, say=self.say, owned=self.owned)
+        return up(
+            self.plan,
+            name=self.name,
+            timeout_s=self.timeout_s,
+            say=self.say,
+            owned=self.owned,
+            while_booting=self.while_booting,
+        )
 
     def name_of(self, lab: RunningLab) -> str:
         return lab.name
