@@ -5,17 +5,14 @@ Input problems are found before anything runs; a failed run keeps what it had, m
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from composer import __version__
 from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, run_attempts
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
@@ -25,6 +22,7 @@ from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     DECOUPLED_FIELD,
     BenchSettings,
+    Outputs,
     decoupled_note,
     for_model_config,
     outputs_for,
@@ -41,14 +39,18 @@ from composer.core.errors import (
 )
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
-from composer.core.labels import ULIMITS_DROPPED_LABEL
-from composer.core.modelconfig import read_disk_model
-from composer.core.release import parse_release, server_version
 from composer.core.run_dir import RunDir
 from composer.core.sweep import Sweep
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
 from composer.labs.analyzer_execs import AnalyzerExecs
+from composer.labs.run_manifest import (
+    default_run_dir,
+    image_facts,
+    prepare_run_dir,
+    started_manifest,
+    utc_now,
+)
 from composer.runs.scraper import ClientCount, MetricsRecorder
 
 Say = Callable[[str], None]
@@ -236,51 +238,6 @@ def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
     write_atomic(RunDir(run_dir).server_log, text or "(the server container was gone)\n")
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def default_run_dir(lab_name: str) -> Path:
-    return Path("runs") / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{lab_name}"
-
-
-def prepare_run_dir(path: Path) -> Path:
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new run directory")
-    if any(p.exists() and not p.is_dir() for p in path.parents):
-        raise UsageError(f"--out {path}: a parent is a file", "choose a path under a directory")
-    RunDir(path).logs.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def image_facts(client: docker.DockerClient, ref: str) -> dict[str, Any]:
-    """What the manifest records of an image: reference, id, digests and tisbench's own labels."""
-    image = client.api.inspect_image(ref)
-    return {
-        "ref": ref,
-        "id": image["Id"],
-        "repo_digests": image.get("RepoDigests") or [],
-        "labels": {k: v for k, v in (image["Config"].get("Labels") or {}).items() if k.startswith("tisbench.")},
-    }
-
-
-def image_manifest(images: dict[str, dict[str, Any]], analyzer: AnalyzerIdentity) -> dict[str, Any]:
-    """The manifest's image fields, and which perf_analyzer really ran (as observed)."""
-    return {
-        "images": {k: v["ref"] for k, v in images.items()},
-        "image_ids": {k: v["id"] for k, v in images.items()},
-        "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
-        **analyzer.manifest_fields(),
-    }
-
-
-def server_ulimits(container: dict[str, Any]) -> dict[str, Any]:
-    """The ulimits the server runs with, and the advice (NGC's) that this engine could not grant."""
-    granted = {u["Name"]: u["Hard"] for u in container["HostConfig"].get("Ulimits") or []}
-    dropped = (container["Config"].get("Labels") or {}).get(ULIMITS_DROPPED_LABEL, "")
-    return {"granted": granted, "dropped": [name for name in dropped.split(",") if name]}
-
-
 def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     try:
         metadata = triton.get_model_metadata(model)
@@ -293,20 +250,36 @@ def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any
     return metadata, config, str(server.get("version", "?"))
 
 
-def run_bench(
-    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
-) -> BenchResult:
-    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
-    from composer.analyzer.results import summary_dict, summary_rows
+def _served_model(lab: LabHandle) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The model's metadata and config as the server serves them, and the server's own version."""
     from composer.engine.tritonhttp import http_module
 
     triton = http_module().InferenceServerClient(
         url=f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}", connection_timeout=5, network_timeout=30
     )
     try:
-        metadata, config, reported_version = _model_facts(triton, lab.stack.model)
+        return _model_facts(triton, lab.stack.model)
     finally:
         triton.close()
+
+
+def _fitted_argv(settings: BenchSettings, outputs: Outputs, version: str | None) -> tuple[list[str], list[str]]:
+    """The argv every attempt starts from, fitted to this analyzer, and the lines saying what it left out."""
+    own = perf_analyzer_argv(replace(settings, analyzer_version=None), outputs)
+    fitted = fit_argv(own, settings.extra_args, version)
+    left_out = fitted.left_out
+    if not settings.profile_export and version:
+        left_out = [left_out_line(version, "--profile-export-file"), *left_out]
+    return fitted.argv, left_out
+
+
+def run_bench(
+    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
+) -> BenchResult:
+    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
+    from composer.analyzer.results import summary_dict, summary_rows
+
+    metadata, config, reported_version = _served_model(lab)
     containers = {"server": lab.client.api.inspect_container(lab.server_id)}
     containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
     images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
@@ -320,36 +293,12 @@ def run_bench(
     run_id = run_dir.resolve().name.replace("/", "_")
     outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
     # every attempt's argv is fitted to this analyzer; what it leaves out is said once, here
-    fitted = fit_argv(
-        perf_analyzer_argv(replace(settings, analyzer_version=None), outputs), settings.extra_args, analyzer.version
-    )
-    argv, left_out = fitted.argv, fitted.left_out
-    if not settings.profile_export and analyzer.version:
-        left_out = [left_out_line(analyzer.version, "--profile-export-file"), *left_out]
+    argv, left_out = _fitted_argv(settings, outputs, analyzer.version)
     for line in left_out:
         say(line)
-    manifest: dict[str, Any] = {
-        "tisbench_version": __version__,
-        "lab": lab.name,
-        "release": lab.release,
-        "server_version": reported_version,
-        "release_server_version": server_version(parse_release(lab.release)),
-        **image_manifest(images, analyzer),
-        "perf_analyzer_left_out": left_out,
-        "server_ulimits": server_ulimits(containers["server"]),
-        "perf_analyzer_argv": argv,
-        "timeout_s": settings.timeout_s,
-        "model": {
-            "name": lab.stack.model,
-            "version": (metadata.get("versions") or ["?"])[-1],
-            "config": config,  # as the server serves it, after any auto-complete
-            "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
-        },
-        "stack": str(lab.stack.directory),
-        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
-        "started_utc": utc_now(),
-        "status": "running",
-    }
+    manifest = started_manifest(
+        lab, (metadata, config, reported_version), containers, images, analyzer, argv, left_out, settings.timeout_s
+    )
     if settings.streaming:
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")

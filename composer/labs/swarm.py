@@ -36,19 +36,10 @@ from composer.core.modelconfig import read_model_facts
 from composer.core.release import server_version
 from composer.engine import containers as engine
 from composer.engine import swarm
-from composer.labs.bench import (
-    BenchRequest,
-    BenchResult,
-    LabHandle,
-    default_run_dir,
-    image_facts,
-    image_manifest,
-    prepare_run_dir,
-    settings_for,
-    utc_now,
-)
+from composer.labs.bench import BenchRequest, BenchResult, LabHandle, settings_for
 from composer.labs.local import RUN_AREA, ensure_plan_images, unique_name
 from composer.labs.plan import LabPlan
+from composer.labs.run_manifest import default_run_dir, image_facts, image_manifest, prepare_run_dir, utc_now
 from composer.render.swarm_spec import CLIENTS, CSV_MARKER, SERVER, render_stack, swarm_spec
 from composer.runs.merge import ClientRun, merge_clients
 
