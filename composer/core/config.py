@@ -7,34 +7,24 @@ input data) and an optional ``stack.yaml``. Pure filesystem logic: no Docker her
 from __future__ import annotations
 
 import difflib
-import ipaddress
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-
-from composer.core.errors import ConfigError, UsageError
+from composer.core import stack_fields as sf
+from composer.core.errors import ConfigError
 from composer.core.names import default_stack_name, parse_lab_name
 from composer.core.sweep import Sweep, parse_sweep
 
 STACK_FILE = "stack.yaml"
 IMAGE_SETS = ("ngc", "lab")
 PULL_POLICIES = ("missing", "always", "never")
-# docker's reference grammar: [registry[:port]/]path[:tag|@digest], lower-case path components
-_REPO = r"(?:[a-zA-Z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-REPOSITORY_RULE = re.compile(_REPO)
-REFERENCE_RULE = re.compile(_REPO + r"(?::[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})")
 PROTOCOLS = ("http", "grpc")
 ENGINES = ("local", "swarm")
-_SIZE = re.compile(r"(\d+)([bkmg]?)", re.IGNORECASE)
-_MAX_TIMEOUT_S = 24 * 3600
 _MAX_REQUESTS = 10_000_000
 _MAX_STABILITY_RETRIES = 8  # each retry doubles the window: 8 make it 256 times as long
 
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,125 +87,6 @@ class Stack:
         return self.directory / self.analyzer.input_data
 
 
-class _Fields:
-    """Reads one mapping of stack.yaml, naming ``file: dotted.field`` in every error."""
-
-    def __init__(self, source: str, prefix: str, data: Mapping[str, Any], allowed: tuple[str, ...]):
-        self.source, self.prefix, self.data = source, prefix, data
-        for key in data:
-            if not isinstance(key, str) or key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
-                raise ConfigError(f"{source}: unknown key {self.where(str(key))!r}", hint)
-
-    def where(self, key: str) -> str:
-        return f"{self.prefix}{key}"
-
-    def fail(self, key: str, message: str, hint: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {self.where(key)}: {message}", hint)
-
-    def get(self, key: str, default: T, convert: Callable[[Any], T], hint: str) -> T:
-        if key not in self.data or self.data[key] is None:
-            return default
-        value = self.data[key]
-        try:
-            return convert(value)
-        except (TypeError, ValueError) as exc:
-            raise self.fail(key, f"{value!r} is not valid ({exc})", hint) from None
-        except UsageError as exc:  # shared parsers (sweep, lab name) speak of flags; here it is the file
-            raise ConfigError(exc.message, exc.hint) from None
-
-    def section(self, key: str, allowed: tuple[str, ...]) -> _Fields:
-        value = self.data.get(key)
-        value = {} if value is None else value
-        if not isinstance(value, Mapping):
-            raise self.fail(
-                key, f"expected a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys"
-            )
-        return _Fields(self.source, f"{self.where(key)}.", value, allowed)
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise TypeError("expected a non-empty string")
-    return value
-
-
-def _int_in(low: int, high: int) -> Callable[[Any], int]:
-    def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("expected a whole number")
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return value
-
-    return convert
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError("expected a number of seconds")
-    if not 0 < value <= _MAX_TIMEOUT_S:
-        raise ValueError(f"must be above 0 and at most {_MAX_TIMEOUT_S}")
-    return float(value)
-
-
-def _string_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(
-        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
-    ):
-        raise TypeError("expected a list of strings")
-    items = tuple(str(v) for v in value)
-    if any("\x00" in item for item in items):
-        raise ValueError("an argument holds a NUL character, which no process argument can carry")
-    return items
-
-
-def parse_size(value: Any) -> str:
-    """Docker size: bytes as a number or a string like ``1g``/``512m``."""
-    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
-    match = _SIZE.fullmatch(text)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError("expected a size such as 1g, 512m or a number of bytes")
-    return text.lower()
-
-
-def parse_image_repo(value: Any, field: str = "--image-repo") -> str:
-    """A repository without tag, e.g. ``registry.example.com:5000/nvidia/tritonserver``."""
-    if not isinstance(value, str) or not REPOSITORY_RULE.fullmatch(value):
-        raise UsageError(
-            f"{field}: {value!r} is not an image repository",
-            "give [REGISTRY[:PORT]/]PATH without a tag, e.g. registry.example.com/nvidia/tritonserver",
-        )
-    return value
-
-
-def _image_ref(value: Any) -> str:
-    if not isinstance(value, str) or not REFERENCE_RULE.fullmatch(value):
-        raise ValueError("expected an image reference with a tag or digest, e.g. registry/repo:24.10-py3")
-    return value
-
-
-def _host(value: Any) -> str:
-    ipaddress.ip_address(_string(value))
-    return str(value)
-
-
-def _shapes(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    if not isinstance(value, Mapping):
-        raise TypeError("expected a mapping of input name to a list of dims")
-    shapes = []
-    for name, dims in value.items():
-        if (
-            not isinstance(dims, list)
-            or not dims
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)
-        ):
-            raise ValueError(f"shape of {name!r} must be a list of positive whole numbers")
-        shapes.append((str(name), tuple(dims)))
-    return tuple(shapes)
-
-
 _ULIMIT_NAMES = (
     "core",
     "cpu",
@@ -235,7 +106,7 @@ _ULIMIT_NAMES = (
 )
 
 
-def _ulimits(value: Any, fields: _Fields) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+def _ulimits(value: Any, fields: sf.Fields) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
     """Merge stack.yaml's ulimits over the defaults; ``null`` drops one (the engine's default applies).
     Also the names stack.yaml sets to a value: those are the user's, the rest are advice."""
     merged = dict(ServerOptions.ulimits)
@@ -248,32 +119,10 @@ def _ulimits(value: Any, fields: _Fields) -> tuple[tuple[tuple[str, int], ...], 
             merged.pop(name, None)
         else:
             merged[name] = limits.get(
-                name, 0, _int_in(-1, 2**62), "a number, -1 for unlimited, or null to leave it unset"
+                name, 0, sf.int_in(-1, 2**62), "a number, -1 for unlimited, or null to leave it unset"
             )
             chosen.append(name)
     return tuple(merged.items()), tuple(chosen)
-
-
-def _read_yaml(path: Path) -> Mapping[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc})", "check the file's permissions and encoding") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            f"{path}: not valid YAML{where}", "fix the syntax or delete the file to use defaults"
-        ) from None
-    if data is None:
-        raise ConfigError(f"{path}: is empty", "add at least one key (e.g. model: NAME) or delete the file")
-    if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"{path}: top level must be a mapping of keys, got {type(data).__name__}", "write key: value lines"
-        )
-    return data
 
 
 def find_models(models_dir: Path) -> tuple[str, ...]:
@@ -316,9 +165,9 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     if not directory.is_dir():
         raise ConfigError(f"{directory}: not a directory", "pass a stack directory holding models/ and dataset/")
     file = directory / STACK_FILE
-    data: Mapping[str, Any] = _read_yaml(file) if file.exists() else {}
+    data: Mapping[str, Any] = sf.read_yaml(file) if file.exists() else {}
     source = str(file)
-    top = _Fields(
+    top = sf.Fields(
         source,
         "",
         data,
@@ -334,26 +183,59 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         )
     if release is not None:
         release = str(release)
-    images = top.get("images", None, lambda v: _choice(v, IMAGE_SETS), "images: ngc or images: lab")
-    chosen = model or top.get("model", None, _string, "model: NAME of a directory in models/")
+    images = top.get("images", None, lambda v: sf.choice(v, IMAGE_SETS), "images: ngc or images: lab")
+    chosen = model or top.get("model", None, sf.string, "model: NAME of a directory in models/")
 
+    server = _server_options(top, source)
+    analyzer = _analyzer_options(top, source, directory)
+
+    models = find_models(directory / "models")
+    chosen = _choose_model(models, chosen, directory / "models", f"{source}: model" if model is None else "-m")
+    engine = top.get("engine", None, lambda v: sf.choice(v, ENGINES), "engine: local or engine: swarm")
+    clients = top.get("clients", None, sf.int_in(1, 256), "a number of load clients, 1 to 256")
+    pull = top.get("pull", None, lambda v: sf.choice(v, PULL_POLICIES), "pull: missing, always or never")
+    image_repo = top.get(
+        "image_repo",
+        None,
+        lambda v: sf.parse_image_repo(v, f"{source}: image_repo"),
+        "e.g. image_repo: registry.example.com/nvidia/tritonserver",
+    )
+    return Stack(
+        directory.resolve(),
+        file if file.exists() else None,
+        name,
+        chosen,
+        models,
+        release,
+        images,
+        server,
+        analyzer,
+        engine,
+        clients,
+        pull,
+        image_repo,
+    )
+
+
+def _server_options(top: sf.Fields, source: str) -> ServerOptions:
+    """stack.yaml's server: section."""
     srv = top.section("server", ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits", "gpus", "image"))
     ports = srv.section("ports", ("http", "grpc", "metrics"))
-    port = _int_in(0, 65535)
+    port = sf.int_in(0, 65535)
     port_hint = "a port 1-65535, or 0 for an ephemeral one"
     ulimits, ulimits_set = _ulimits(srv.data.get("ulimits"), srv)
     server = ServerOptions(
-        args=srv.get("args", (), _string_list, 'a list such as ["--log-verbose=1"]'),
-        shm_size=srv.get("shm_size", "1g", parse_size, "e.g. 1g or 512m"),
-        host=srv.get("host", "127.0.0.1", _host, "an IP address such as 127.0.0.1"),
+        args=srv.get("args", (), sf.string_list, 'a list such as ["--log-verbose=1"]'),
+        shm_size=srv.get("shm_size", "1g", sf.parse_size, "e.g. 1g or 512m"),
+        host=srv.get("host", "127.0.0.1", sf.host, "an IP address such as 127.0.0.1"),
         http_port=ports.get("http", 0, port, port_hint),
         grpc_port=ports.get("grpc", 0, port, port_hint),
         metrics_port=ports.get("metrics", 0, port, port_hint),
-        ready_timeout_s=srv.get("ready_timeout", 120.0, _seconds, "seconds, e.g. 120"),
+        ready_timeout_s=srv.get("ready_timeout", 120.0, sf.seconds, "seconds, e.g. 120"),
         ulimits=ulimits,
         ulimits_set=ulimits_set,
         gpus=srv.get("gpus", None, lambda v: str(v), "auto, none, all, a count, or device=0,1"),
-        image=srv.get("image", None, _image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3"),
+        image=srv.get("image", None, sf.image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3"),
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]
     if len(fixed) != len(set(fixed)):
@@ -361,7 +243,11 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
             f"{source}: server.ports: the same port is used twice ({fixed})",
             "give http, grpc and metrics different ports",
         )
+    return server
 
+
+def _analyzer_options(top: sf.Fields, source: str, directory: Path) -> AnalyzerOptions:
+    """stack.yaml's analyzer: section, its input data checked to exist under dataset/."""
     ana = top.section(
         "analyzer",
         (
@@ -387,65 +273,33 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         lambda v: parse_sweep(str(v), kind, field=f"{source}: analyzer.{kind}"),
         "A, A:B or A:B:STEP, e.g. 1:4:1",
     )
-    interval = ana.get("measurement_interval", None, _int_in(100, 3_600_000), "milliseconds, e.g. 5000")
-    requests = ana.get("measurement_requests", None, _int_in(1, _MAX_REQUESTS), "a request count, e.g. 200")
+    interval = ana.get("measurement_interval", None, sf.int_in(100, 3_600_000), "milliseconds, e.g. 5000")
+    requests = ana.get("measurement_requests", None, sf.int_in(1, _MAX_REQUESTS), "a request count, e.g. 200")
     if interval is not None and requests is not None:
         raise ana.fail("measurement_interval", "and measurement_requests are both set", "choose one measurement mode")
     analyzer = AnalyzerOptions(
         input_data=ana.get(
-            "input_data", "dataset/input.json", _string, "a path under dataset/, e.g. dataset/input.json"
+            "input_data", "dataset/input.json", sf.string, "a path under dataset/, e.g. dataset/input.json"
         ),
         sweep=sweep,
-        protocol=ana.get("protocol", "http", lambda v: _choice(v, PROTOCOLS), "http or grpc"),
+        protocol=ana.get("protocol", "http", lambda v: sf.choice(v, PROTOCOLS), "http or grpc"),
         measurement_requests=requests if interval is None else None,
         measurement_interval_ms=interval,
-        shapes=ana.get("shapes", (), _shapes, "e.g. shapes: {age: [1]}"),
-        args=ana.get("args", (), _string_list, 'a list such as ["--percentile=95"]'),
-        timeout_s=ana.get("timeout", 600.0, _seconds, "seconds, e.g. 600"),
-        image=ana.get("image", None, _image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3-sdk"),
+        shapes=ana.get("shapes", (), sf.shapes, "e.g. shapes: {age: [1]}"),
+        args=ana.get("args", (), sf.string_list, 'a list such as ["--percentile=95"]'),
+        timeout_s=ana.get("timeout", 600.0, sf.seconds, "seconds, e.g. 600"),
+        image=ana.get("image", None, sf.image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3-sdk"),
         stability_retries=ana.get(
-            "stability_retries", 3, _int_in(0, _MAX_STABILITY_RETRIES), f"0 (no retries) to {_MAX_STABILITY_RETRIES}"
+            "stability_retries", 3, sf.int_in(0, _MAX_STABILITY_RETRIES), f"0 (no retries) to {_MAX_STABILITY_RETRIES}"
         ),
     )
     if analyzer.measurement_requests is None and analyzer.measurement_interval_ms is None:
         analyzer = AnalyzerOptions(**{**analyzer.__dict__, "measurement_requests": 200})
     _check_input_data(directory, analyzer.input_data, ana)
-
-    models = find_models(directory / "models")
-    chosen = _choose_model(models, chosen, directory / "models", f"{source}: model" if model is None else "-m")
-    engine = top.get("engine", None, lambda v: _choice(v, ENGINES), "engine: local or engine: swarm")
-    clients = top.get("clients", None, _int_in(1, 256), "a number of load clients, 1 to 256")
-    pull = top.get("pull", None, lambda v: _choice(v, PULL_POLICIES), "pull: missing, always or never")
-    image_repo = top.get(
-        "image_repo",
-        None,
-        lambda v: parse_image_repo(v, f"{source}: image_repo"),
-        "e.g. image_repo: registry.example.com/nvidia/tritonserver",
-    )
-    return Stack(
-        directory.resolve(),
-        file if file.exists() else None,
-        name,
-        chosen,
-        models,
-        release,
-        images,
-        server,
-        analyzer,
-        engine,
-        clients,
-        pull,
-        image_repo,
-    )
+    return analyzer
 
 
-def _choice(value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"allowed: {', '.join(allowed)}")
-    return str(value)
-
-
-def _check_input_data(directory: Path, relative: str, fields: _Fields) -> None:
+def _check_input_data(directory: Path, relative: str, fields: sf.Fields) -> None:
     dataset = (directory / "dataset").resolve()
     if not dataset.is_dir():
         raise ConfigError(

@@ -82,6 +82,45 @@ def _config_hash(service: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(service, sort_keys=True).encode()).hexdigest()
 
 
+def _service_spec(name: str, svc: dict[str, Any], project: str, base: dict[str, str]) -> ServiceSpec:
+    """One service of the rendered file, with the labels compose itself would set on its container."""
+    labels = {
+        **base,
+        **{k: unescape(str(v)) for k, v in (svc.get("labels") or {}).items()},
+        "com.docker.compose.service": name,
+        "com.docker.compose.oneoff": "False",
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.config-hash": _config_hash(svc),
+        "com.docker.compose.image": str(svc["image"]),
+        "com.docker.compose.depends_on": "",
+    }
+    return ServiceSpec(
+        service=name,
+        container_name=f"{project}-{name}-1",
+        image=unescape(str(svc["image"])),
+        command=_strings(svc.get("command")),
+        entrypoint=_strings(svc.get("entrypoint")),
+        working_dir=svc.get("working_dir"),
+        mounts=[compose_mount(v, project) for v in svc.get("volumes", [])],
+        ports=[
+            PortBinding(
+                int(p["target"]),
+                str(p.get("host_ip", "127.0.0.1")),
+                int(p["published"]) if p.get("published") else None,
+            )
+            for p in svc.get("ports", [])
+        ],
+        shm_size=svc.get("shm_size"),
+        ulimits={k: int(v) for k, v in (svc.get("ulimits") or {}).items()},
+        stop_signal=svc.get("stop_signal"),
+        labels=labels,
+        gpus=from_compose_devices(
+            (((svc.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices"),
+            where=name,
+        ),
+    )
+
+
 def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec:
     """Translate a rendered compose file into container and network specs."""
     try:
@@ -98,45 +137,7 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
         "com.docker.compose.network": NETWORK,
         **{k: unescape(str(v)) for k, v in (doc.get("networks", {}).get(NETWORK) or {}).get("labels", {}).items()},
     }
-    specs = []
-    for name, svc in services.items():
-        labels = {
-            **base,
-            **{k: unescape(str(v)) for k, v in (svc.get("labels") or {}).items()},
-            "com.docker.compose.service": name,
-            "com.docker.compose.oneoff": "False",
-            "com.docker.compose.container-number": "1",
-            "com.docker.compose.config-hash": _config_hash(svc),
-            "com.docker.compose.image": str(svc["image"]),
-            "com.docker.compose.depends_on": "",
-        }
-        specs.append(
-            ServiceSpec(
-                service=name,
-                container_name=f"{project}-{name}-1",
-                image=unescape(str(svc["image"])),
-                command=_strings(svc.get("command")),
-                entrypoint=_strings(svc.get("entrypoint")),
-                working_dir=svc.get("working_dir"),
-                mounts=[compose_mount(v, project) for v in svc.get("volumes", [])],
-                ports=[
-                    PortBinding(
-                        int(p["target"]),
-                        str(p.get("host_ip", "127.0.0.1")),
-                        int(p["published"]) if p.get("published") else None,
-                    )
-                    for p in svc.get("ports", [])
-                ],
-                shm_size=svc.get("shm_size"),
-                ulimits={k: int(v) for k, v in (svc.get("ulimits") or {}).items()},
-                stop_signal=svc.get("stop_signal"),
-                labels=labels,
-                gpus=from_compose_devices(
-                    (((svc.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices"),
-                    where=name,
-                ),
-            )
-        )
+    specs = [_service_spec(name, svc, project, base) for name, svc in services.items()]
     volumes = [
         VolumeSpec(
             key,

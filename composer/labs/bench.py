@@ -5,17 +5,14 @@ Input problems are found before anything runs; a failed run keeps what it had, m
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from composer import __version__
 from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, run_attempts
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
@@ -34,19 +31,16 @@ from composer.analyzer.perf_analyzer import (
 from composer.core.config import Stack
 from composer.core.errors import (
     AnalyzerError,
-    UsageError,
 )
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
-from composer.core.labels import ULIMITS_DROPPED_LABEL
-from composer.core.modelconfig import read_disk_model
-from composer.core.release import parse_release, server_version
 from composer.core.run_dir import RunDir
 from composer.core.sweep import Sweep
 from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.labs.analyzer_execs import AnalyzerExecs
 from composer.labs.handle import LabHandle
+from composer.labs.run_manifest import default_run_dir, image_facts, prepare_run_dir, started_manifest, utc_now
 from composer.labs.session import failure_record
 from composer.runs.scraper import ClientCount, MetricsRecorder
 
@@ -170,51 +164,6 @@ def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
     write_atomic(RunDir(run_dir).server_log, text or "(the server container was gone)\n")
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def default_run_dir(lab_name: str) -> Path:
-    return Path("runs") / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{lab_name}"
-
-
-def prepare_run_dir(path: Path) -> Path:
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new run directory")
-    if any(p.exists() and not p.is_dir() for p in path.parents):
-        raise UsageError(f"--out {path}: a parent is a file", "choose a path under a directory")
-    RunDir(path).logs.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def image_facts(client: docker.DockerClient, ref: str) -> dict[str, Any]:
-    """What the manifest records of an image: reference, id, digests and tisbench's own labels."""
-    image = client.api.inspect_image(ref)
-    return {
-        "ref": ref,
-        "id": image["Id"],
-        "repo_digests": image.get("RepoDigests") or [],
-        "labels": {k: v for k, v in (image["Config"].get("Labels") or {}).items() if k.startswith("tisbench.")},
-    }
-
-
-def image_manifest(images: dict[str, dict[str, Any]], analyzer: AnalyzerIdentity) -> dict[str, Any]:
-    """The manifest's image fields, and which perf_analyzer really ran (as observed)."""
-    return {
-        "images": {k: v["ref"] for k, v in images.items()},
-        "image_ids": {k: v["id"] for k, v in images.items()},
-        "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
-        **analyzer.manifest_fields(),
-    }
-
-
-def server_ulimits(container: dict[str, Any]) -> dict[str, Any]:
-    """The ulimits the server runs with, and the advice (NGC's) that this engine could not grant."""
-    granted = {u["Name"]: u["Hard"] for u in container["HostConfig"].get("Ulimits") or []}
-    dropped = (container["Config"].get("Labels") or {}).get(ULIMITS_DROPPED_LABEL, "")
-    return {"granted": granted, "dropped": [name for name in dropped.split(",") if name]}
-
-
 def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     try:
         metadata = triton.get_model_metadata(model)
@@ -275,31 +224,6 @@ def _fitted(seen: _Observed, outputs: Outputs, say: Say) -> tuple[list[str], lis
     return fitted.argv, left_out
 
 
-def _manifest(lab: LabHandle, seen: _Observed, argv: list[str], left_out: list[str]) -> dict[str, Any]:
-    return {
-        "tisbench_version": __version__,
-        "lab": lab.name,
-        "release": lab.release,
-        "server_version": seen.reported_version,
-        "release_server_version": server_version(parse_release(lab.release)),
-        **image_manifest(seen.images, seen.analyzer),
-        "perf_analyzer_left_out": left_out,
-        "server_ulimits": server_ulimits(seen.server),
-        "perf_analyzer_argv": argv,
-        "timeout_s": seen.settings.timeout_s,
-        "model": {
-            "name": lab.stack.model,
-            "version": (seen.metadata.get("versions") or ["?"])[-1],
-            "config": seen.config,  # as the server serves it, after any auto-complete
-            "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
-        },
-        "stack": str(lab.stack.directory),
-        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
-        "started_utc": utc_now(),
-        "status": "running",
-    }
-
-
 def run_bench(
     lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
 ) -> BenchResult:
@@ -311,7 +235,10 @@ def run_bench(
     run_id = run_dir.resolve().name.replace("/", "_")
     outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
     argv, left_out = _fitted(seen, outputs, say)
-    manifest = _manifest(lab, seen, argv, left_out)
+    served = (seen.metadata, seen.config, seen.reported_version)
+    manifest = started_manifest(
+        lab, served, {"server": seen.server}, seen.images, seen.analyzer, argv, left_out, settings.timeout_s
+    )
     if settings.streaming:
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")

@@ -126,7 +126,7 @@ def _pull(stack: Stack, flag: str | None) -> str:
 
 def _images(stack: Stack, release: Release, image_set: str, image_repo: str | None) -> Images:
     """Which references the lab runs: a flag's repository over stack.yaml's; exact references win."""
-    from composer.core.config import parse_image_repo
+    from composer.core.stack_fields import parse_image_repo
 
     repo = parse_image_repo(image_repo) if image_repo is not None else stack.image_repo
     exact = {"server.image": stack.server.image, "analyzer.image": stack.analyzer.image}

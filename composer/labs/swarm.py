@@ -35,20 +35,13 @@ from composer.core.errors import AnalyzerError, UsageError
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.modelconfig import read_model_facts
 from composer.core.release import server_version
+from composer.core.run_dir import RunDir
 from composer.engine import containers as engine
 from composer.engine import swarm
-from composer.labs.bench import (
-    BenchRequest,
-    BenchResult,
-    default_run_dir,
-    image_facts,
-    image_manifest,
-    prepare_run_dir,
-    settings_for,
-    utc_now,
-)
+from composer.labs.bench import BenchRequest, BenchResult, settings_for
 from composer.labs.local import RUN_AREA, ensure_plan_images, unique_name
 from composer.labs.plan import LabPlan
+from composer.labs.run_manifest import default_run_dir, image_facts, image_manifest, prepare_run_dir, utc_now
 from composer.labs.session import LabSession, failure_record
 from composer.render.swarm_spec import CLIENTS, CSV_MARKER, SERVER, render_stack, swarm_spec
 from composer.runs.merge import ClientRun, merge_clients
@@ -96,9 +89,9 @@ def _collect(
     full, stdout = _client_logs(client, service_id, tasks)
     runs, facts, failures = [], [], []
     for task in tasks:
-        where = run_dir / "clients" / f"client-{task.slot}"
-        where.mkdir(parents=True, exist_ok=True)
-        write_atomic(where / "perf_analyzer.log", full.get(task.id, ""))
+        where = RunDir(run_dir).client(task.slot)
+        where.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(where.log, full.get(task.id, ""))
         out = stdout.get(task.id, "")
         csv = _csv_after_marker(out)
         export = swarm.fetch_task_file(client, task, export_path, node_id) if export_path else None
@@ -120,12 +113,12 @@ def _collect(
             error = explain_failure(status, out.partition(CSV_MARKER)[0] + task.error, timeout_s)
             failures.append(AnalyzerError(f"client {task.slot}: {error.message}", error.hint))
             continue
-        write_atomic(where / "perf_analyzer.csv", csv)
-        rows = parse_perf_csv(csv, str(where / "perf_analyzer.csv"))
+        write_atomic(where.csv, csv)
+        rows = parse_perf_csv(csv, str(where.csv))
         experiments = None
         if export:
-            write_atomic(where / "profile_export.json", export)
-            experiments = tuple(summarize_profile_export(where / "profile_export.json"))
+            write_atomic(where.profile_export, export)
+            experiments = tuple(summarize_profile_export(where.profile_export))
         runs.append(ClientRun(task.slot, tuple(rows), experiments))
     return runs, facts, failures
 
@@ -220,7 +213,7 @@ def run_swarm_lab(
     run_dir = prepare_run_dir(request.out or default_run_dir(name))
     manifest = _swarm_manifest(client, plan, rendered, spec, name, clients, node_id)
     write_atomic(run_dir / STACK_FILE, text)
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(RunDir(run_dir).manifest, manifest)
     backend = SwarmBackend(client, name, spec, text, run_area, run_dir, manifest, stack.model, settings.protocol,
                            timeout_s or stack.server.ready_timeout_s, say)  # fmt: skip
     try:
@@ -242,18 +235,18 @@ def run_swarm_lab(
             if server_task.done:
                 raise AnalyzerError(
                     f"triton_server died during the benchmark ({server_task.state}, exit code {server_task.exit_code})",
-                    f"see {run_dir}/logs/triton_server.log",
+                    f"see {RunDir(run_dir).server_log}",
                 )
             if failures:
                 raise failures[0]
             summary = merge_clients(stack.model, str(plan.release), runs)
-            write_json(run_dir / "summary.json", summary)
+            write_json(RunDir(run_dir).summary, summary)
             say(f"collected {len(runs)} client result(s); latency: {summary['latency_source']}")
             manifest.update(status="ok", exit_code=0)
             return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
         manifest.update(status="failed", **failure_record(exc))
-        write_json(run_dir / "manifest.json", manifest)
+        write_json(RunDir(run_dir).manifest, manifest)
         raise
 
 
@@ -318,12 +311,12 @@ class SwarmBackend:
         try:
             if SERVER in lab.ids:
                 server_log = "".join(swarm.task_logs(self.client, lab.ids[SERVER]).values())
-                write_atomic(self.run_dir / "logs" / "triton_server.log", server_log)
+                write_atomic(RunDir(self.run_dir).server_log, server_log)
                 found = _SERVER_VERSION.search(server_log)
                 self.manifest["server_version"] = found.group(1) if found else "?"
         finally:
             self.manifest["ended_utc"] = utc_now()
-            write_json(self.run_dir / "manifest.json", self.manifest)
+            write_json(RunDir(self.run_dir).manifest, self.manifest)
 
     def down(self, lab: SwarmLab) -> None:
         swarm.remove_swarm_lab(self.client, lab.name)

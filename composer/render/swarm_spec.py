@@ -62,7 +62,7 @@ class SwarmLabSpec:
 
 
 def size_in_bytes(size: str) -> int:
-    """A Docker size (``1g``, ``512m``, ``65536``; already validated by config.parse_size) in bytes."""
+    """A Docker size (``1g``, ``512m``, ``65536``; already validated by stack_fields.parse_size) in bytes."""
     text = size.strip().lower()
     unit = text[-1] if text[-1] in _UNITS else ""
     return int(text[: len(text) - len(unit)]) * _UNITS[unit]

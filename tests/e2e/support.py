@@ -6,6 +6,7 @@ Every lab these tests create is named ``e2e-…`` and removed by that name throu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -20,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,14 @@ import docker
 import docker.errors
 import pytest
 import yaml
+from paths import E2E_STACKS as E2E_STACKS
+from paths import REPO as REPO
+from paths import unavailable as unavailable  # the e2e tests take it from here, with their other helpers
 
+from composer.core.labels import LAB_LABEL as LAB_LABEL
 from composer.core.shipped import quickstart_stack
 
-REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = quickstart_stack()  # the checkout's stacks/quickstart, in the editable install tests run from
-E2E_STACKS = Path(__file__).resolve().parent / "stacks"
 BROKEN_STACK = E2E_STACKS / "broken_model"
 BATCHED_STACK = E2E_STACKS / "batched"
 
@@ -43,20 +46,12 @@ TISBENCH = Path(sys.executable).parent / "tisbench"
 RELEASE = "24.10"
 SERVER_VERSION = "2.51.0"
 LAB_IMAGES = (f"tisbench-lab/tritonserver:{RELEASE}-py3", f"tisbench-lab/tritonserver:{RELEASE}-py3-sdk")
-LAB_LABEL = "tisbench.lab"
 SERVICE_LABEL = "com.docker.compose.service"
 PREFIX = "e2e-"
 ERROR_PREFIX = "tisbench: error: "
 # perf_analyzer's 10 % stability rule fails often on a busy 2-core runner; the tests check what
 # tisbench records, not the machine's steadiness, so they accept any three windows.
 STEADY = ("--", "--stability-percentage", "999")
-
-
-def unavailable(message: str) -> None:
-    """A missing prerequisite: a Docker test never skips in CI, it fails there."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: Docker tests must run)", pytrace=False)
-    pytest.skip(message)
 
 
 class KnownBug(AssertionError):
@@ -321,6 +316,10 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
 def copy_stack(source: Path, dest: Path, stack_yaml: Mapping[str, Any] | None = None) -> Path:
     """Copy a stack directory (without its run area) and merge ``stack_yaml`` into its stack.yaml."""
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".tisbench", "__pycache__"))
@@ -435,6 +434,20 @@ class SharedLab:
     def require_up(self) -> None:
         if self.up.exit_code != 0:
             pytest.fail(f"the shared lab did not come up:\n{self.up}", pytrace=False)
+
+
+@contextlib.contextmanager
+def shared_lab(docker_client: docker.DockerClient, what: str, stack: Path, *args: str) -> Iterator[SharedLab]:
+    """``tisbench up STACK ARGS --name e2e-WHAT-…`` for a module's tests to share; it must come up,
+    and it is removed (with anything else the registry named) when the module is done."""
+    registry = LabRegistry(docker_client)
+    name = registry.name(what)
+    try:
+        lab = SharedLab(name, stack, run_cli(["up", stack, *args, "--name", name], cwd=stack.parent))
+        lab.require_up()
+        yield lab
+    finally:
+        registry.cleanup()
 
 
 def patch_initialize(stack: Path, code: str, model: str = "seed_model") -> None:

@@ -4,9 +4,7 @@ CI=true) and on every release between whose images are built here (skipped when 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -18,7 +16,7 @@ from composer.core.lab_releases import LAB_RECIPES, version_tuple
 from composer.images.lab_images import image_labels, image_specs, image_state
 
 from .conftest import MakeStack, Tisbench
-from .support import BATCHED_STACK, QUICKSTART, STEADY, LabRegistry, run_cli, service_container, unavailable
+from .support import BATCHED_STACK, QUICKSTART, STEADY, LabRegistry, read_json, run_cli, service_container, unavailable
 
 pytestmark = pytest.mark.docker
 
@@ -35,10 +33,6 @@ def _require_images(client: docker.DockerClient, release: str) -> None:
     if release in (OLDEST, NEWEST):
         unavailable(message)
     pytest.skip(message)
-
-
-def _json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 @pytest.mark.parametrize("stack_source", [QUICKSTART, BATCHED_STACK], ids=["quickstart", "batched"])
@@ -60,7 +54,7 @@ def test_each_perf_analyzer_runs_tisbenchs_argv_and_its_outputs_parse(
         "lab", stack, "--release", release, "--images", "lab", "--measurement-requests", "300", "--out", run, *STEADY
     )
     assert result.exit_code == 0, result
-    manifest = _json(run / "manifest.json")
+    manifest = read_json(run / "manifest.json")
     assert manifest["server_version"] == recipe.server.version
     assert manifest["perf_analyzer_version"] == version
     assert manifest["perf_analyzer_version_source"].startswith("lab image label")
@@ -71,7 +65,7 @@ def test_each_perf_analyzer_runs_tisbenchs_argv_and_its_outputs_parse(
     (row,) = read_csv_file(run / "perf_analyzer.csv")
     assert row.throughput_infer_per_sec > 0 and row.p99_latency_us and row.response_wait_us is not None
     assert not row.extra, f"perf_analyzer {version} wrote columns tisbench does not know: {row.extra}"
-    assert _json(run / "summary.json")["rows"][0]["throughput_infer_per_sec"] == pytest.approx(
+    assert read_json(run / "summary.json")["rows"][0]["throughput_infer_per_sec"] == pytest.approx(
         row.throughput_infer_per_sec
     )
     if has_option(version, "--profile-export-file"):

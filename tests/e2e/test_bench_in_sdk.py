@@ -9,7 +9,6 @@ import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -25,7 +24,8 @@ from .support import (
     SharedLab,
     copy_stack,
     leftovers,
-    run_cli,
+    read_json,
+    shared_lab,
 )
 
 pytestmark = pytest.mark.docker
@@ -36,20 +36,9 @@ REQUESTS = "500"
 @pytest.fixture(scope="module")
 def bench_lab(docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedLab]:
     """One lab, from a tmp copy of quickstart (so tests may add files to its dataset/), for bench runs."""
-    registry = LabRegistry(docker_client)
     stack = copy_stack(QUICKSTART, tmp_path_factory.mktemp("bench") / "quickstart")
-    name = registry.name("bench")
-    try:
-        result = run_cli(["up", stack, "--images", "lab", "--name", name], cwd=stack.parent)
-        lab = SharedLab(name, stack, result)
-        lab.require_up()
+    with shared_lab(docker_client, "bench", stack, "--images", "lab") as lab:
         yield lab
-    finally:
-        registry.cleanup()
-
-
-def _json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -72,12 +61,12 @@ def test_lab_writes_a_complete_run_directory(
                  "logs/perf_analyzer.log", "logs/triton_server.log"):
         assert (run / name).is_file(), f"{name} missing from {sorted(p.name for p in run.rglob('*'))}"
 
-    rows = _json(run / "summary.json")["rows"]
+    rows = read_json(run / "summary.json")["rows"]
     assert len(rows) == 1
     assert rows[0]["throughput_infer_per_sec"] > 0
     assert rows[0]["p99_latency_us"] >= rows[0]["p50_latency_us"] > 0
 
-    manifest = _json(run / "manifest.json")
+    manifest = read_json(run / "manifest.json")
     assert manifest["status"] == "ok"
     assert manifest["server_version"] == SERVER_VERSION
     argv = manifest["perf_analyzer_argv"]
@@ -91,7 +80,7 @@ def test_lab_writes_a_complete_run_directory(
 
     csv_rows = _csv_rows(run / "perf_analyzer.csv")
     assert [r["Concurrency"] for r in csv_rows] == ["1"]
-    export = _json(run / "profile_export.json")
+    export = read_json(run / "profile_export.json")
     (experiment,) = export["experiments"]
     requests = experiment["requests"]
     bounds = experiment["window_boundaries"]
@@ -118,7 +107,7 @@ def test_concurrency_sweep_gives_one_row_per_point_in_order(
     result = tisbench("bench", bench_lab.name, "--concurrency", "1:2", "--measurement-requests", REQUESTS,
                       "--out", run, *STEADY)
     assert result.exit_code == 0, result
-    summary = _json(run / "summary.json")
+    summary = read_json(run / "summary.json")
     assert summary["sweep"] == "concurrency"
     assert [row["concurrency"] for row in summary["rows"]] == [1, 2]
     assert [r["Concurrency"] for r in _csv_rows(run / "perf_analyzer.csv")] == ["1", "2"]
@@ -132,7 +121,7 @@ def test_no_auto_shape_fails_with_a_shape_hint(bench_lab: SharedLab, tisbench: T
     line = result.error  # exactly one error line
     assert "needs to have its shape fully defined" in line
     assert "--shape" in line
-    assert _json(run / "manifest.json")["status"] == "failed"
+    assert read_json(run / "manifest.json")["status"] == "failed"
 
 
 def test_unknown_lab_is_bad_input(tisbench: Tisbench) -> None:
@@ -178,9 +167,9 @@ def test_batched_model_runs_with_derived_shapes(
     run = run_root / "RUN"
     result = tisbench("lab", stack, "--images", "lab", "--measurement-requests", REQUESTS, "--out", run, *STEADY)
     assert result.exit_code == 0, result
-    argv = _json(run / "manifest.json")["perf_analyzer_argv"]
+    argv = read_json(run / "manifest.json")["perf_analyzer_argv"]
     assert _argv_value(argv, "--shape") == ["x:3"], "only the variable input gets a shape, from the data"
-    assert _json(run / "summary.json")["rows"][0]["throughput_infer_per_sec"] > 0
+    assert read_json(run / "summary.json")["rows"][0]["throughput_infer_per_sec"] > 0
 
 
 PAIR_CONFIG = """\
@@ -237,8 +226,8 @@ def test_a_never_seen_stack_runs_without_any_shape(new_model_stack: Path, tisben
     run = run_root / "RUN"
     result = tisbench("lab", new_model_stack, "--images", "lab", "--out", run, *STEADY)
     assert result.exit_code == 0, result
-    argv = _json(run / "manifest.json")["perf_analyzer_argv"]
+    argv = read_json(run / "manifest.json")["perf_analyzer_argv"]
     assert _argv_value(argv, "--shape") == ["ids:3"]
-    summary = _json(run / "summary.json")
+    summary = read_json(run / "summary.json")
     assert summary["model"] == "pair_model"
     assert summary["rows"][0]["throughput_infer_per_sec"] > 0

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
 import pytest
 
-from .support import LAB_IMAGES, QUICKSTART, REPO, STEADY, LabRegistry, SharedLab, copy_stack, run_cli
+from .support import (
+    LAB_IMAGES,
+    QUICKSTART,
+    REPO,
+    STEADY,
+    SharedLab,
+    copy_stack,
+    read_json,
+    run_cli,
+    shared_lab,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -59,24 +67,14 @@ def wrapped_lab(
     docker_client: docker.DockerClient, console_script_sdk: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SharedLab]:
     """The quickstart, its perf_analyzer container from that image (one retry for unstable points)."""
-    registry = LabRegistry(docker_client)
     stack_yaml = {
         "images": "ngc",  # exact references: tisbench knows nothing of this image but its name
         "server": {"image": LAB_IMAGES[0]},
         "analyzer": {"image": console_script_sdk, "stability_retries": 1},
     }
     stack = copy_stack(QUICKSTART, tmp_path_factory.mktemp("wrapped") / "quickstart", stack_yaml)
-    name = registry.name("wrapped")
-    try:
-        lab = SharedLab(name, stack, run_cli(["up", stack, "--name", name], cwd=stack.parent))
-        lab.require_up()
+    with shared_lab(docker_client, "wrapped", stack) as lab:
         yield lab
-    finally:
-        registry.cleanup()
-
-
-def _json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 def _exits(client: docker.DockerClient, image: str, argv: list[str]) -> tuple[int, str]:
@@ -106,7 +104,7 @@ def test_a_failing_run_is_exit_5_with_perf_analyzers_reason(wrapped_lab: SharedL
     assert "needs to have its shape fully defined" in result.error and "--shape" in result.error
     said = [line.removeprefix("tisbench: ") for line in result.stderr.splitlines() if DROPPED in line]
     assert said == [f"perf_analyzer exited 0 but wrote no CSV and printed an error {DROPPED}"], result
-    manifest = _json(run / "manifest.json")
+    manifest = read_json(run / "manifest.json")
     assert (manifest["status"], manifest["exit_code"]) == ("failed", 5)
     assert manifest["perf_analyzer_version"] == "2.51.0"
     assert manifest["perf_analyzer_version_source"] == "perf_analyzer --version in the sdk container"
@@ -118,9 +116,9 @@ def test_a_good_run_is_exit_0(wrapped_lab: SharedLab, tmp_path: Path) -> None:
                      cwd=tmp_path)
     assert result.exit_code == 0, result
     assert DROPPED not in result.stderr
-    (row,) = _json(run / "summary.json")["rows"]
+    (row,) = read_json(run / "summary.json")["rows"]
     assert row["throughput_infer_per_sec"] > 0
-    (attempt,) = _json(run / "manifest.json")["attempts"]
+    (attempt,) = read_json(run / "manifest.json")["attempts"]
     assert attempt["exit_code"] == 0 and "judged_exit_code" not in attempt
 
 
@@ -133,6 +131,6 @@ def test_an_unstable_point_is_still_retried_then_fails_with_its_spread(wrapped_l
     assert "measurement not stable at concurrency 1 after 2 attempts" in result.error
     assert "its last 3 trials spread" in result.error
     assert len([ln for ln in result.stderr.splitlines() if "not stable with windows of" in ln]) == 1, result
-    attempts = _json(run / "manifest.json")["attempts"]
+    attempts = read_json(run / "manifest.json")["attempts"]
     assert [(a["exit_code"], a["judged_exit_code"], a["unstable"]) for a in attempts] == [(0, 2, 1), (0, 2, 1)]
     assert all(DROPPED in a["exit_status_note"] for a in attempts)

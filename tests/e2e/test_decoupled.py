@@ -5,14 +5,12 @@ per-response statistics that perf_analyzer's profile export makes possible."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .conftest import MakeStack, Tisbench
-from .support import E2E_STACKS
+from .support import E2E_STACKS, read_json
 
 pytestmark = pytest.mark.docker
 
@@ -26,14 +24,10 @@ RESPONSE_FIELDS = (
 )
 
 
-def _json(path: Path) -> Any:
-    return json.loads(path.read_text())
-
-
 @pytest.fixture(scope="module")
 def repeats() -> int:
     """How many responses each request asks for: the length of IN in the stack's data."""
-    (step,) = _json(DECOUPLED_STACK / "dataset" / "input.json")["data"]
+    (step,) = read_json(DECOUPLED_STACK / "dataset" / "input.json")["data"]
     assert len(step["DELAY"]) == len(step["IN"])
     return len(step["IN"])
 
@@ -49,14 +43,14 @@ def test_a_decoupled_model_runs_over_grpc_streaming_and_reports_its_responses(
     chosen = [line for line in result.stderr.splitlines() if "is decoupled" in line]
     assert len(chosen) == 1 and "model_transaction_policy.decoupled" in chosen[0] and "gRPC" in chosen[0], result
 
-    manifest = _json(run / "manifest.json")
+    manifest = read_json(run / "manifest.json")
     argv = manifest["perf_analyzer_argv"]
     assert argv[argv.index("-i") + 1] == "grpc" and argv[argv.index("-u") + 1] == "triton_server:8001"
     assert "--streaming" in argv
     assert manifest["decoupled"]["field"] == "model_transaction_policy.decoupled"
     assert manifest["model"]["config"]["model_transaction_policy"]["decoupled"] is True
 
-    rows = _json(run / "summary.json")["rows"]
+    rows = read_json(run / "summary.json")["rows"]
     assert [r["concurrency"] for r in rows] == [1, 2]
     delay_us = 2_000  # the data's DELAY: each response waits 2 ms
     csv_rows = {int(r["Concurrency"]): r for r in csv.DictReader((run / "perf_analyzer.csv").open())}

@@ -5,21 +5,15 @@ resumes there, and the run directory holds one result per point as if it had run
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .conftest import MakeStack, Tisbench
-from .support import QUICKSTART, CliProcess
+from .support import QUICKSTART, CliProcess, read_json
 
 pytestmark = pytest.mark.docker
-
-
-def _json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 def test_a_point_that_never_settles_is_tried_four_times_then_fails_with_its_spread(
@@ -40,7 +34,7 @@ def test_a_point_that_never_settles_is_tried_four_times_then_fails_with_its_spre
     retries = [ln for ln in result.stderr.splitlines() if "not stable with windows of" in ln]
     assert len(retries) == 3, result
 
-    manifest = _json(run / "manifest.json")
+    manifest = read_json(run / "manifest.json")
     assert (manifest["status"], manifest["exit_code"]) == ("failed", 5)
     attempts = manifest["attempts"]
     assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]
@@ -113,7 +107,7 @@ def test_a_sweep_resumes_at_the_unstable_point_and_merges_into_one_result(
         chaos.unlink(missing_ok=True)
     assert result.exit_code == 0, result
 
-    manifest = _json(run / "manifest.json")
+    manifest = read_json(run / "manifest.json")
     first, retry = manifest["attempts"]
     assert (first["exit_code"], first["points"], first["measured"], first["unstable"]) == (0, [1, 2, 3], [1], 2)
     assert (retry["points"], retry["measured"], retry["unstable"]) == ([2, 3], [2, 3], None)
@@ -122,11 +116,11 @@ def test_a_sweep_resumes_at_the_unstable_point_and_merges_into_one_result(
     assert retry["argv"][retry["argv"].index("--concurrency-range") + 1] == "2:3:1"
 
     # One result per point, in sweep order, everywhere results are read.
-    assert [r["concurrency"] for r in _json(run / "summary.json")["rows"]] == [1, 2, 3]
+    assert [r["concurrency"] for r in read_json(run / "summary.json")["rows"]] == [1, 2, 3]
     assert [r["Concurrency"] for r in csv.DictReader((run / "perf_analyzer.csv").open())] == ["1", "2", "3"]
-    experiments = _json(run / "profile_export.json")["experiments"]
+    experiments = read_json(run / "profile_export.json")["experiments"]
     assert [e["experiment"]["value"] for e in experiments] == [1, 2, 3]  # the unstable try of 2 is gone
-    points = _json(run / "server_metrics.json")["points"]
+    points = read_json(run / "server_metrics.json")["points"]
     assert [p["concurrency"] for p in points] == [1, 2, 3]
     assert not [w for p in points for w in p["warnings"]], points
     report = (run / "report.md").read_text()

@@ -9,7 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from paths import REPO
+
 # What a wheel is built from: the tree as it is on disk, less the checkout's own state. A fresh copy,
 # because setuptools reuses an in-tree build/ and would ship whatever an older build left there.
 _NOT_SOURCE_ANYWHERE = shutil.ignore_patterns(

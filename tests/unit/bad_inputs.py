@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paths import E2E_STACKS
+
 from composer.core.shipped import quickstart_stack
 
 QUICKSTART = quickstart_stack()
@@ -76,7 +78,7 @@ def _model_without_config_or_version(stack: Path) -> None:
     (stack / "models" / "seed_model" / "model.py").write_text("# not in a version directory\n", encoding="utf-8")
 
 
-_BATCHED = Path(__file__).resolve().parents[1] / "e2e" / "stacks" / "batched"
+_BATCHED = E2E_STACKS / "batched"
 
 
 def _batched_with_data(text: str) -> Callable[[Path], None]:

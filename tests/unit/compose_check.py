@@ -8,15 +8,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from paths import unavailable
 
 
 def require_compose() -> None:
     """Skip without Docker Compose v2, except under CI=true, where its absence is a failure."""
     if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("docker compose is not installed, and CI=true requires it")
-        pytest.skip("docker compose is not installed")
+        unavailable("docker compose is not installed", ci_says="CI=true requires it")
 
 
 def compose_config(file: Path, *, project: str | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from bad_inputs import CASES, BadInput, make_stack
+from paths import unavailable
 
 TISBENCH = Path(sys.executable).parent / "tisbench"
 
@@ -48,9 +49,7 @@ def test_corpus_ids_are_unique_and_large_enough() -> None:
 @pytest.mark.parametrize(("case", "command"), _params())
 def test_bad_input_gives_one_error_line_and_writes_nothing(case: BadInput, command: str, tmp_path: Path) -> None:
     if case.needs_docker and not _engine_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("needs a reachable Docker engine (CI=true: Docker cases must run)", pytrace=False)
-        pytest.skip("needs a reachable Docker engine")
+        unavailable("needs a reachable Docker engine", ci_says="CI=true: Docker cases must run")
     stack = make_stack(tmp_path, case.stack_yaml)
     if case.build is not None:
         case.build(stack)

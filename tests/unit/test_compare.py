@@ -7,12 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from paths import SYNTHETIC
 
 from composer.analyzer.results import SummaryRow, parse_perf_csv, summary_dict
 from composer.core.errors import RegressionFound, UsageError
 from composer.runs.compare import check_regressions, compare_runs, list_runs, render_comparison
-
-SYNTHETIC = Path(__file__).resolve().parent.parent / "fixtures" / "synthetic"
 
 
 def _rows() -> list[SummaryRow]:

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from bad_inputs import make_stack
 from click.testing import CliRunner
+from paths import README
 
 from composer.cli.app import main
 from composer.core.errors import EXIT_MEANINGS, ExitStatus
-
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _boom(*args: object, **kwargs: object) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from composer.analyzer.results import summarize_profile_export
 from composer.core.errors import AnalyzerError
@@ -19,7 +19,6 @@ from composer.runs.metrics import (
     server_metrics_document,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BEFORE = (FIXTURES / "triton_metrics_before.txt").read_text()  # the CPU lab server, before load
 AFTER = (FIXTURES / "triton_metrics_after.txt").read_text()  # … after perf_analyzer at concurrency 1 and 2
 GPU = (FIXTURES / "triton_metrics_gpu.txt").read_text()  # synthetic: two GPUs, two versions, two models

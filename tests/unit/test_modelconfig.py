@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import REPO
 
 from composer.analyzer.model_inputs import ModelInputs
 from composer.core.errors import ConfigError
 from composer.core.modelconfig import metadata_from_config, parse_model_config, read_disk_model, read_model_facts
 from composer.core.shipped import quickstart_stack
 
-REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 SEED = (quickstart_stack() / "models", "seed_model")
 BATCHED = (REPO / "tests" / "e2e" / "stacks" / "batched" / "models", "batched_model")

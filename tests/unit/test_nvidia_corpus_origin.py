@@ -7,8 +7,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from paths import E2E_STACKS
 
-CORPUS = Path(__file__).resolve().parents[1] / "e2e" / "stacks" / "nvidia"
+CORPUS = E2E_STACKS / "nvidia"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "ORIGIN.md").is_file())
 REQUIRED = {
     "add_sub", "auto_complete", "empty_config", "bls", "decoupled", "ensemble", "sequence",

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import SYNTHETIC
 
 from composer.analyzer.results import parse_perf_csv, summary_dict
 from composer.core.errors import UsageError
 from composer.reports.run_report import render_report, write_reports
-
-SYNTHETIC = Path(__file__).resolve().parent.parent / "fixtures" / "synthetic"
 
 
 def _run_dir(tmp_path: Path, *, export: bool = True, failed: str | None = None) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import REPO
 
 from composer.analyzer.perf_analyzer import (
     BenchSettings,
@@ -31,7 +32,6 @@ from composer.core.modelconfig import parse_model_config
 from composer.core.sweep import Sweep
 from composer.reports.run_report import render_report
 
-REPO = Path(__file__).resolve().parents[2]
 DECOUPLED_STACK = REPO / "tests" / "e2e" / "stacks" / "decoupled"
 MS = 1_000_000  # ns
 

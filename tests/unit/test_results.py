@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import FIXTURES
 
 from composer.analyzer.results import (
     SUMMARY_KEYS,
@@ -20,7 +21,6 @@ from composer.analyzer.results import (
 )
 from composer.core.errors import AnalyzerError
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SYNTHETIC = FIXTURES / "synthetic"
 HEADER = (
     "Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"

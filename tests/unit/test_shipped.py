@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from paths import REPO
 
 from composer.cli.app import main
 from composer.core.errors import UsageError
 from composer.core.shipped import quickstart_stack, templates_dir, write_quickstart
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _init(*args: str | Path) -> Result:

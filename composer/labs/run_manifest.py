@@ -1,0 +1,103 @@
+"""What a run directory records beyond its results: when it ran, the images and perf_analyzer it
+ran with, the server's ulimits, and the manifest a run starts with."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from composer import __version__
+from composer.analyzer.identity import AnalyzerIdentity
+from composer.core.errors import UsageError
+from composer.core.labels import ULIMITS_DROPPED_LABEL
+from composer.core.modelconfig import read_disk_model
+from composer.core.release import parse_release, server_version
+from composer.core.run_dir import RunDir
+
+if TYPE_CHECKING:  # type names only: only composer.engine imports docker
+    import docker
+
+    from composer.labs.handle import LabHandle
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_run_dir(lab_name: str) -> Path:
+    return Path("runs") / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{lab_name}"
+
+
+def prepare_run_dir(path: Path) -> Path:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new run directory")
+    if any(p.exists() and not p.is_dir() for p in path.parents):
+        raise UsageError(f"--out {path}: a parent is a file", "choose a path under a directory")
+    RunDir(path).logs.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def image_facts(client: docker.DockerClient, ref: str) -> dict[str, Any]:
+    """What the manifest records of an image: reference, id, digests and tisbench's own labels."""
+    image = client.api.inspect_image(ref)
+    return {
+        "ref": ref,
+        "id": image["Id"],
+        "repo_digests": image.get("RepoDigests") or [],
+        "labels": {k: v for k, v in (image["Config"].get("Labels") or {}).items() if k.startswith("tisbench.")},
+    }
+
+
+def image_manifest(images: dict[str, dict[str, Any]], analyzer: AnalyzerIdentity) -> dict[str, Any]:
+    """The manifest's image fields, and which perf_analyzer really ran (as observed)."""
+    return {
+        "images": {k: v["ref"] for k, v in images.items()},
+        "image_ids": {k: v["id"] for k, v in images.items()},
+        "repo_digests": {k: v["repo_digests"] for k, v in images.items()},
+        **analyzer.manifest_fields(),
+    }
+
+
+def server_ulimits(container: dict[str, Any]) -> dict[str, Any]:
+    """The ulimits the server runs with, and the advice (NGC's) that this engine could not grant."""
+    granted = {u["Name"]: u["Hard"] for u in container["HostConfig"].get("Ulimits") or []}
+    dropped = (container["Config"].get("Labels") or {}).get(ULIMITS_DROPPED_LABEL, "")
+    return {"granted": granted, "dropped": [name for name in dropped.split(",") if name]}
+
+
+def started_manifest(
+    lab: LabHandle,
+    served: tuple[dict[str, Any], dict[str, Any], str],
+    containers: dict[str, Any],
+    images: dict[str, Any],
+    analyzer: AnalyzerIdentity,
+    argv: list[str],
+    left_out: list[str],
+    timeout_s: float,
+) -> dict[str, Any]:
+    """The manifest as a run starts: what runs, against what, where."""
+    metadata, config, reported_version = served
+    return {
+        "tisbench_version": __version__,
+        "lab": lab.name,
+        "release": lab.release,
+        "server_version": reported_version,
+        "release_server_version": server_version(parse_release(lab.release)),
+        **image_manifest(images, analyzer),
+        "perf_analyzer_left_out": left_out,
+        "server_ulimits": server_ulimits(containers["server"]),
+        "perf_analyzer_argv": argv,
+        "timeout_s": timeout_s,
+        "model": {
+            "name": lab.stack.model,
+            "version": (metadata.get("versions") or ["?"])[-1],
+            "config": config,  # as the server serves it, after any auto-complete
+            "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
+        },
+        "stack": str(lab.stack.directory),
+        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
+        "started_utc": utc_now(),
+        "status": "running",
+    }
