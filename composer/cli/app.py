@@ -98,7 +98,19 @@ class _Group(click.Group):
         except click.exceptions.Exit:
             raise
         except Exception as error:
+            engine_error = _engine_error(error)
+            if engine_error is not None:
+                _fail(engine_error)
             _fail_internal(error)
+
+
+def _engine_error(error: Exception) -> TisbenchError | None:
+    """The engine's failure in one line, when it was one (only possible once docker is imported)."""
+    if "docker" not in sys.modules:
+        return None
+    from composer.engine.host import translated
+
+    return translated(error)
 
 
 @click.group(cls=_Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})

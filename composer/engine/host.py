@@ -107,3 +107,17 @@ def unreachable(exc: BaseException) -> DockerUnavailable:
     """Exit 3: the engine at DOCKER_HOST did not answer, and the SDK's reason why."""
     url = docker_host()
     return DockerUnavailable(f"cannot reach the Docker engine at {url}: {reason(exc)}", _hint(url))
+
+
+def translated(exc: BaseException) -> DockerUnavailable | None:
+    """An engine failure that escaped the call sites which translate their own (as compose's
+    ``handle_connection_errors`` does at its command boundary): exit 3 with the SDK's reason.
+    An OSError alone is not claimed: outside the SDK it is this machine's, not the engine's."""
+    if isinstance(exc, docker.errors.APIError):
+        return DockerUnavailable(
+            f"the Docker engine at {docker_host()} refused a request: {exc.explanation or reason(exc)}",
+            "see the engine's log (journalctl -u docker, or dockerd's output)",
+        )
+    ssh = _paramiko()
+    sdk = (docker.errors.DockerException, requests.exceptions.RequestException, *((ssh.SSHException,) if ssh else ()))
+    return unreachable(exc) if isinstance(exc, sdk) else None

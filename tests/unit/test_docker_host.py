@@ -225,3 +225,16 @@ def test_an_ssh_engines_hint_says_what_to_check(monkeypatch: pytest.MonkeyPatch)
 
     assert "`ssh -p 2222 ops@gpu-box docker version`" in hint
     assert "known_hosts" in hint
+
+
+def test_an_engine_failure_that_escapes_its_call_site_is_exit_3_not_a_crash() -> None:
+    import paramiko  # loads it for real: a ChannelException is what a refused ssh channel raises
+    import requests
+
+    refused = engine_host.translated(docker.errors.APIError("500 Server Error", explanation="conflict: in use"))
+    assert refused is not None and refused.exit_code == 3 and "refused a request: conflict: in use" in refused.message
+    channel = engine_host.translated(paramiko.ChannelException(2, "Connect failed"))
+    assert channel is not None and channel.exit_code == 3 and "cannot reach the Docker engine" in channel.message
+    assert engine_host.translated(requests.exceptions.ConnectionError("reset")) is not None
+    assert engine_host.translated(OSError(28, "No space left on device")) is None  # this machine's, not the engine's
+    assert engine_host.translated(ValueError("bug")) is None
