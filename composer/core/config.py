@@ -28,6 +28,18 @@ REPOSITORY_RULE = re.compile(_REPO)
 REFERENCE_RULE = re.compile(_REPO + r"(?::[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})")
 PROTOCOLS = ("http", "grpc")
 ENGINES = ("local", "swarm")
+TUNE_KEYS = (
+    "latency_budget_ms",
+    "min_throughput",
+    "objective",
+    "mode",
+    "percentile",
+    "instances",
+    "max_batch_size",
+    "dynamic_batching",
+    "concurrency",
+    "max_measurements",
+)
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _SIZE = re.compile(r"(\d+)([bkmg]?)", re.IGNORECASE)
 _MAX_TIMEOUT_S = 24 * 3600
@@ -83,6 +95,7 @@ class Stack:
     clients: int | None = None  # perf_analyzer replicas on a swarm
     pull: str | None = None  # missing | always | never
     image_repo: str | None = None  # a registry mirror of nvcr.io/nvidia/tritonserver
+    tune: tuple[tuple[str, Any], ...] = ()  # the `tune:` section as written; composer.tuning.space reads it
 
     @property
     def models_dir(self) -> Path:
@@ -337,7 +350,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         source,
         "",
         data,
-        ("name", "release", "images", "pull", "image_repo", "model", "engine", "clients", "server", "analyzer"),
+        ("name", "release", "images", "pull", "image_repo", "model", "engine", "clients", "server", "analyzer", "tune"),
     )
     name = top.get(
         "name", default_stack_name(directory), lambda v: parse_lab_name(v, f"{source}: name"), "e.g. name: mylab"
@@ -437,6 +450,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         lambda v: parse_image_repo(v, f"{source}: image_repo"),
         "e.g. image_repo: registry.example.com/nvidia/tritonserver",
     )
+    tune = top.section("tune", TUNE_KEYS)  # values are checked by composer.tuning.space
     return Stack(
         directory.resolve(),
         file if file.exists() else None,
@@ -451,6 +465,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         clients,
         pull,
         image_repo,
+        tuple(tune.data.items()),
     )
 
 
