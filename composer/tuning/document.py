@@ -15,7 +15,7 @@ from composer.tuning.search import Final, Outcome, Search
 from composer.tuning.space import Candidate
 from composer.tuning.stats import Measurement, meets
 
-STATUSES = ("ok", "no_candidate", "interrupted", "failed")
+STATUSES = ("running", "ok", "no_candidate", "interrupted", "failed")
 
 
 def entry(candidate: Candidate, result: Measurement, search: Search, rounds: int | None = None) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 recommendation. Pure.
 
 A measurement is perf_analyzer's measurement windows (read from its profile export's window
-boundaries), not only its average: the interval of a measurement is the range of its windows'
-throughputs (and latencies). Two candidates whose intervals overlap are tied: neither is better
-beyond noise. Finalists are re-measured interleaved and pooled, so drift widens every interval alike.
+boundaries), not only its average: the interval of one measurement is the range of its windows'
+throughputs (and latencies). Finalists are re-measured interleaved (A B C A B C), so drift hits all
+alike; a finalist's interval is then the 95 % confidence interval of the mean of its rounds
+(Student's t: with three rounds, ±4.3 standard errors), which widens with drift between rounds
+rather than with the jitter of one-second windows. Two candidates whose intervals overlap are
+tied: neither is better beyond noise.
 """
 
 from __future__ import annotations
@@ -82,19 +85,34 @@ def measurement(
     )
 
 
+# Student's t, two-sided 95 %, by degrees of freedom (beyond the table: the normal's 1.96)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145)
+
+
+def mean_interval(values: Sequence[float]) -> Interval:
+    """The 95 % confidence interval of the mean of ``values`` (at least two)."""
+    mean = statistics.fmean(values)
+    t = _T975[len(values) - 2] if len(values) - 2 < len(_T975) else 1.96
+    half = t * statistics.stdev(values) / len(values) ** 0.5
+    return (mean - half, mean + half)
+
+
 def pooled(measurements: Sequence[Measurement]) -> Measurement:
-    """Several rounds of one candidate at one concurrency as one measurement: every window of every
-    round in the intervals, the median of the rounds as the value."""
+    """Several rounds of one candidate at one concurrency as one measurement: the mean of the rounds
+    with its confidence interval (one round: that round as it is)."""
     if not measurements:
         raise ValueError("nothing to pool")
-    windows = tuple(w for m in measurements for w in m.windows)
+    if len(measurements) == 1:
+        return measurements[0]
+    throughputs = [m.throughput for m in measurements]
+    latencies = [m.latency_us for m in measurements]
     return Measurement(
         measurements[0].concurrency,
-        statistics.median(m.throughput for m in measurements),
-        (min(m.throughput_interval[0] for m in measurements), max(m.throughput_interval[1] for m in measurements)),
-        statistics.median(m.latency_us for m in measurements),
-        (min(m.latency_interval[0] for m in measurements), max(m.latency_interval[1] for m in measurements)),
-        windows,
+        statistics.fmean(throughputs),
+        mean_interval(throughputs),
+        statistics.fmean(latencies),
+        mean_interval(latencies),
+        tuple(w for m in measurements for w in m.windows),
         tuple(d for m in measurements for d in m.run_dirs),
     )
 

@@ -58,7 +58,7 @@ def test_a_model_that_does_not_batch_never_gets_a_batch_size() -> None:
 
 
 def test_concurrency_rises_until_the_budget_breaks() -> None:
-    server = FakeServer()
+    server = FakeServer(drift=(1.0,))
     search = _search(UNBATCHED, server, latency_budget_ms=1.5, instances="1")
     search.quick()
     # 1 instance serves 900/s at c=1 (1.1 ms), 1000/s at c=2 (2 ms: over the budget): stop there
@@ -68,7 +68,7 @@ def test_concurrency_rises_until_the_budget_breaks() -> None:
 
 
 def test_concurrency_stops_rising_with_throughput() -> None:
-    server = FakeServer()
+    server = FakeServer(drift=(1.0,))
     two = {"max_batch_size": 0, "instance_group": [{"count": 2}]}
     search = _search(two, server, instances="2", concurrency="1:64")
     search.quick()

@@ -31,11 +31,20 @@ def test_overlapping_intervals_are_tied_and_separate_ones_are_not() -> None:
     assert not tied(_m(1, [900, 1000]), _m(1, [1050, 1200]), "throughput")
 
 
-def test_pooling_rounds_widens_the_interval_by_drift() -> None:
+def test_pooled_rounds_have_the_confidence_interval_of_their_mean() -> None:
     p = pooled([_m(1, [990, 1010]), _m(1, [790, 810]), _m(1, [890, 910])])
-    assert p.throughput_interval == (790, 1010)
     assert p.throughput == 900
+    low, high = p.throughput_interval
+    assert round(high - 900, 1) == round(4.303 * 100 / 3**0.5, 1)  # t(2) · sd / √3
+    assert round(900 - low, 1) == round(high - 900, 1)
     assert len(p.windows) == 6
+
+
+def test_drift_between_rounds_widens_the_pooled_interval() -> None:
+    steady = pooled([_m(1, [900, 1100]), _m(1, [900, 1100]), _m(1, [910, 1090])])
+    drifting = pooled([_m(1, [1190, 1210]), _m(1, [790, 810]), _m(1, [990, 1010])])
+    assert steady.throughput_interval[1] - steady.throughput_interval[0] < 20
+    assert drifting.throughput_interval[1] - drifting.throughput_interval[0] > 800
 
 
 def test_the_budget_is_on_the_latency_percentile() -> None:

@@ -9,6 +9,7 @@ from composer.tuning.space import Candidate
 from composer.tuning.stats import Measurement, Window, measurement
 
 SPREAD = (0.97, 1.0, 1.03)
+DRIFT = (1.0, 0.96, 1.04, 0.98, 1.02)  # from one run to the next, as a shared machine drifts
 
 
 def two_core_model(candidate: Candidate, concurrency: int) -> float:
@@ -25,8 +26,9 @@ class FakeServer:
         self,
         model: Callable[[Candidate, int], float] = two_core_model,
         refuse: Callable[[Candidate], str | None] = lambda c: None,
+        drift: tuple[float, ...] = DRIFT,
     ) -> None:
-        self.model, self.refuse = model, refuse
+        self.model, self.refuse, self.drift = model, refuse, drift
         self.calls: list[tuple[Candidate, int]] = []
 
     def __call__(self, candidate: Candidate, concurrency: int) -> Measurement:
@@ -34,7 +36,7 @@ class FakeServer:
         reason = self.refuse(candidate)
         if reason:
             raise LoadFailed(reason)
-        rate = self.model(candidate, concurrency)
+        rate = self.model(candidate, concurrency) * self.drift[len(self.calls) % len(self.drift)]
         latency = concurrency / rate * 1e6
         windows = [Window(int(rate * f), 1.0, latency / f) for f in SPREAD]
         return measurement(concurrency, windows)
