@@ -5,8 +5,9 @@ from the baseline, one dimension at a time (instances, dynamic batching, max_bat
 batch size acts only through a batcher, so the batcher is settled first), each dimension followed
 while a step is better beyond noise, up first, down when up does not help. For each quick
 candidate concurrency rises by powers of two until the latency budget breaks or throughput stops
-rising beyond noise. Then the finalists (the best, everything tied with it, and the baseline) are
-re-measured interleaved, A B C A B C, and the recommendation is the simplest of the final tie set.
+rising beyond noise (a point whose throughput is not above the best point's window range). Then
+the finalists (the best, everything tied with it, and the baseline) are re-measured interleaved,
+A B C A B C, and the recommendation is the simplest of the final tie set.
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ class Search:
                 continue
             if budget is not None and point.latency_us > budget:
                 return
-            if top is not None and not better(point, top, "throughput"):
-                return
+            if top is not None and point.throughput <= top.throughput_interval[1]:
+                return  # not above the best so far beyond its windows' spread: throughput stopped rising
             top = point
 
     def brute(self) -> None:
