@@ -69,10 +69,12 @@ def main() -> int:
     parser.add_argument("--instances", default="1:3")
     parser.add_argument("--max-batch-size", default="1:8")
     parser.add_argument("--concurrency", default="1:8")
+    parser.add_argument("--work", type=Path, help="Keep the stack and tune directories here (default: temporary).")
     args = parser.parse_args()
     space = ["--instances", args.instances, "--max-batch-size", args.max_batch_size, "--concurrency", args.concurrency]
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         stack = _stack(work)
         quick = [_tune(stack, work / f"quick-{i}", "quick", space) for i in range(args.quick_runs)]
         brute, brute_wall = _tune(stack, work / "brute", "brute", space)

@@ -20,7 +20,7 @@ from typing import Any
 
 from composer.analyzer.results import load_summary
 from composer.analyzer.windows import experiment_windows
-from composer.core.errors import AnalyzerError, Interrupted, TisbenchError, UsageError, interruption_message
+from composer.core.errors import AnalyzerError, TisbenchError, UsageError, interruption_message
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.modelconfig import CONFIG_FILE
 from composer.core.sweep import Sweep
@@ -267,10 +267,6 @@ def _search(
     if outcome.best is not None:
         write_best_config(plan, served, outcome.best.candidate, out)
     return TuneRun(doc, out)
-
-
-def interrupted_error(out: Path) -> Interrupted:
-    return Interrupted("tune interrupted", f"the lab was removed; a partial tune.json and report are in {out}")
 
 
 def read_tune(out: Path) -> dict[str, Any] | None:

@@ -133,6 +133,16 @@ def tune_markdown(doc: dict[str, Any], chart: str | None = "charts/frontier.png"
     return "\n".join(lines)
 
 
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (latency, throughput) points that no other beats on both: more throughput at no more latency."""
+    frontier, top = [], -1.0
+    for x, y in sorted(points):
+        if y > top:
+            frontier.append((x, y))
+            top = y
+    return frontier
+
+
 def frontier_chart(doc: dict[str, Any]) -> bytes | None:
     """The throughput–latency frontier as PNG bytes; None when nothing was measured."""
     pct = _pct(doc)
@@ -165,11 +175,7 @@ def frontier_chart(doc: dict[str, Any]) -> bytes | None:
             else None,
         )
         seen.add(key)
-    frontier, top = [], -1.0
-    for x, y in sorted((r[f"p{pct}_latency_us"] / 1000, r["throughput_infer_per_sec"]) for _, r in points):
-        if y > top:
-            frontier.append((x, y))
-            top = y
+    frontier = pareto([(r[f"p{pct}_latency_us"] / 1000, r["throughput_infer_per_sec"]) for _, r in points])
     ax.plot(*zip(*frontier, strict=True), color="0.4", linewidth=1, linestyle="-", zorder=0, label="frontier")
     best = doc.get("best")
     if best:

@@ -31,7 +31,7 @@ from composer.tuning.stats import (
 )
 
 ROUNDS = 3  # interleaved re-measurements of each finalist
-MAX_FINALISTS = 5  # the best, up to three tied with it, and the baseline
+MAX_FINALISTS = 4  # the best, up to two tied with it, and the baseline: 12 re-measurements, with reloads
 
 
 class LoadFailed(Exception):

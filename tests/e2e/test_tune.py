@@ -18,7 +18,7 @@ from .support import QUICKSTART, CliProcess, LabRegistry, leftovers
 
 pytestmark = pytest.mark.docker
 
-SMALL = ("--instances", "1:2", "--concurrency", "1:2", "--measurement-requests", "300")
+SMALL = ("--release", "24.10", "--instances", "1:2", "--concurrency", "1:2", "--measurement-requests", "300")
 
 
 def test_tune_quickstart_leaves_tune_json_a_report_and_a_best_config_that_loads(

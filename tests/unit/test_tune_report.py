@@ -44,3 +44,13 @@ def test_one_progress_line_per_candidate_says_whether_it_meets_the_constraints()
     search, _ = _doc()
     line = progress_line(next(iter(search.trials.values())), search.settings)
     assert line.startswith("1 inst batch 8 dyn") and "infer/s" in line and line.endswith("meets")
+
+
+def test_the_frontier_keeps_only_points_nobody_beats_on_both() -> None:
+    from composer.reports.tune_report import pareto
+
+    assert pareto([(1.0, 100.0), (2.0, 90.0), (2.0, 150.0), (3.0, 140.0), (4.0, 200.0)]) == [
+        (1.0, 100.0),
+        (2.0, 150.0),
+        (4.0, 200.0),
+    ]
