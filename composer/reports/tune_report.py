@@ -45,6 +45,7 @@ def _ranked(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
             points.append((finals[name], "re-measured"))
             continue
         rows = [r for r in candidate["rows"] if r["concurrency"] == candidate.get("chosen_concurrency")]
+        rows = rows or sorted(candidate["rows"], key=lambda r: r[f"p{pct}_latency_us"])  # none met: the nearest
         if rows:
             points.append(({"config": candidate["config"], **rows[0]}, "search"))
 
