@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
+import docker.errors
+import docker.types
+import yaml
 from labkit import (
     TISBENCH,
     ExecEvents,
@@ -56,6 +59,7 @@ class Ctx:
     tag: str  # unique per benchmark process, part of every project name
     counter: int = 0
     retried: list[str] = field(default_factory=list)
+    refused_ulimits: list[str] | None = None
 
     def next_id(self) -> int:
         self.counter += 1
@@ -138,12 +142,43 @@ def tisbench_lab(ctx: Ctx) -> dict[str, Any]:
 
 
 def _render(ctx: Ctx, project: str) -> Path:
+    """The compose file an expert would run here: tisbench's rendering, less the ulimits this engine
+    refuses (``tisbench up`` drops those too, with a note; ``compose up`` would just fail)."""
     path = ctx.work / f"{project}.yml"
     run_quiet(
         [str(TISBENCH), "render", str(ctx.stack), "--images", "lab", "--name", project, "-o", str(path)],
         STEP_TIMEOUT_S,
     )
+    refused = _refused_ulimits(ctx)
+    if refused:
+        document = yaml.safe_load(path.read_text())
+        for service in document["services"].values():
+            limits = service.get("ulimits") or {}
+            for key in refused:
+                limits.pop(key, None)
+            if "ulimits" in service and not limits:
+                del service["ulimits"]
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def _refused_ulimits(ctx: Ctx) -> list[str]:
+    """NGC's advised ulimits that this engine cannot grant, found once by a throwaway container."""
+    if ctx.refused_ulimits is None:
+        ctx.refused_ulimits = []
+        image = "tisbench-lab/tritonserver:24.10-py3-sdk"
+        for key, value in (("memlock", -1), ("stack", 67108864)):
+            try:
+                ctx.client.containers.run(
+                    image, ["true"], ulimits=[docker.types.Ulimit(name=key, soft=value, hard=value)],
+                    name=f"bench-ulimit-{key}-{ctx.tag}", remove=True,
+                )  # fmt: skip
+            except docker.errors.APIError as exc:
+                if "rlimit" not in str(exc):
+                    raise
+                ctx.refused_ulimits.append(key)
+                ctx.say(f"this engine refuses ulimit {key}={value}: the hand workflow's compose file leaves it out")
+    return ctx.refused_ulimits
 
 
 def _compose_down(project: str, cwd: Path) -> None:
@@ -154,7 +189,7 @@ def _compose_down(project: str, cwd: Path) -> None:
 
 
 def hand_workflow(ctx: Ctx, argv: list[str]) -> dict[str, Any]:
-    """compose up -d → poll /v2/health/ready → compose exec perf_analyzer → compose down -t 1."""
+    """compose up -d → poll /v2/health/ready → compose exec perf_analyzer → compose down -t 0."""
     project = ctx.project("hand")
     compose = ["docker", "compose", "-f", str(_render(ctx, project)), "-p", project]
     finished = False
@@ -165,7 +200,7 @@ def hand_workflow(ctx: Ctx, argv: list[str]) -> dict[str, Any]:
         ready = wait_ready(http_port(ctx.client, project), STEP_TIMEOUT_S)
         run_quiet([*compose, "exec", "-T", "perf_analyzer", *argv], 600, cwd=ctx.work)
         benched = time.monotonic()
-        run_quiet([*compose, "down", "-t", "1"], STEP_TIMEOUT_S, cwd=ctx.work)
+        run_quiet([*compose, "down", "-t", "0"], STEP_TIMEOUT_S, cwd=ctx.work)
         end = time.monotonic()
         finished = True
     finally:
@@ -182,7 +217,7 @@ def hand_workflow(ctx: Ctx, argv: list[str]) -> dict[str, Any]:
             "up -d returned": round(up - start, 3),
             "ready (host poll)": round(ready - start, 3),
             "exec returned": round(benched - start, 3),
-            "down -t 1 returned": round(end - start, 3),
+            "down -t 0 returned": round(end - start, 3),
         },
     }
 
@@ -337,7 +372,7 @@ def _teardown_compose(ctx: Ctx) -> float:
     try:
         run_quiet([*compose, "up", "-d"], STEP_TIMEOUT_S, cwd=ctx.work)
         wait_ready(http_port(ctx.client, project), STEP_TIMEOUT_S)
-        seconds = run_quiet(["docker", "compose", "-p", project, "down", "-t", "1"], STEP_TIMEOUT_S, cwd=ctx.work)
+        seconds = run_quiet(["docker", "compose", "-p", project, "down", "-t", "0"], STEP_TIMEOUT_S, cwd=ctx.work)
         done = True
     finally:
         if not done:
@@ -356,7 +391,7 @@ def p6_teardown(ctx: Ctx, repeats: int) -> dict[str, Any]:
             tb = ctx.twice("P6 tisbench", lambda: _teardown_tisbench(ctx))
         ratio = tb["down_s"] / dc
         ctx.say(
-            f"P6 pair {i + 1}/{repeats}: tisbench down {tb['down_s']:.2f} s, compose down -t 1 {dc:.2f} s → {ratio:.3f}"
+            f"P6 pair {i + 1}/{repeats}: tisbench down {tb['down_s']:.2f} s, compose down -t 0 {dc:.2f} s → {ratio:.3f}"
         )
         pairs.append(
             {"ratio": ratio, "tisbench_down_s": tb["down_s"], "compose_down_s": dc, "ready_lag": tb["ready_lag"]}

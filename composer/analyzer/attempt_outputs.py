@@ -21,6 +21,7 @@ import ijson
 from composer.analyzer.attempts import AttemptResult
 from composer.core.errors import AnalyzerError
 from composer.core.fsutil import write_atomic
+from composer.core.run_dir import PROFILE_EXPORT, RunDir
 
 try:
     _ijson: Any = ijson.get_backend("yajl2_c")
@@ -37,27 +38,28 @@ def write_outputs(run_dir: Path, results: Sequence[AttemptResult]) -> str | None
     measured = [r for r in results if r.csv]
     if not measured:
         return None
+    files = RunDir(run_dir)
     text = merge_csv([r.csv for r in measured if r.csv])
-    write_atomic(run_dir / "perf_analyzer.csv", text)
+    write_atomic(files.csv, text)
     exports = [r.export for r in measured if r.export]
     if len(exports) != len(measured):
         return text
     if len(measured) == 1 and measured[0].complete:
-        write_atomic(run_dir / "profile_export.json", exports[0])
+        write_atomic(files.profile_export, exports[0])
         return text
     parts = []
     try:
         for result, export in zip(measured, exports, strict=True):
-            part = run_dir / f".attempt-{result.attempt.number}.profile_export.json"
+            part = run_dir / f".attempt-{result.attempt.number}.{PROFILE_EXPORT}"
             write_atomic(part, export)
             parts.append((part, result.measured))
-        merged = run_dir / ".profile_export.json.merging"
+        merged = run_dir / f".{PROFILE_EXPORT}.merging"
         merge_exports(parts, merged)
-        os.replace(merged, run_dir / "profile_export.json")
+        os.replace(merged, files.profile_export)
     finally:
         for part, _ in parts:
             part.unlink(missing_ok=True)
-        (run_dir / ".profile_export.json.merging").unlink(missing_ok=True)
+        (run_dir / f".{PROFILE_EXPORT}.merging").unlink(missing_ok=True)
     return text
 
 

@@ -21,71 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer.analyzer.model_inputs import B64_ONLY, ELEMENT_SIZE, FLOATS, INT_RANGE, ModelInputs, Tensor
 from composer.core.errors import DatasetError, TisbenchError, UsageError
 
-_ELEMENT_SIZE = {
-    "BOOL": 1, "INT8": 1, "UINT8": 1, "INT16": 2, "UINT16": 2, "FP16": 2, "BF16": 2,
-    "INT32": 4, "UINT32": 4, "FP32": 4, "INT64": 8, "UINT64": 8, "FP64": 8,
-}  # fmt: skip
-_INT_RANGE = {f"INT{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)} | {
-    f"UINT{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)
-}
-_FLOATS = ("FP32", "FP64")
-_B64_ONLY = ("FP16", "BF16")
 _TOP_LEVEL_KEYS = ("data", "validation_data")
 _STEP_EXTRA_KEYS = ("model",)  # perf_analyzer's loader lets this key through in any step
 SHAPE_FORM = "--shape takes NAME:DIMS with positive dims, e.g. age:1 or image:3,224,224"
 CONTENT_SHAPE = '{"content": [...], "shape": [...]}'
 DATA_FORM = 'write {"data": [{"INPUT": [...]}, ...]}, one object per request'
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """One model input or output; ``dims`` exclude the batch dim, -1 is variable."""
-
-    name: str
-    datatype: str
-    dims: tuple[int, ...]
-    optional: bool = False
-
-    @property
-    def is_variable(self) -> bool:
-        return -1 in self.dims
-
-    @property
-    def fixed_count(self) -> int:
-        return math.prod(d for d in self.dims if d != -1)
-
-
-@dataclass(frozen=True)
-class ModelInputs:
-    """What perf_analyzer knows about a model's tensors, read from Triton's metadata + config."""
-
-    inputs: tuple[Tensor, ...]
-    outputs: tuple[Tensor, ...]
-    max_batch_size: int
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any], config: Mapping[str, Any]) -> ModelInputs:
-        """Build from ``get_model_metadata`` / ``get_model_config`` JSON (HTTP, or gRPC as_json)."""
-        try:
-            batch = int(config.get("max_batch_size", 0))
-            optional = {i["name"] for i in config.get("input", []) if i.get("optional")}
-            inputs = tuple(_tensor(t, batch, t["name"] in optional) for t in metadata["inputs"])
-            outputs = tuple(_tensor(t, batch, False) for t in metadata.get("outputs", []))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DatasetError(
-                f"model metadata for {metadata.get('name', '?')!r} is malformed ({exc!r})",
-                "pass get_model_metadata() and get_model_config() JSON as Triton returns them",
-            ) from exc
-        return cls(inputs, outputs, max(batch, 0))
-
-
-def _tensor(raw: Mapping[str, Any], max_batch_size: int, optional: bool) -> Tensor:
-    dims = [int(d) for d in raw["shape"]]  # gRPC's as_json spells int64 dims as strings
-    if max_batch_size > 0:
-        dims = dims[1:]  # the batch dim, dropped exactly as perf_analyzer does
-    return Tensor(str(raw["name"]), str(raw["datatype"]), tuple(dims), optional)
 
 
 @dataclass(frozen=True)
@@ -209,26 +152,6 @@ def parse_shape_option(text: str) -> tuple[str, list[int]]:
     return name, dims
 
 
-def skeleton(inputs: ModelInputs) -> dict[str, Any]:
-    """A one-step input.json body that ``validate`` accepts; variable dims become 1."""
-    return {"data": [{t.name: _example(t) for t in inputs.inputs}]}
-
-
-def _example(tensor: Tensor) -> object:
-    dims = [1 if d == -1 else d for d in tensor.dims]
-    count, kind = math.prod(dims), tensor.datatype
-    if kind in _B64_ONLY:
-        raw = base64.b64encode(bytes(count * _ELEMENT_SIZE[kind])).decode("ascii")
-        return {"content": {"b64": raw}, "shape": dims}
-    samples: dict[str, object] = {"BYTES": "text", "BOOL": False, "FP32": 0.0, "FP64": 0.0}
-    value = samples.get(kind, 0 if kind in _INT_RANGE else None)
-    if value is None:
-        raise DatasetError(f"input {tensor.name!r}: datatype {kind} has no JSON input form")
-    if tensor.dims.count(-1) > 1:  # a flat list could not say how to split over the -1 dims
-        return {"content": [value] * count, "shape": dims}
-    return [value] * count
-
-
 def _collect(dataset: Mapping[str, Any], model: ModelInputs, source: str) -> dict[str, list[_Entry]]:
     """Check every step of ``data``; return each input's entries in step order."""
     _check_top_level(dataset, source)
@@ -323,7 +246,7 @@ def _read_entry(value: object, tensor: Tensor, at: str, step: str) -> _Entry:
 
 def _check_values(values: list[Any], tensor: Tensor, at: str) -> int:
     kind = tensor.datatype
-    if kind in _B64_ONLY:
+    if kind in B64_ONLY:
         hint = f'give {{"b64": "<little-endian {kind} bytes>"}} instead'
         raise DatasetError(f"{at}: perf_analyzer cannot read {kind} values from a JSON list", hint)
     for index, item in enumerate(values):
@@ -331,16 +254,16 @@ def _check_values(values: list[Any], tensor: Tensor, at: str) -> int:
             ok, want = isinstance(item, str), "a string"
         elif kind == "BOOL":
             ok, want = isinstance(item, bool), "true or false"
-        elif kind in _FLOATS:
+        elif kind in FLOATS:
             ok, want = isinstance(item, float), "a number with a decimal point, like 32.0"
-        elif kind in _INT_RANGE:
-            low, high = _INT_RANGE[kind]
+        elif kind in INT_RANGE:
+            low, high = INT_RANGE[kind]
             ok, want = _is_int(item) and low <= item <= high, f"an integer from {low} to {high}"
         else:
             raise DatasetError(f"{at}: datatype {kind} has no JSON list form", 'give {"b64": "..."}')
         if not ok:
             hint = f"fix the value, or check that the model's {kind} input is the one meant"
-            if kind in _FLOATS and _is_int(item):
+            if kind in FLOATS and _is_int(item):
                 hint = f"perf_analyzer reads {item} as an integer and refuses it for {kind}; write {item}.0"
             raise DatasetError(f"{at}: value {index} ({json.dumps(item)}) is not {want}", hint)
     return len(values)
@@ -355,7 +278,7 @@ def _b64_count(encoded: object, tensor: Tensor, at: str) -> int:
         raise DatasetError(f'{at}: "b64" is not base64 ({exc})', "encode the raw bytes as base64") from exc
     if tensor.datatype == "BYTES":
         return _count_strings(raw, at)
-    size = _ELEMENT_SIZE.get(tensor.datatype, 0)
+    size = ELEMENT_SIZE.get(tensor.datatype, 0)
     if not size or len(raw) % size:
         hint = f"encode {size or '?'} little-endian bytes per value"
         raise DatasetError(f"{at}: {len(raw)} bytes are not a whole number of {tensor.datatype} values", hint)

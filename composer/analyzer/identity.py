@@ -16,13 +16,11 @@ import docker
 import docker.errors
 
 from composer.analyzer.perf_analyzer import with_deadline
+from composer.core.labels import ANALYZER_REPORTED_LABEL, ANALYZER_SOURCE_LABEL, ANALYZER_VERSION_LABEL
 from composer.core.reported_versions import analyzer_version_from_output, analyzer_version_line, version_from_pip_show
 from composer.engine.exec import run_in_container
 
 ASK_TIMEOUT_S = 20.0
-_LABEL_VERSION = "tisbench.perf-analyzer-version"
-_LABEL_SOURCE = "tisbench.perf-analyzer-version-source"
-_LABEL_REPORTED = "tisbench.perf-analyzer-reported"
 _PIP_PROJECTS = ("perf-analyzer", "tritonclient")  # from 25.09 NGC pip-installs perf-analyzer
 
 
@@ -44,17 +42,17 @@ class AnalyzerIdentity:
 
 def from_labels(labels: Mapping[str, str]) -> AnalyzerIdentity | None:
     """What a lab sdk image's labels say of its perf_analyzer, or None for other images."""
-    version = labels.get(_LABEL_VERSION)
+    version = labels.get(ANALYZER_VERSION_LABEL)
     if not version:
         return None
-    how = labels.get(_LABEL_SOURCE)
+    how = labels.get(ANALYZER_SOURCE_LABEL)
     if how == "binary":
         source = "lab image label: perf_analyzer --version at build time"
     elif how == "wheel":
         source = "lab image label: the version of the wheel it came from (the binary names none)"
     else:
         source = "lab image label (an image built before versions were observed)"
-    return AnalyzerIdentity(version, source, labels.get(_LABEL_REPORTED) or None)
+    return AnalyzerIdentity(version, source, labels.get(ANALYZER_REPORTED_LABEL) or None)
 
 
 def assumed(release: str) -> AnalyzerIdentity:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.analyzer.dataset import ModelInputs, derive_shapes, load_dataset, validate
+from composer.analyzer.dataset import derive_shapes, load_dataset, validate
+from composer.analyzer.model_inputs import ModelInputs
 from composer.core.config import Stack
 from composer.core.errors import UsageError
 from composer.core.modelconfig import read_disk_model

@@ -10,10 +10,12 @@ from typing import Any
 
 from composer.analyzer.flags import fit_argv
 from composer.core.errors import AnalyzerError, UsageError
+from composer.core.run_dir import ANALYZER_LOG, LOGS
 from composer.core.sweep import Sweep
+from composer.core.triton import SERVER, SERVER_PORTS
 
-SERVER_HOST = "triton_server"
-PROTOCOL_PORTS = {"http": 8000, "grpc": 8001}
+SERVER_HOST = SERVER  # the server's service name: its DNS alias on the lab's network
+PROTOCOL_PORTS = {protocol: SERVER_PORTS[protocol] for protocol in ("http", "grpc")}
 OUTPUT_DIR = "/tmp"
 DECOUPLED_FIELD = "model_transaction_policy.decoupled"
 STREAMING_ARGS = ("--streaming", "--async")  # perf_analyzer streams only over gRPC, asynchronously
@@ -175,7 +177,7 @@ def explain_failure(
     if exit_code == 137 and elapsed_s is not None and elapsed_s < timeout_s * 0.95:
         return AnalyzerError(
             f"perf_analyzer was killed after {elapsed_s:.0f} s, before its {timeout_s:g} s timeout",
-            "the analyzer container was stopped or ran out of memory; see logs/perf_analyzer.log",
+            f"the analyzer container was stopped or ran out of memory; see {LOGS}/{ANALYZER_LOG}",
         )
     if exit_code == 137:
         return AnalyzerError(
@@ -190,7 +192,7 @@ def explain_failure(
     if exit_code == 3 or _OPTION_REJECTED.search(output):  # 2.51 rejects an unknown option with 99
         return AnalyzerError(f"perf_analyzer rejected an option: {first_error}", "fix or remove that option")
     status = "" if exit_code is None else f" (exit {exit_code})"
-    return AnalyzerError(f"perf_analyzer failed{status}: {first_error}", "see logs/perf_analyzer.log in the run dir")
+    return AnalyzerError(f"perf_analyzer failed{status}: {first_error}", f"see {LOGS}/{ANALYZER_LOG} in the run dir")
 
 
 _POINT = re.compile(r"^(Request concurrency|Request Rate): ([\d.]+)", re.MULTILINE)

@@ -12,16 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from composer.analyzer.profile_export import (
-    LINEAR_LIMIT_US,
-    ExperimentSummary,
-    ResponseStats,
-    TimelinePoint,
-    percentiles_from_histogram,
-    scan_window_hints,
-    summarize_profile_export,
-)
+from composer.analyzer.experiment import ExperimentSummary, ResponseStats, TimelinePoint
+from composer.analyzer.histogram import LINEAR_LIMIT_US, percentiles_from_histogram
+from composer.analyzer.profile_export import scan_window_hints, summarize_profile_export
 from composer.core.errors import AnalyzerError
+from composer.core.run_dir import CSV, SUMMARY, RunDir
 
 __all__ = [
     "LINEAR_LIMIT_US",
@@ -124,7 +119,7 @@ def _number(text: str, source: str, line: int, column: str) -> float:
         ) from None
 
 
-def parse_perf_csv(text: str, source: str = "perf_analyzer.csv") -> list[SummaryRow]:
+def parse_perf_csv(text: str, source: str = CSV) -> list[SummaryRow]:
     """Rows of ``perf_analyzer -f … [--verbose-csv]`` in sweep order; unknown columns → extra."""
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
     if not lines:
@@ -234,7 +229,7 @@ def _row_from_dict(item: Mapping[str, Any], sweep: str, source: str) -> SummaryR
 
 def load_summary(run_dir: Path) -> Summary:
     """summary.json of a run; a run without one is summarized from perf_analyzer.csv."""
-    path = run_dir / "summary.json"
+    path = RunDir(run_dir).summary
     if not path.exists():
         return _summary_from_csv(run_dir)
     try:
@@ -249,13 +244,14 @@ def load_summary(run_dir: Path) -> Summary:
 
 
 def _summary_from_csv(run_dir: Path) -> Summary:
-    csv_path = run_dir / "perf_analyzer.csv"
+    files = RunDir(run_dir)
+    csv_path = files.csv
     if not csv_path.exists():
-        raise AnalyzerError(f"{run_dir}: neither summary.json nor perf_analyzer.csv exists")
+        raise AnalyzerError(f"{run_dir}: neither {SUMMARY} nor {CSV} exists")
     rows = parse_perf_csv(csv_path.read_text(encoding="utf-8"), str(csv_path))
     manifest: dict[str, Any] = {}
     try:
-        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         pass
     model = manifest.get("model")

@@ -87,7 +87,7 @@ def bench(name: str | None, **kw: Any) -> None:
     """
     from composer.engine import containers as engine
     from composer.labs import local as labs
-    from composer.labs.bench import open_lab
+    from composer.labs.handle import open_lab
 
     if reclaim_passthrough(name, kw):
         name = None
@@ -105,7 +105,11 @@ def bench(name: str | None, **kw: Any) -> None:
 @STACK_DIR
 @release_option
 @images_option
-@click.option("--keep", is_flag=True, help="Leave the lab running afterwards (remove it with tisbench down NAME).")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Leave the lab running afterwards, after a failure too, never after Ctrl-C (tisbench down NAME removes it).",
+)
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for readiness.")
 @bench_options
 @gpus_option
@@ -129,8 +133,7 @@ def lab(
     server runs as a swarm service and --clients perf_analyzer replicas load it together; their
     results are merged into one run directory (per-client files under clients/).
     """
-    from composer.labs import local as labs
-    from composer.labs.bench import handle_of
+    from composer.labs.handle import handle_of
 
     if reclaim_passthrough(stack_dir, kw):
         stack_dir = Path(".")
@@ -150,25 +153,19 @@ def lab(
 
     from composer.cli.live import LiveView
     from composer.labs.bench import run_bench
+    from composer.labs.local import LocalBackend
+    from composer.labs.session import LabSession
     from composer.reports.run_report import prepare_charts
 
     warm = threading.Thread(target=prepare_charts, name="prepare-charts", daemon=True)
     warm.start()
-    running = labs.up(plan, name=None, timeout_s=timeout, say=say, owned=not keep)
-    warm.join()  # done long before: Triton's boot outlasts the import; never overlap the measurement
-    teardown = None
-    try:
+    session = LabSession(LocalBackend(plan, say, timeout_s=timeout, owned=not keep), say=say, keep=keep)
+    with session as running:
+        warm.join()  # done long before: Triton's boot outlasts the import; never overlap the measurement
         with LiveView(running.name) as view:
             result = run_bench(handle_of(running), request, say=view.say, on_point=view.point)
-        if not keep:  # results are collected: remove the lab while the reports are drawn
-            teardown = labs.Teardown(running)
+        session.remove_early()  # results are collected: remove the lab while the reports are drawn
         _show_result(result)
-    finally:
-        if keep:
-            say(f"lab {running.name} kept: tisbench down {running.name} removes it")
-        else:
-            labs.finish_teardown(running, teardown)
-            say(f"lab {running.name} removed")
 
 
 @click.group()
@@ -186,11 +183,11 @@ def dataset_skeleton(name: str, model: str | None, output: Path | None) -> None:
     """Write a valid input.json for a model of running lab NAME, from the server's metadata."""
     import json
 
-    from composer.analyzer.dataset import ModelInputs, skeleton
+    from composer.analyzer.model_inputs import ModelInputs, skeleton
     from composer.core.errors import AnalyzerError
     from composer.engine import containers as engine
     from composer.engine.tritonhttp import http_module
-    from composer.labs.bench import open_lab
+    from composer.labs.handle import open_lab
 
     handle = open_lab(engine.connect(), name, model=model)
     triton = http_module().InferenceServerClient(

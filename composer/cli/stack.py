@@ -47,7 +47,7 @@ def render(
     The file is what `tisbench up` builds; `docker compose -f FILE up -d` builds the same lab.
     With --engine swarm it is the stack file (deploy: sections) for `docker stack deploy`.
     """
-    from composer.core.config import parse_lab_name
+    from composer.core.names import parse_lab_name
 
     plan = load_plan(stack_dir, release, images, model, gpus)
     project = parse_lab_name(name) if name else plan.stack.name
@@ -125,7 +125,7 @@ def up(
     `docker compose -p NAME ps|logs|down` work), then waits. A model that fails to load stops
     the wait at once with Triton's reason. Prints the lab name on stdout.
     """
-    from composer.core.config import parse_lab_name
+    from composer.core.names import parse_lab_name
     from composer.labs import local as labs
 
     plan = load_plan(stack_dir, release, images, model, gpus)
@@ -201,10 +201,10 @@ def logs(name: str, service: str, follow: bool) -> None:
     if container is None:
         raise UsageError(f"lab {name} has no {service} container", "it was removed; tisbench down NAME cleans the rest")
     if follow:
-        for chunk in engine.follow_logs(client, container["Id"]):
+        for chunk in engine.follow_logs(client, container.id):
             click.echo(chunk.decode("utf-8", errors="replace"), nl=False)
     else:
-        click.echo(engine.container_logs(client, container["Id"]), nl=False)
+        click.echo(engine.container_logs(client, container.id), nl=False)
 
 
 def _print_swarm_logs(client: Any, name: str, service: str) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from composer.core.errors import ConfigError, UsageError
+from composer.core.names import default_stack_name, parse_lab_name
 from composer.core.sweep import Sweep, parse_sweep
 
 STACK_FILE = "stack.yaml"
@@ -40,7 +41,6 @@ TUNE_KEYS = (
     "concurrency",
     "max_measurements",
 )
-NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _SIZE = re.compile(r"(\d+)([bkmg]?)", re.IGNORECASE)
 _MAX_TIMEOUT_S = 24 * 3600
 _MAX_REQUESTS = 10_000_000
@@ -214,16 +214,6 @@ def _host(value: Any) -> str:
     return str(value)
 
 
-def parse_lab_name(value: Any, field: str = "--name") -> str:
-    text = value if isinstance(value, str) else ""
-    if not NAME_RULE.fullmatch(text):
-        raise UsageError(
-            f"{field}: {value!r} is not a lab name",
-            "use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit",
-        )
-    return text
-
-
 def _shapes(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
     if not isinstance(value, Mapping):
         raise TypeError("expected a mapping of input name to a list of dims")
@@ -332,11 +322,6 @@ def _choose_model(models: tuple[str, ...], chosen: str | None, models_dir: Path,
             "Triton loads models/<model>/<version>/ (e.g. 1/model.py), with an optional config.pbtxt beside it",
         )
     return chosen
-
-
-def default_stack_name(directory: Path) -> str:
-    cleaned = re.sub(r"[^a-z0-9_-]+", "-", directory.resolve().name.lower()).strip("-_")
-    return (cleaned or "lab")[:30]
 
 
 def load_stack(directory: Path, *, model: str | None = None) -> Stack:

@@ -23,10 +23,9 @@ import docker.types
 import requests.exceptions
 
 from composer.core.errors import DockerUnavailable, StackError, UsageError
+from composer.core.triton import METRICS_URL
 
 MODES = ("auto", "none", "all", "count", "devices")
-# analyzer.SERVER_HOST + render.SERVER_PORTS["metrics"]; not imported, so render and analyzer may import us.
-METRICS_URL = "triton_server:8002/metrics"
 METRICS_INTERVAL_MS = 1000
 DEVICE_NODE = Path("/dev/nvidia0")
 _FORMS = "use auto, none, all, a count N ≥ 1, or device=ID[,ID…] with GPU indexes (0,1) or UUIDs (GPU-…)"

@@ -1,4 +1,23 @@
 """Label keys tisbench writes on the objects of a lab, beyond compose's own. Pure constants."""
 
+LAB_LABEL = "tisbench.lab"  # on every object a lab creates: removal finds them all by it, even after a crash
+RUN_LABEL = "tisbench.run"  # one id per process that creates a lab: its cleanup touches only its own
+OWNER_LABEL = "tisbench.owner"  # "<hostname>:<pid>" of a process that removes the lab when it ends
+ENGINE_LABEL = "tisbench.engine"  # "swarm" on swarm labs' objects; composer.engine.swarm owns those
 ADVISORY_ULIMITS_LABEL = "tisbench.ulimits-advisory"  # server: ulimits that are NGC's advice, not the user's
 ULIMITS_DROPPED_LABEL = "tisbench.ulimits-dropped"  # server: the advice this engine could not grant
+
+# What the lab is, on each of its objects (``tisbench status`` reads them back)
+RELEASE_LABEL = "tisbench.release"
+STACK_LABEL = "tisbench.stack"
+MODEL_LABEL = "tisbench.model"
+GPUS_LABEL = "tisbench.gpus"
+CLIENTS_LABEL = "tisbench.clients"  # swarm: the perf_analyzer replicas
+
+# On the lab images tisbench builds (and on the probe containers that read their versions)
+RECIPE_LABEL = "tisbench.recipe"
+SERVER_VERSION_LABEL = "tisbench.server-version"
+ANALYZER_VERSION_LABEL = "tisbench.perf-analyzer-version"
+ANALYZER_SOURCE_LABEL = "tisbench.perf-analyzer-version-source"
+ANALYZER_REPORTED_LABEL = "tisbench.perf-analyzer-reported"
+PROBE_LABEL = "tisbench.image-probe"

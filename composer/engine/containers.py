@@ -26,14 +26,18 @@ import docker.errors
 from composer.core import interrupts
 from composer.core.errors import StackError
 from composer.core.labels import ADVISORY_ULIMITS_LABEL, ULIMITS_DROPPED_LABEL
-from composer.engine.host import DEFAULT_URL, ENGINE_FAILURES, docker_host, unreachable
+from composer.core.labels import ENGINE_LABEL as ENGINE_LABEL  # callers name them as engine attributes
+from composer.core.labels import LAB_LABEL as LAB_LABEL
+from composer.core.labels import OWNER_LABEL as OWNER_LABEL
+from composer.core.labels import RUN_LABEL as RUN_LABEL
+from composer.engine.host import DEFAULT_URL, docker_host, engine_failures, unreachable
+from composer.engine.objects import LabContainer, LabNetwork, find_service
 
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
     from composer.engine.spec import LabSpec, ServiceSpec
+    from composer.render.mounts import Mount
 
-LAB_LABEL = "tisbench.lab"
-OWNER_LABEL = "tisbench.owner"  # "<hostname>:<pid>" of a process that removes the lab when it ends
-
+__all__ = ["LabContainer", "LabNetwork", "find_service"]
 
 SSH_POOL_SIZE = 4
 
@@ -49,14 +53,21 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
         ssh = docker_host().startswith("ssh://")
         client = docker.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
         client.ping()
-    except ENGINE_FAILURES as exc:
+    except engine_failures() as exc:
         raise unreachable(exc) from None
     return client
 
 
+def docker_mount(m: Mount) -> docker.types.Mount:
+    """A rendered file's mount in the SDK's words, for a container or a swarm service."""
+    if m.type == "tmpfs":
+        return docker.types.Mount(m.target, None, type="tmpfs", tmpfs_size=m.size_bytes)
+    return docker.types.Mount(m.target, m.source, type=m.type, read_only=m.read_only)
+
+
 def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
     return api.create_host_config(
-        mounts=[docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only) for m in spec.mounts],
+        mounts=[docker_mount(m) for m in spec.mounts],
         port_bindings={
             f"{p.target}/tcp": (p.host_ip, p.published) if p.published else (p.host_ip,) for p in spec.ports
         },
@@ -73,7 +84,7 @@ def _create(api: Any, spec: ServiceSpec, network: str, extra_labels: dict[str, s
             return _create_and_start(api, spec, network, extra_labels)
         except docker.errors.APIError:
             raise
-        except ENGINE_FAILURES as exc:  # the engine went away mid-call (a refused ssh channel, a reset)
+        except engine_failures() as exc:  # the engine went away mid-call (a refused ssh channel, a reset)
             raise unreachable(exc) from None
 
 
@@ -256,32 +267,26 @@ def _start_failure(service: str, message: str) -> StackError:
     return StackError(f"{service}: could not start ({message})", "see tisbench logs, or docker logs")
 
 
-ENGINE_LABEL = "tisbench.engine"  # "swarm" on swarm labs' objects; composer.engine.swarm owns those
-
-
 def _local(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in objects if (o.get("Labels") or {}).get(ENGINE_LABEL) != "swarm"]
 
 
-def lab_containers(client: docker.DockerClient, name: str | None = None) -> list[dict[str, Any]]:
+def lab_containers(client: docker.DockerClient, name: str | None = None) -> list[LabContainer]:
     """Containers of single-host labs (or of lab ``name``), found by label."""
     label = f"{LAB_LABEL}={name}" if name else LAB_LABEL
-    return _local(list(client.api.containers(all=True, filters={"label": label})))
+    return [LabContainer.from_api(c) for c in _local(list(client.api.containers(all=True, filters={"label": label})))]
 
 
-def lab_networks(client: docker.DockerClient, name: str | None = None) -> list[dict[str, Any]]:
+def lab_networks(client: docker.DockerClient, name: str | None = None) -> list[LabNetwork]:
     label = f"{LAB_LABEL}={name}" if name else LAB_LABEL
-    return _local(list(client.api.networks(filters={"label": label})))
-
-
-RUN_LABEL = "tisbench.run"  # one id per process that creates a lab: its cleanup touches only its own
+    return [LabNetwork.from_api(n) for n in _local(list(client.api.networks(filters={"label": label})))]
 
 
 def remove_lab(client: docker.DockerClient, name: str, run: str | None = None) -> int:
     """Remove every container, network and volume labelled with the lab (only those of ``run``,
     when given); idempotent. Returns how many."""
     api = client.api
-    containers = _of_run(lab_containers(client, name), run)
+    containers = [c for c in lab_containers(client, name) if run is None or c.run_id == run]
 
     def remove(container_id: str) -> None:
         try:
@@ -293,11 +298,11 @@ def remove_lab(client: docker.DockerClient, name: str, run: str | None = None) -
                 raise
 
     with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
-        list(pool.map(remove, [c["Id"] for c in containers]))
-    networks = _of_run(lab_networks(client, name), run)
+        list(pool.map(remove, [c.id for c in containers]))
+    networks = [n for n in lab_networks(client, name) if run is None or n.run_id == run]
     for network in networks:
         try:
-            api.remove_network(network["Id"])
+            api.remove_network(network.id)
         except docker.errors.NotFound:
             pass
     volumes = _of_run(_local(api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or []), run)
@@ -356,13 +361,6 @@ def container_logs(client: docker.DockerClient, container_id: str, tail: int | s
 
 def follow_logs(client: docker.DockerClient, container_id: str) -> Iterator[bytes]:
     yield from client.api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)
-
-
-def find_service(containers: list[dict[str, Any]], service: str) -> dict[str, Any] | None:
-    for c in containers:
-        if c["Labels"].get("com.docker.compose.service") == service:
-            return c
-    return None
 
 
 @contextlib.contextmanager

@@ -11,29 +11,38 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import types
 import urllib.parse
 
 import docker.errors
 import docker.utils
-import paramiko
 import requests.exceptions
 import urllib3.exceptions
-from paramiko.ssh_exception import NoValidConnectionsError
 
 from composer.core.errors import DockerUnavailable
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
-# What the SDK raises when an engine does not answer; paramiko's SSHException is no OSError.
-ENGINE_FAILURES = (
-    docker.errors.DockerException,
-    requests.exceptions.RequestException,
-    OSError,
-    paramiko.SSHException,
-    EOFError,
-)
-# Exceptions that carry a reason worth showing; a NameError or KeyError under them is the SDK's
-# own business (docker-py re-raises a missing paramiko's NameError as "Install paramiko …").
-_REASONS = (*ENGINE_FAILURES, urllib3.exceptions.HTTPError)
+# What the SDK raises when an engine does not answer.
+_FAILURES = (docker.errors.DockerException, requests.exceptions.RequestException, OSError, EOFError)
+
+
+def _paramiko() -> types.ModuleType | None:
+    """paramiko, once an ssh:// engine has loaded it (composer/__init__ defers it until then)."""
+    module = sys.modules.get("paramiko")
+    return module if module is not None and "SSHException" in vars(module) else None
+
+
+def engine_failures() -> tuple[type[BaseException], ...]:
+    """The SDK's failures, and paramiko's SSHException (no OSError) once paramiko is in use."""
+    ssh = _paramiko()
+    return (*_FAILURES, ssh.SSHException) if ssh else _FAILURES
+
+
+def _reasons() -> tuple[type[BaseException], ...]:
+    """Exceptions that carry a reason worth showing; a NameError or KeyError under them is the SDK's
+    own business (docker-py re-raises a missing paramiko's NameError as "Install paramiko …")."""
+    return (*engine_failures(), urllib3.exceptions.HTTPError)
 _POOL_PREFIX = re.compile(r"^\w*(?:HTTP|HTTPS)Connection(?:Pool)?\([^)]*\):\s*")
 _SDK_PREFIX = "Error while fetching server API version: "
 _MAX_REASON = 240
@@ -63,7 +72,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _words(exc: BaseException) -> str:
-    if isinstance(exc, NoValidConnectionsError):
+    ssh = _paramiko()
+    if ssh and isinstance(exc, ssh.ssh_exception.NoValidConnectionsError):
         inner = next(iter(exc.errors.values()), None)
         why = f": {_words(inner)}" if isinstance(inner, BaseException) else ""
         return f"{exc.strerror}{why}"
@@ -76,7 +86,7 @@ def _words(exc: BaseException) -> str:
 def reason(exc: BaseException) -> str:
     """The deepest reason in ``exc``'s chain that the SDK (or the OS, or paramiko) put into words."""
     chain = _chain(exc)
-    meaningful = [e for e in chain if isinstance(e, _REASONS)] or chain
+    meaningful = [e for e in chain if isinstance(e, _reasons())] or chain
     text = " ".join(_words(meaningful[-1]).split())
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 

@@ -3,10 +3,11 @@ on any of its objects, and the state of each service."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer.engine.containers import LAB_LABEL
+from composer.core.labels import LAB_LABEL, MODEL_LABEL, RELEASE_LABEL, STACK_LABEL
 
 
 @dataclass
@@ -22,13 +23,13 @@ class LabStatus:
     problem: str | None = None
 
     @classmethod
-    def from_labels(cls, labels: dict[str, str]) -> LabStatus:
+    def from_labels(cls, labels: Mapping[str, str]) -> LabStatus:
         """A lab's identity from the tisbench labels on any of its objects."""
         return cls(
             labels[LAB_LABEL],
-            labels.get("tisbench.release", "?"),
-            labels.get("tisbench.model", "?"),
-            labels.get("tisbench.stack", "?"),
+            labels.get(RELEASE_LABEL, "?"),
+            labels.get(MODEL_LABEL, "?"),
+            labels.get(STACK_LABEL, "?"),
         )
 
     def as_dict(self) -> dict[str, Any]:

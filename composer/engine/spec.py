@@ -17,18 +17,10 @@ import yaml
 
 from composer.core.errors import StackError
 from composer.core.gpus import NONE, GpuRequest, from_compose_devices
-from composer.render.compose import unescape
+from composer.core.triton import NETWORK
+from composer.render.mounts import Mount, compose_mount, unescape
 
-NETWORK = "tis_net"
 COMPOSE_VERSION = "2.40.3"  # the compose release whose label conventions we follow
-
-
-@dataclass(frozen=True)
-class Mount:
-    source: str  # a host path (bind) or a volume name (volume)
-    target: str
-    read_only: bool
-    kind: str = "bind"
 
 
 @dataclass(frozen=True)
@@ -90,14 +82,6 @@ def _config_hash(service: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(service, sort_keys=True).encode()).hexdigest()
 
 
-def _mount(volume: dict[str, Any], project: str) -> Mount:
-    kind = str(volume.get("type", "bind"))
-    source = unescape(str(volume["source"]))
-    if kind == "volume":
-        source = f"{project}_{source}"
-    return Mount(source, str(volume["target"]), bool(volume.get("read_only", False)), kind)
-
-
 def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec:
     """Translate a rendered compose file into container and network specs."""
     try:
@@ -134,7 +118,7 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
                 command=_strings(svc.get("command")),
                 entrypoint=_strings(svc.get("entrypoint")),
                 working_dir=svc.get("working_dir"),
-                mounts=[_mount(v, project) for v in svc.get("volumes", [])],
+                mounts=[compose_mount(v, project) for v in svc.get("volumes", [])],
                 ports=[
                     PortBinding(
                         int(p["target"]),

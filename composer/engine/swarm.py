@@ -23,7 +23,6 @@ import docker.errors
 from docker.types import (
     ContainerSpec,
     EndpointSpec,
-    Mount,
     NetworkAttachmentConfig,
     RestartPolicy,
     ServiceMode,
@@ -32,12 +31,13 @@ from docker.types import (
 
 from composer.core import interrupts
 from composer.core.errors import AnalyzerError, DockerUnavailable, ModelLoadError, StackError
-from composer.engine.containers import LAB_LABEL, ContainerState
+from composer.core.labels import ENGINE_LABEL, LAB_LABEL
+from composer.engine.containers import ContainerState, docker_mount
 from composer.engine.exec import fetch_file
 from composer.engine.host import docker_host
 from composer.engine.lab_status import LabStatus
 from composer.engine.readiness import Ready, load_failure, wait_until_ready
-from composer.render.swarm_spec import ENGINE_LABEL, SwarmLabSpec, SwarmService
+from composer.render.swarm_spec import SwarmLabSpec, SwarmService
 
 SWARM_INIT = "docker swarm init --advertise-addr 127.0.0.1"
 SWARM_FILTER = [LAB_LABEL, f"{ENGINE_LABEL}=swarm"]
@@ -77,12 +77,6 @@ def create_network(client: docker.DockerClient, spec: SwarmLabSpec) -> str:
     return str(created["Id"])
 
 
-def _mount(m: Any) -> Mount:
-    if m.type == "tmpfs":
-        return Mount(m.target, None, type="tmpfs", tmpfs_size=m.size_bytes)
-    return Mount(m.target, m.source, type="bind", read_only=m.read_only)
-
-
 def create_service(client: docker.DockerClient, svc: SwarmService, network: str) -> str:
     """One service as the compose file's ``deploy:`` section says; its short name is its DNS alias."""
     container = ContainerSpec(
@@ -91,7 +85,7 @@ def create_service(client: docker.DockerClient, svc: SwarmService, network: str)
         env=svc.env or None,
         workdir=svc.working_dir,
         labels=svc.container_labels,
-        mounts=[_mount(m) for m in svc.mounts],
+        mounts=[docker_mount(m) for m in svc.mounts],
     )
     template = TaskTemplate(
         container,

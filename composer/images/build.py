@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from composer.core.lab_releases import SUITE_GLIBC_MINOR
+from composer.core.labels import ANALYZER_VERSION_LABEL, SERVER_VERSION_LABEL
 from composer.images.lab_images import (
-    ANALYZER_VERSION_LABEL,
-    SERVER_VERSION_LABEL,
     ImageSpec,
     check_engine,
     check_host,

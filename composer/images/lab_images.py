@@ -28,11 +28,9 @@ import requests.exceptions
 
 from composer.core.errors import ImageBuildError
 from composer.core.lab_releases import LabRecipe, Wheel, lab_image_tags, lab_recipe
+from composer.core.labels import ANALYZER_VERSION_LABEL, RECIPE_LABEL, RELEASE_LABEL, SERVER_VERSION_LABEL
 from composer.images.rootfs import BaseRoot
 
-RECIPE_LABEL = "tisbench.recipe"
-SERVER_VERSION_LABEL = "tisbench.server-version"
-ANALYZER_VERSION_LABEL = "tisbench.perf-analyzer-version"
 _STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SERVER_ROOT = "opt/tritonserver"
 _ANALYZER_LIBS = "opt/perf_analyzer/lib"
@@ -154,7 +152,7 @@ def sdk_spec(recipe: LabRecipe) -> ImageSpec:
 
 
 def _common_labels(kind: str, release: str) -> tuple[tuple[str, str], ...]:
-    return (("tisbench.lab-image", "true"), ("tisbench.kind", kind), ("tisbench.release", release))
+    return (("tisbench.lab-image", "true"), ("tisbench.kind", kind), (RELEASE_LABEL, release))
 
 
 def image_specs(release: str) -> tuple[ImageSpec, ImageSpec]:

@@ -18,13 +18,18 @@ import requests.exceptions
 
 from composer.core.errors import ImageBuildError
 from composer.core.lab_releases import version_tuple
+from composer.core.labels import (
+    ANALYZER_REPORTED_LABEL,
+    ANALYZER_SOURCE_LABEL,
+    ANALYZER_VERSION_LABEL,
+    PROBE_LABEL,
+    RECIPE_LABEL,
+    SERVER_VERSION_LABEL,
+)
 from composer.core.reported_versions import analyzer_version_from_output, analyzer_version_line, server_version_from_log
-from composer.images.lab_images import ANALYZER_VERSION_LABEL, RECIPE_LABEL, SERVER_VERSION_LABEL, ImageSpec
+from composer.images.lab_images import ImageSpec
 
 PROBE_TIMEOUT_S = 120.0
-PROBE_LABEL = "tisbench.image-probe"
-ANALYZER_SOURCE_LABEL = "tisbench.perf-analyzer-version-source"
-ANALYZER_REPORTED_LABEL = "tisbench.perf-analyzer-reported"
 _SERVER_PROBE = ["tritonserver", "--model-repository=/nonexistent-tisbench-probe"]
 _ANALYZER_PROBE = ["perf_analyzer", "--version"]
 

@@ -18,36 +18,36 @@ import docker
 from composer import __version__
 from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, run_attempts
-from composer.analyzer.dataset import ModelInputs
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
 from composer.analyzer.inputs import InputChoice, container_input_path, input_shapes
+from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     DECOUPLED_FIELD,
     BenchSettings,
+    Outputs,
     decoupled_note,
     for_model_config,
     outputs_for,
     perf_analyzer_argv,
 )
-from composer.core.config import Stack, load_stack
+from composer.core.config import Stack
 from composer.core.errors import (
     AnalyzerError,
-    ConfigError,
-    Interrupted,
-    TisbenchError,
     UsageError,
-    interruption_message,
 )
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
 from composer.core.labels import ULIMITS_DROPPED_LABEL
 from composer.core.modelconfig import read_disk_model
 from composer.core.release import parse_release, server_version
+from composer.core.run_dir import RunDir
 from composer.core.sweep import Sweep
-from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
+from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.labs.analyzer_execs import AnalyzerExecs
+from composer.labs.handle import LabHandle
+from composer.labs.session import failure_record
 from composer.runs.scraper import ClientCount, MetricsRecorder
 
 Say = Callable[[str], None]
@@ -73,21 +73,6 @@ class BenchRequest:
         return InputChoice(self.input_data, self.shapes, self.auto_shape)
 
 
-@dataclass(frozen=True)
-class LabHandle:
-    """A running lab as found on the engine (by labels), whatever process started it."""
-
-    client: docker.DockerClient
-    name: str
-    stack: Stack
-    release: str
-    server_id: str
-    analyzer_id: str
-    http_port: int
-    metrics_port: int | None = None
-    gpus: str = "none"
-
-
 @dataclass
 class BenchResult:
     run_dir: Path
@@ -95,65 +80,24 @@ class BenchResult:
     manifest: dict[str, Any]
 
 
-def handle_of(running: Any) -> LabHandle:
-    """The handle of a lab this process just brought up (a composer.labs.local.RunningLab)."""
-    return LabHandle(
-        running.client,
-        running.name,
-        running.plan.stack,
-        str(running.plan.release),
-        running.ids[SERVER],
-        running.ids[ANALYZER],
-        running.ports[SERVER_PORTS["http"]],
-        running.ports.get(SERVER_PORTS["metrics"]),
-        running.gpus,
-    )
-
-
-def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -> LabHandle:
-    from composer.labs.local import find_lab
-
-    containers = find_lab(client, name)
-    server = engine.find_service(containers, SERVER)
-    analyzer = engine.find_service(containers, ANALYZER)
-    if server is None or analyzer is None or server["State"] != "running" or analyzer["State"] != "running":
-        raise UsageError(
-            f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again"
-        )
-    labels = server["Labels"]
-    stack_dir = Path(labels.get("tisbench.stack", ""))
-    try:
-        stack = load_stack(stack_dir, model=model or labels.get("tisbench.model"))
-    except ConfigError as exc:
-        raise ConfigError(
-            f"lab {name}: its stack {stack_dir} no longer loads ({exc.message})", exc.hint or ""
-        ) from None
-    ports = engine.host_ports(client, server["Id"])
-    return LabHandle(
-        client,
-        name,
-        stack,
-        labels.get("tisbench.release", "?"),
-        server["Id"],
-        analyzer["Id"],
-        ports[SERVER_PORTS["http"]],
-        ports.get(SERVER_PORTS["metrics"]),
-        labels.get("tisbench.gpus", "none"),
-    )
-
-
 def settings_for(
-    lab: LabHandle, request: BenchRequest, model_inputs: ModelInputs, analyzer: AnalyzerIdentity | None = None
+    stack: Stack,
+    release: str,
+    gpus: str,
+    request: BenchRequest,
+    model_inputs: ModelInputs,
+    analyzer: AnalyzerIdentity | None = None,
 ) -> BenchSettings:
-    a = lab.stack.analyzer
-    _, container_input = container_input_path(lab.stack, request.input_data)
-    shapes = input_shapes(lab.stack, request.input_choice(), model_inputs)
+    """perf_analyzer's settings for a lab of ``stack``: the request over the stack's analyzer section."""
+    a = stack.analyzer
+    _, container_input = container_input_path(stack, request.input_data)
+    shapes = input_shapes(stack, request.input_choice(), model_inputs)
     interval = request.measurement_interval_ms
     requests = request.measurement_requests
     if interval is None and requests is None:
         interval, requests = a.measurement_interval_ms, a.measurement_requests
     return BenchSettings(
-        model=lab.stack.model,
+        model=stack.model,
         sweep=request.sweep or a.sweep,
         protocol=request.protocol or a.protocol,
         input_data=container_input,
@@ -162,8 +106,8 @@ def settings_for(
         shapes=shapes,
         extra_args=tuple(a.args) + request.extra_args,
         timeout_s=request.timeout_s or a.timeout_s,
-        profile_export=has_option((analyzer or assumed(lab.release)).version, "--profile-export-file"),
-        metric_args=tuple(analyzer_metric_args(parse_gpus(lab.gpus))),
+        profile_export=has_option((analyzer or assumed(release)).version, "--profile-export-file"),
+        metric_args=tuple(analyzer_metric_args(parse_gpus(gpus))),
     )
 
 
@@ -171,7 +115,7 @@ def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
     """perf_analyzer's requests per sweep point, from its profile export (when it wrote one)."""
     from composer.analyzer.results import summarize_profile_export
 
-    export = run_dir / "profile_export.json"
+    export = RunDir(run_dir).profile_export
     if not export.exists():
         return {}
     return {
@@ -207,7 +151,7 @@ def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path, exit_code: int) -> None
         code = gone[SERVER].exit_code
         raise AnalyzerError(
             f"triton_server of lab {lab.name} died during the benchmark (exit code {code})",
-            f"see {run_dir}/logs/triton_server.log",
+            f"see {RunDir(run_dir).server_log}",
         )
     if gone:
         what = ", ".join(f"{service} {state.status}" for service, state in gone.items())
@@ -217,22 +161,13 @@ def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path, exit_code: int) -> None
         )
 
 
-def _failure(exc: BaseException) -> dict[str, Any]:
-    """How a failed run is recorded in its manifest."""
-    if isinstance(exc, KeyboardInterrupt):
-        return {"exit_code": Interrupted.exit_code, "error": interruption_message(exc)}
-    if isinstance(exc, TisbenchError):
-        return {"exit_code": exc.exit_code, "error": exc.one_line()}
-    return {"exit_code": None, "error": f"{type(exc).__name__}: {exc}"}
-
-
 def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
     """The server's log beside the results; a server already removed (down mid-run) leaves a note."""
     try:
         text = engine.container_logs(lab.client, lab.server_id)
     except docker.errors.DockerException as exc:
         text = f"(the server's log could not be read: {exc})\n"
-    write_atomic(run_dir / "logs" / "triton_server.log", text or "(the server container was gone)\n")
+    write_atomic(RunDir(run_dir).server_log, text or "(the server container was gone)\n")
 
 
 def utc_now() -> str:
@@ -248,7 +183,7 @@ def prepare_run_dir(path: Path) -> Path:
         raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new run directory")
     if any(p.exists() and not p.is_dir() for p in path.parents):
         raise UsageError(f"--out {path}: a parent is a file", "choose a path under a directory")
-    (path / "logs").mkdir(parents=True, exist_ok=True)
+    RunDir(path).logs.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -292,11 +227,20 @@ def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any
     return metadata, config, str(server.get("version", "?"))
 
 
-def run_bench(
-    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
-) -> BenchResult:
-    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
-    from composer.analyzer.results import summary_dict, summary_rows
+@dataclass(frozen=True)
+class _Observed:
+    """The lab as a run finds it: the model as the server serves it, images, analyzer, settings."""
+
+    metadata: dict[str, Any]
+    config: dict[str, Any]
+    reported_version: str
+    server: dict[str, Any]  # the server container's inspect
+    images: dict[str, dict[str, Any]]
+    analyzer: AnalyzerIdentity
+    settings: BenchSettings
+
+
+def _observe(lab: LabHandle, request: BenchRequest) -> _Observed:
     from composer.engine.tritonhttp import http_module
 
     triton = http_module().InferenceServerClient(
@@ -310,37 +254,43 @@ def run_bench(
     containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
     images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
     analyzer = observe(lab.client, lab.analyzer_id, images["sdk"]["labels"], lab.release)
-    settings = settings_for(lab, request, ModelInputs.from_metadata(metadata, config), analyzer)
+    inputs = ModelInputs.from_metadata(metadata, config)
+    settings = settings_for(lab.stack, lab.release, lab.gpus, request, inputs, analyzer)
     settings = replace(for_model_config(settings, config, request.protocol), analyzer_version=analyzer.version)
     check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
+    return _Observed(metadata, config, reported_version, containers["server"], images, analyzer, settings)
 
-    run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
-    run_id = run_dir.resolve().name.replace("/", "_")
-    outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
-    # every attempt's argv is fitted to this analyzer; what it leaves out is said once, here
+
+def _fitted(seen: _Observed, outputs: Outputs, say: Say) -> tuple[list[str], list[str]]:
+    """Every attempt's argv is fitted to this analyzer; what it leaves out is said once, here."""
+    settings, version = seen.settings, seen.analyzer.version
     fitted = fit_argv(
-        perf_analyzer_argv(replace(settings, analyzer_version=None), outputs), settings.extra_args, analyzer.version
+        perf_analyzer_argv(replace(settings, analyzer_version=None), outputs), settings.extra_args, version
     )
-    argv, left_out = fitted.argv, fitted.left_out
-    if not settings.profile_export and analyzer.version:
-        left_out = [left_out_line(analyzer.version, "--profile-export-file"), *left_out]
+    left_out = fitted.left_out
+    if not settings.profile_export and version:
+        left_out = [left_out_line(version, "--profile-export-file"), *left_out]
     for line in left_out:
         say(line)
-    manifest: dict[str, Any] = {
+    return fitted.argv, left_out
+
+
+def _manifest(lab: LabHandle, seen: _Observed, argv: list[str], left_out: list[str]) -> dict[str, Any]:
+    return {
         "tisbench_version": __version__,
         "lab": lab.name,
         "release": lab.release,
-        "server_version": reported_version,
+        "server_version": seen.reported_version,
         "release_server_version": server_version(parse_release(lab.release)),
-        **image_manifest(images, analyzer),
+        **image_manifest(seen.images, seen.analyzer),
         "perf_analyzer_left_out": left_out,
-        "server_ulimits": server_ulimits(containers["server"]),
+        "server_ulimits": server_ulimits(seen.server),
         "perf_analyzer_argv": argv,
-        "timeout_s": settings.timeout_s,
+        "timeout_s": seen.settings.timeout_s,
         "model": {
             "name": lab.stack.model,
-            "version": (metadata.get("versions") or ["?"])[-1],
-            "config": config,  # as the server serves it, after any auto-complete
+            "version": (seen.metadata.get("versions") or ["?"])[-1],
+            "config": seen.config,  # as the server serves it, after any auto-complete
             "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
         },
         "stack": str(lab.stack.directory),
@@ -348,10 +298,41 @@ def run_bench(
         "started_utc": utc_now(),
         "status": "running",
     }
+
+
+def run_bench(
+    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
+) -> BenchResult:
+    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
+    seen = _observe(lab, request)
+    settings = seen.settings
+    run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
+    files = RunDir(run_dir)
+    run_id = run_dir.resolve().name.replace("/", "_")
+    outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
+    argv, left_out = _fitted(seen, outputs, say)
+    manifest = _manifest(lab, seen, argv, left_out)
     if settings.streaming:
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(files.manifest, manifest)
+    return _measure(lab, settings, outputs, files, manifest, argv, say, on_point)
+
+
+def _measure(
+    lab: LabHandle,
+    settings: BenchSettings,
+    outputs: Outputs,
+    files: RunDir,
+    manifest: dict[str, Any],
+    argv: list[str],
+    say: Say,
+    on_point: Callable[[str], None],
+) -> BenchResult:
+    """perf_analyzer's attempts, their outputs merged into the run directory, and its summary."""
+    from composer.analyzer.results import summary_dict, summary_rows
+
+    run_dir = files.path
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
     recorder = MetricsRecorder(
         f"http://{engine.probe_host(lab.stack.server.host)}:{lab.metrics_port}/metrics",
@@ -361,7 +342,7 @@ def run_bench(
     execs = AnalyzerExecs(
         lab.client,
         lab.analyzer_id,
-        run_dir / "logs" / "perf_analyzer.log",
+        files.analyzer_log,
         recorder,
         on_point,
         outputs,
@@ -372,7 +353,7 @@ def run_bench(
 
     def recorded(result: AttemptResult) -> None:
         attempts.append(result.record())
-        write_json(run_dir / "manifest.json", manifest)
+        write_json(files.manifest, manifest)
 
     try:
         if lab.metrics_port:
@@ -382,22 +363,22 @@ def run_bench(
             recorder.scrape("end")
         csv = write_outputs(run_dir, results)
         if unstable is not None or csv is None:
-            raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {run_dir}/logs/perf_analyzer.log")
-        rows = summary_rows(csv, run_dir / "profile_export.json", with_responses=settings.streaming)
+            raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {files.analyzer_log}")
+        rows = summary_rows(csv, files.profile_export, with_responses=settings.streaming)
         summary = summary_dict(lab.stack.model, lab.release, rows)
         if lab.metrics_port:
             metrics = recorder.write(run_dir, execs.started, _client_counts(run_dir))
             manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
             summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
-        write_json(run_dir / "summary.json", summary)
+        write_json(files.summary, summary)
         manifest.update(status="ok", exit_code=0)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
-        manifest.update(status="failed", **_failure(exc))
+        manifest.update(status="failed", **failure_record(exc))
         raise
     finally:
         execs.log.close()
         manifest["ended_utc"] = utc_now()
         with engine.with_signals_masked_ctx():
-            write_json(run_dir / "manifest.json", manifest)
+            write_json(files.manifest, manifest)
             _keep_server_log(lab, run_dir)

@@ -6,16 +6,16 @@ import os
 import secrets
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from composer.core.errors import StackError, UsageError
 from composer.core.fsutil import write_atomic
+from composer.core.names import GENERATED_BASE_MAX, SUFFIX_HEX_BYTES
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
 from composer.engine import swarm
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # type names only: status and down should not import the rend
     import docker
 
     from composer.engine.readiness import Ready
+    from composer.engine.spec import LabSpec
     from composer.labs.plan import LabPlan
 
 RUN_AREA = ".tisbench"
@@ -55,10 +56,10 @@ def owner_tag() -> str:
 
 def unique_name(client: docker.DockerClient, base: str) -> str:
     """``<base>-<4 hex>``, unused by any lab on this engine, single-host or swarm."""
-    taken = {c["Labels"].get(engine.LAB_LABEL) for c in engine.lab_containers(client)}
+    taken = {c.lab for c in engine.lab_containers(client)}
     taken |= set(swarm.swarm_lab_names(client))
     while True:
-        name = f"{base[:34]}-{secrets.token_hex(2)}"
+        name = f"{base[:GENERATED_BASE_MAX]}-{secrets.token_hex(SUFFIX_HEX_BYTES)}"
         if name not in taken:
             return name
 
@@ -67,7 +68,6 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
     """Bring a lab up and wait until the server and the model are ready; on any failure or
     interruption remove everything that was created, then re-raise."""
     from composer.core.gpus import resolve_on
-    from composer.engine.readiness import TritonHttpProbe, wait_until_ready
     from composer.engine.spec import lab_spec
 
     warning = plan.exposure_warning()
@@ -106,37 +106,51 @@ def up(plan: LabPlan, *, name: str | None, timeout_s: float | None, say: Say, ow
                 plan.images.sdk,
                 extra,
             )
-        # The server first: its boot is the long pole. The idle analyzer starts while it boots, and
-        # leaving the executor waits for it, so cleanup below never races a container being made.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ids = {SERVER: engine.start_service(client, spec, SERVER, extra, say=say)}
-            analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
-            ports = engine.host_ports(client, ids[SERVER])
-            host = engine.probe_host(plan.stack.server.host)
-            http = ports[SERVER_PORTS["http"]]
-            probe = TritonHttpProbe(f"{host}:{http}")
-            try:
-                ready = wait_until_ready(
-                    probe,
-                    state=lambda: engine.container_state(client, ids[SERVER]),
-                    logs=lambda: engine.container_logs(client, ids[SERVER]),
-                    model=plan.stack.model,
-                    timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
-                    on_wait=lambda what: say(f"waiting for {what} on {host}:{http}"),
-                )
-            finally:
-                probe.close()
-            ids[ANALYZER] = analyzer.result()
+        ids, ports, ready = _start(client, plan, spec, extra, timeout_s, say)
     except BaseException:
         # Only what this process created: a lab that won a race for the name stays untouched.
         engine.with_signals_masked(lambda: _remove(client, name, run_area if wrote_run_area else None, run))
         raise
+    host = engine.probe_host(plan.stack.server.host)
     say(
-        f"lab {name} ready in {ready.seconds:.2f} s "
-        f"(HTTP {host}:{ports[SERVER_PORTS['http']]}, gRPC {ports[SERVER_PORTS['grpc']]}, "
-        f"metrics {ports[SERVER_PORTS['metrics']]})"
+        f"lab {name} ready in {ready.seconds:.2f} s (HTTP {host}:{ports[SERVER_PORTS['http']]}, "
+        f"gRPC {ports[SERVER_PORTS['grpc']]}, metrics {ports[SERVER_PORTS['metrics']]})"
     )
     return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file, gpus.describe())
+
+
+def _start(
+    client: docker.DockerClient,
+    plan: LabPlan,
+    spec: LabSpec,
+    extra: dict[str, str],
+    timeout_s: float | None,
+    say: Say,
+) -> tuple[dict[str, str], dict[int, int], Ready]:
+    """The server first: its boot is the long pole. The idle analyzer starts while it boots, and
+    leaving the executor waits for it, so a cleanup never races a container being made."""
+    from composer.engine.readiness import TritonHttpProbe, wait_until_ready
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ids = {SERVER: engine.start_service(client, spec, SERVER, extra, say=say)}
+        analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
+        ports = engine.host_ports(client, ids[SERVER])
+        host = engine.probe_host(plan.stack.server.host)
+        http = ports[SERVER_PORTS["http"]]
+        probe = TritonHttpProbe(f"{host}:{http}")
+        try:
+            ready = wait_until_ready(
+                probe,
+                state=lambda: engine.container_state(client, ids[SERVER]),
+                logs=lambda: engine.container_logs(client, ids[SERVER]),
+                model=plan.stack.model,
+                timeout_s=timeout_s or plan.stack.server.ready_timeout_s,
+                on_wait=lambda what: say(f"waiting for {what} on {host}:{http}"),
+            )
+        finally:
+            probe.close()
+        ids[ANALYZER] = analyzer.result()
+    return ids, ports, ready
 
 
 def ensure_plan_images(client: docker.DockerClient, plan: LabPlan, say: Say) -> dict[str, str]:
@@ -157,12 +171,9 @@ def _remove(client: docker.DockerClient, name: str, run_area: Path | None, run: 
     return removed
 
 
-def _run_area_of(containers: list[dict[str, Any]]) -> Path | None:
-    for c in containers:
-        config = c["Labels"].get("com.docker.compose.project.config_files")
-        if config:
-            return Path(config).parent
-    return None
+def _run_area_of(containers: list[engine.LabContainer]) -> Path | None:
+    config = next((c.compose_config for c in containers if c.compose_config), None)
+    return Path(config).parent if config else None
 
 
 def down(name: str) -> int:
@@ -192,8 +203,7 @@ def _down(client: docker.DockerClient, name: str) -> int:
 def down_all() -> list[str]:
     """Remove every tisbench lab on the engine, found by label; nothing else is touched."""
     client = engine.connect()
-    local = {c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)}
-    local |= {n["Labels"][engine.LAB_LABEL] for n in engine.lab_networks(client)}
+    local = {c.lab for c in engine.lab_containers(client)} | {n.lab for n in engine.lab_networks(client)}
     swarm_names = set(swarm.swarm_lab_names(client))
     for name in sorted(local):
         _down(client, name)
@@ -202,37 +212,28 @@ def down_all() -> list[str]:
     return sorted(local | swarm_names)
 
 
-class Teardown:
-    """Removal of a lab on a thread (results already collected); join() re-raises its failure."""
+@dataclass
+class LocalBackend:
+    """Single-host labs for a LabSession: compose-labelled containers on a private network."""
 
-    def __init__(self, lab: RunningLab) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(lab,), name=f"teardown-{lab.name}", daemon=True)
-        self._thread.start()
+    plan: LabPlan
+    say: Say
+    name: str | None = None
+    timeout_s: float | None = None
+    owned: bool = True
+    kind: str = "lab"
 
-    def _run(self, lab: RunningLab) -> None:
-        try:
-            _remove(lab.client, lab.name, lab.compose_file.parent)
-        except BaseException as exc:  # handed to join() in the main thread
-            self._error = exc
+    def up(self) -> RunningLab:
+        return up(self.plan, name=self.name, timeout_s=self.timeout_s, say=self.say, owned=self.owned)
 
-    def join(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+    def name_of(self, lab: RunningLab) -> str:
+        return lab.name
 
+    def collect(self, lab: RunningLab) -> None:
+        """Nothing beyond the bench: a run writes its logs and manifest as it ends."""
 
-def finish_teardown(lab: RunningLab, teardown: Teardown | None) -> None:
-    """Wait for a background removal (or remove now); a Ctrl-C cannot cut either short."""
-    if teardown is None:
-        release_lab(lab)
-    else:
-        with engine.with_signals_masked_ctx():
-            teardown.join()
-
-
-def release_lab(lab: RunningLab) -> None:
-    engine.with_signals_masked(lambda: _remove(lab.client, lab.name, lab.compose_file.parent))
+    def down(self, lab: RunningLab) -> None:
+        _remove(lab.client, lab.name, lab.compose_file.parent)
 
 
 def _owner_gone(owner: str | None) -> bool:
@@ -247,22 +248,16 @@ def _owner_gone(owner: str | None) -> bool:
 def status() -> list[LabStatus]:
     client = engine.connect()
     labs: dict[str, LabStatus] = {}
+    kinds = {port: kind for kind, port in SERVER_PORTS.items()}
     for c in engine.lab_containers(client):
-        labels = c["Labels"]
-        name = labels[engine.LAB_LABEL]
-        lab = labs.setdefault(name, LabStatus.from_labels(labels))
-        service = labels.get("com.docker.compose.service", "?")
-        lab.services[service] = c["State"]
-        lab.age_s = max(lab.age_s, time.time() - c["Created"])
-        lab.orphaned = lab.orphaned or _owner_gone(labels.get(engine.OWNER_LABEL))
-        if service == SERVER:
-            for p in c.get("Ports", []):
-                if p.get("PublicPort"):
-                    kind = {v: k for k, v in SERVER_PORTS.items()}.get(p["PrivatePort"], str(p["PrivatePort"]))
-                    lab.ports[kind] = p["PublicPort"]
+        lab = labs.setdefault(c.lab, LabStatus.from_labels(c.labels))
+        lab.services[c.service] = c.state
+        lab.age_s = max(lab.age_s, time.time() - c.created)
+        lab.orphaned = lab.orphaned or _owner_gone(c.owner)
+        if c.service == SERVER:
+            lab.ports |= {kinds.get(p.private, str(p.private)): p.public for p in c.ports if p.public}
     for n in engine.lab_networks(client):
-        name = n["Labels"][engine.LAB_LABEL]
-        labs.setdefault(name, LabStatus(name, n["Labels"].get("tisbench.release", "?"), "?", "?"))
+        labs.setdefault(n.lab, LabStatus(n.lab, n.label("tisbench.release", "?"), "?", "?"))
     for lab in labs.values():
         missing = {SERVER, ANALYZER} - set(lab.services)
         if missing:
@@ -270,10 +265,10 @@ def status() -> list[LabStatus]:
     return sorted([*labs.values(), *swarm.swarm_statuses(client)], key=lambda lab: lab.name)
 
 
-def find_lab(client: docker.DockerClient, name: str) -> list[dict[str, Any]]:
+def find_lab(client: docker.DockerClient, name: str) -> list[engine.LabContainer]:
     containers = engine.lab_containers(client, name)
     if not containers:
-        known = sorted({c["Labels"][engine.LAB_LABEL] for c in engine.lab_containers(client)})
+        known = sorted({c.lab for c in engine.lab_containers(client)})
         known += swarm.swarm_lab_names(client)
         hint = f"running labs: {', '.join(known)}" if known else "start one with tisbench up"
         raise UsageError(f"no lab named {name!r} on this engine", hint)

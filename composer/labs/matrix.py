@@ -115,9 +115,11 @@ def run_matrix(
     pull: str | None = None,
 ) -> dict[str, Any]:
     """One full lab (up → ready → bench → collect → down) per release and repeat."""
-    from composer.labs import local as labs
-    from composer.labs.bench import handle_of, run_bench
+    from composer.labs.bench import run_bench
+    from composer.labs.handle import handle_of
+    from composer.labs.local import LocalBackend
     from composer.labs.plan import plan_lab
+    from composer.labs.session import LabSession
 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UsageError(f"--out {out_dir}: exists and is not empty", "choose a new directory for the matrix")
@@ -131,11 +133,8 @@ def run_matrix(
             for index in range(1, repeat + 1):
                 run_dir = out_dir / release if repeat == 1 else out_dir / release / f"repeat-{index}"
                 say(f"release {release}: run {index} of {repeat}")
-                running = labs.up(plan, name=None, timeout_s=None, say=say, owned=True)
-                try:
+                with LabSession(LocalBackend(plan, say), say=say) as running:
                     result = run_bench(handle_of(running), replace(request, out=run_dir), say=say)
-                finally:
-                    labs.release_lab(running)
                 entry["runs"].append(str(run_dir))
                 entry["server_version"] = result.manifest.get("server_version")
                 entry["perf_analyzer_version"] = result.manifest.get("perf_analyzer_version")

@@ -4,7 +4,8 @@ Shapes come from the stack's config.pbtxt (the host cannot reach the server); ev
 the same perf_analyzer argv; results come back through the engine (CSV in the task's log, the
 profile export from the stopped task container when it ran on the node we talk to) into one run
 directory: ``clients/client-<i>/…`` plus the merged ``summary.json``. Everything the lab created
-is removed on success, failure and interruption (unless ``keep``).
+is removed on success, failure and interruption (``keep`` leaves it, except after an interrupt);
+the lifecycle is the one LabSession (composer/labs/session.py).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from composer import __version__
-from composer.analyzer.dataset import ModelInputs
 from composer.analyzer.flags import fit_argv
 from composer.analyzer.identity import assumed, from_labels, planned
+from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     BenchSettings,
     Outputs,
@@ -30,7 +31,7 @@ from composer.analyzer.perf_analyzer import (
     with_deadline,
 )
 from composer.analyzer.results import parse_perf_csv, summarize_profile_export
-from composer.core.errors import AnalyzerError, TisbenchError, UsageError
+from composer.core.errors import AnalyzerError, UsageError
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.modelconfig import read_model_facts
 from composer.core.release import server_version
@@ -39,7 +40,6 @@ from composer.engine import swarm
 from composer.labs.bench import (
     BenchRequest,
     BenchResult,
-    LabHandle,
     default_run_dir,
     image_facts,
     image_manifest,
@@ -49,6 +49,7 @@ from composer.labs.bench import (
 )
 from composer.labs.local import RUN_AREA, ensure_plan_images, unique_name
 from composer.labs.plan import LabPlan
+from composer.labs.session import LabSession, failure_record
 from composer.render.swarm_spec import CLIENTS, CSV_MARKER, SERVER, render_stack, swarm_spec
 from composer.runs.merge import ClientRun, merge_clients
 
@@ -152,16 +153,48 @@ def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequ
         raise UsageError("--gpus with --engine swarm is not supported yet", "use --gpus none, or --engine local")
     stack = plan.stack
     metadata, config = read_model_facts(stack.models_dir, stack.model)
-    # settings_for reads only the handle's stack, release and GPUs: no engine or container is involved.
-    handle = LabHandle(cast("docker.DockerClient", None), name, stack, str(plan.release), "", "", 0)
     analyzer = planned(str(plan.release), plan.image_set)
-    settings = settings_for(handle, request, ModelInputs.from_metadata(metadata, config), analyzer)
+    inputs = ModelInputs.from_metadata(metadata, config)
+    settings = settings_for(stack, str(plan.release), "none", request, inputs, analyzer)  # no GPUs on swarm yet
     outputs = outputs_for("client", settings.profile_export)
     argv = fit_argv(perf_analyzer_argv(settings, outputs), settings.extra_args, analyzer.version).argv
     text = render_stack(
         stack, plan.release, plan.images, name, clients, with_deadline(argv, settings.timeout_s), outputs.csv
     )
     return SwarmFile(text, settings, outputs, argv, metadata, config)
+
+
+def _swarm_manifest(
+    client: docker.DockerClient,
+    plan: LabPlan,
+    rendered: SwarmFile,
+    spec: Any,
+    name: str,
+    clients: int,
+    node_id: str,
+) -> dict[str, Any]:
+    stack, metadata, config = plan.stack, rendered.metadata, rendered.config
+    images = {"server": image_facts(client, plan.images.server), "sdk": image_facts(client, plan.images.sdk)}
+    return {
+        "tisbench_version": __version__,
+        "lab": name,
+        "engine": "swarm",
+        "clients": clients,
+        "release": str(plan.release),
+        "release_server_version": server_version(plan.release),
+        **image_manifest(images, from_labels(images["sdk"]["labels"]) or assumed(str(plan.release))),
+        "perf_analyzer_argv": rendered.argv,
+        "client_command": spec.services[CLIENTS].command,
+        "compose_file": STACK_FILE,
+        "timeout_s": rendered.settings.timeout_s,
+        "model": {"name": stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
+        "model_source": f"{stack.models_dir / stack.model / 'config.pbtxt'} (read locally, not from the server)",
+        "stack": str(stack.directory),
+        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
+        "swarm": {"node": node_id},
+        "started_utc": utc_now(),
+        "status": "running",
+    }
 
 
 def run_swarm_lab(
@@ -181,109 +214,117 @@ def run_swarm_lab(
     ensure_plan_images(client, plan, say)
     name = unique_name(client, stack.name)
     rendered = render_swarm_file(plan, name, clients, request)
-    text, settings, outputs, argv = rendered.text, rendered.settings, rendered.outputs, rendered.argv
-    metadata, config = rendered.metadata, rendered.config
+    text, settings, outputs = rendered.text, rendered.settings, rendered.outputs
     run_area = stack.directory / RUN_AREA / name
     spec = swarm_spec(text, name, run_area / STACK_FILE)
     run_dir = prepare_run_dir(request.out or default_run_dir(name))
-    images = {"server": image_facts(client, plan.images.server), "sdk": image_facts(client, plan.images.sdk)}
-    manifest: dict[str, Any] = {
-        "tisbench_version": __version__,
-        "lab": name,
-        "engine": "swarm",
-        "clients": clients,
-        "release": str(plan.release),
-        "release_server_version": server_version(plan.release),
-        **image_manifest(images, from_labels(images["sdk"]["labels"]) or assumed(str(plan.release))),
-        "perf_analyzer_argv": argv,
-        "client_command": spec.services[CLIENTS].command,
-        "compose_file": STACK_FILE,
-        "timeout_s": settings.timeout_s,
-        "model": {"name": stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
-        "model_source": f"{stack.models_dir / stack.model / 'config.pbtxt'} (read locally, not from the server)",
-        "stack": str(stack.directory),
-        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
-        "swarm": {"node": node_id},
-        "started_utc": utc_now(),
-        "status": "running",
-    }
+    manifest = _swarm_manifest(client, plan, rendered, spec, name, clients, node_id)
     write_atomic(run_dir / STACK_FILE, text)
     write_json(run_dir / "manifest.json", manifest)
-    ids: dict[str, str] = {}
+    backend = SwarmBackend(client, name, spec, text, run_area, run_dir, manifest, stack.model, settings.protocol,
+                           timeout_s or stack.server.ready_timeout_s, say)  # fmt: skip
     try:
-        write_atomic(run_area / STACK_FILE, text)
-        say(f"creating swarm lab {name}: overlay network {spec.network}, service {spec.services[SERVER].name}")
-        swarm.create_network(client, spec)
-        ids[SERVER] = swarm.create_service(client, spec.services[SERVER], spec.network)
-        ready = swarm.wait_server_ready(
-            client,
-            ids[SERVER],
-            model=stack.model,
-            protocol=settings.protocol,
-            timeout_s=timeout_s or stack.server.ready_timeout_s,
-            on_wait=lambda what: say(f"waiting for {what}"),
-        )
-        say(f"swarm lab {name} ready in {ready.seconds:.2f} s; starting {clients} perf_analyzer client(s)")
-        ids[CLIENTS] = swarm.create_service(client, spec.services[CLIENTS], spec.network)
-        tasks = swarm.wait_tasks_done(
-            client,
-            ids[CLIENTS],
-            clients,
-            settings.timeout_s + SCHEDULING_SLACK_S,
-            on_change=lambda ts: say("clients: " + ", ".join(f"{t.slot}={t.state}" for t in ts)),
-        )
-        runs, facts, failures = _collect(
-            client, run_dir, ids[CLIENTS], tasks, node_id, outputs.profile_export, settings.timeout_s
-        )
-        manifest["client_tasks"] = facts
-        server_task = swarm.service_tasks(client, ids[SERVER])[-1]
-        if server_task.done:
-            raise AnalyzerError(
-                f"triton_server died during the benchmark ({server_task.state}, exit code {server_task.exit_code})",
-                f"see {run_dir}/logs/triton_server.log",
+        with LabSession(backend, say=say, keep=keep) as lab:
+            say(f"swarm lab {name} ready in {lab.ready_s:.2f} s; starting {clients} perf_analyzer client(s)")
+            lab.ids[CLIENTS] = swarm.create_service(client, spec.services[CLIENTS], spec.network)
+            tasks = swarm.wait_tasks_done(
+                client,
+                lab.ids[CLIENTS],
+                clients,
+                settings.timeout_s + SCHEDULING_SLACK_S,
+                on_change=lambda ts: say("clients: " + ", ".join(f"{t.slot}={t.state}" for t in ts)),
             )
-        if failures:
-            raise failures[0]
-        summary = merge_clients(stack.model, str(plan.release), runs)
-        write_json(run_dir / "summary.json", summary)
-        say(f"collected {len(runs)} client result(s); latency: {summary['latency_source']}")
-        manifest.update(status="ok", exit_code=0)
-        return BenchResult(run_dir, summary, manifest)
+            runs, facts, failures = _collect(
+                client, run_dir, lab.ids[CLIENTS], tasks, node_id, outputs.profile_export, settings.timeout_s
+            )
+            manifest["client_tasks"] = facts
+            server_task = swarm.service_tasks(client, lab.ids[SERVER])[-1]
+            if server_task.done:
+                raise AnalyzerError(
+                    f"triton_server died during the benchmark ({server_task.state}, exit code {server_task.exit_code})",
+                    f"see {run_dir}/logs/triton_server.log",
+                )
+            if failures:
+                raise failures[0]
+            summary = merge_clients(stack.model, str(plan.release), runs)
+            write_json(run_dir / "summary.json", summary)
+            say(f"collected {len(runs)} client result(s); latency: {summary['latency_source']}")
+            manifest.update(status="ok", exit_code=0)
+            return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
-        manifest.update(
-            status="failed",
-            exit_code=getattr(exc, "exit_code", None),
-            error=exc.one_line() if isinstance(exc, TisbenchError) else f"{type(exc).__name__}: {exc}",
-        )
-        keep = False  # a failed or interrupted lab never stays behind
-        raise
-    finally:
-        engine.with_signals_masked(lambda: _finish(client, name, run_dir, run_area, ids, manifest, keep, say))
-
-
-def _finish(
-    client: docker.DockerClient,
-    name: str,
-    run_dir: Path,
-    run_area: Path,
-    ids: dict[str, str],
-    manifest: dict[str, Any],
-    keep: bool,
-    say: Say,
-) -> None:
-    """Save the server's log and the manifest, then remove the lab (unless kept)."""
-    try:
-        if SERVER in ids:
-            server_log = "".join(swarm.task_logs(client, ids[SERVER]).values())
-            write_atomic(run_dir / "logs" / "triton_server.log", server_log)
-            found = _SERVER_VERSION.search(server_log)
-            manifest["server_version"] = found.group(1) if found else "?"
-    finally:
-        manifest["ended_utc"] = utc_now()
+        manifest.update(status="failed", **failure_record(exc))
         write_json(run_dir / "manifest.json", manifest)
-        if keep:
-            say(f"swarm lab {name} kept: tisbench down {name} removes it")
-        else:
-            swarm.remove_swarm_lab(client, name)
-            shutil.rmtree(run_area, ignore_errors=True)
-            say(f"swarm lab {name} removed")
+        raise
+
+
+@dataclass
+class SwarmLab:
+    name: str
+    ids: dict[str, str]
+    ready_s: float = 0.0
+
+
+@dataclass
+class SwarmBackend:
+    """Swarm labs for a LabSession: an overlay network and a server service, then client replicas."""
+
+    client: docker.DockerClient
+    name: str
+    spec: Any
+    text: str
+    run_area: Path
+    run_dir: Path
+    manifest: dict[str, Any]
+    model: str
+    protocol: str
+    timeout_s: float
+    say: Say
+    kind: str = "swarm lab"
+
+    def up(self) -> SwarmLab:
+        lab = SwarmLab(self.name, {})
+        try:
+            write_atomic(self.run_area / STACK_FILE, self.text)
+            self.say(
+                f"creating swarm lab {lab.name}: overlay network {self.spec.network}, "
+                f"service {self.spec.services[SERVER].name}"
+            )
+            swarm.create_network(self.client, self.spec)
+            lab.ids[SERVER] = swarm.create_service(self.client, self.spec.services[SERVER], self.spec.network)
+            ready = swarm.wait_server_ready(
+                self.client,
+                lab.ids[SERVER],
+                model=self.model,
+                protocol=self.protocol,
+                timeout_s=self.timeout_s,
+                on_wait=lambda what: self.say(f"waiting for {what}"),
+            )
+            lab.ready_s = ready.seconds
+        except BaseException:
+            with engine.with_signals_masked_ctx():
+                try:
+                    self.collect(lab)
+                finally:
+                    self.down(lab)
+                    self.say(f"{self.kind} {lab.name} removed")
+            raise
+        return lab
+
+    def name_of(self, lab: SwarmLab) -> str:
+        return lab.name
+
+    def collect(self, lab: SwarmLab) -> None:
+        """The server's log and version beside the results, and the manifest as it stands."""
+        try:
+            if SERVER in lab.ids:
+                server_log = "".join(swarm.task_logs(self.client, lab.ids[SERVER]).values())
+                write_atomic(self.run_dir / "logs" / "triton_server.log", server_log)
+                found = _SERVER_VERSION.search(server_log)
+                self.manifest["server_version"] = found.group(1) if found else "?"
+        finally:
+            self.manifest["ended_utc"] = utc_now()
+            write_json(self.run_dir / "manifest.json", self.manifest)
+
+    def down(self, lab: SwarmLab) -> None:
+        swarm.remove_swarm_lab(self.client, lab.name)
+        shutil.rmtree(self.run_area, ignore_errors=True)

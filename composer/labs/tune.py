@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,11 +22,14 @@ from composer.analyzer.windows import experiment_windows
 from composer.core.errors import AnalyzerError, TisbenchError, UsageError, interruption_message
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.modelconfig import CONFIG_FILE
+from composer.core.run_dir import RunDir
 from composer.core.sweep import Sweep
 from composer.engine import containers as engine
 from composer.labs import local
-from composer.labs.bench import BenchRequest, LabHandle, handle_of, run_bench, utc_now
+from composer.labs.bench import BenchRequest, run_bench, utc_now
+from composer.labs.handle import LabHandle, handle_of
 from composer.labs.plan import LabPlan
+from composer.labs.session import LabSession
 from composer.tuning.document import tune_document
 from composer.tuning.override import config_pbtxt, disk_config, override_json
 from composer.tuning.search import LoadFailed, MeasureFailed, Outcome, Search, Trial
@@ -52,18 +54,6 @@ def prepare_tune_dir(path: Path) -> Path:
         raise UsageError(f"--out {path}: exists and is not an empty directory", "choose a new tune directory")
     (path / MEASUREMENTS).mkdir(parents=True, exist_ok=True)
     return path
-
-
-@contextmanager
-def one_lab(plan: LabPlan, say: Say, timeout_s: float | None) -> Iterator[local.RunningLab]:
-    """The one lab of the whole search, removed on success, failure and Ctrl-C.
-    (To become composer.labs.session's LabSession once that lands.)"""
-    running = local.up(plan, name=None, timeout_s=timeout_s, say=say, owned=True)
-    try:
-        yield running
-    finally:
-        local.release_lab(running)
-        say(f"lab {running.name} removed")
 
 
 def _triton(lab: LabHandle, timeout_s: float = 600) -> Any:
@@ -130,7 +120,7 @@ class LabBench:
         """The measurement's windows from its profile export (kept as windows.json; the export itself,
         megabytes per run, is dropped), or the CSV's averages as one window without an export."""
         (row,) = load_summary(run_dir).rows
-        export = run_dir / "profile_export.json"
+        export = RunDir(run_dir).profile_export
         where = str(run_dir.relative_to(self.out))
         found = experiment_windows(export, self.percentile) if export.exists() else []
         if found:
@@ -218,7 +208,7 @@ def run_tune(
             log_file.write(message + "\n")
             log_file.flush()
 
-        with one_lab(plan, say, timeout_s) as running:
+        with LabSession(local.LocalBackend(plan, say, timeout_s=timeout_s), say=say) as running:
             facts["lab"] = running.name
             return _search(handle_of(running), plan, settings, request, out, say, log, facts)
 

@@ -8,18 +8,15 @@ variable interpolation leaves it alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import jinja2
 
 from composer import __version__
 from composer.core.config import Stack
 from composer.core.gpus import NONE, GpuRequest
 from composer.core.lab_releases import lab_image_tags
-from composer.core.labels import ADVISORY_ULIMITS_LABEL
+from composer.core.labels import ADVISORY_ULIMITS_LABEL, GPUS_LABEL, LAB_LABEL, MODEL_LABEL, RELEASE_LABEL, STACK_LABEL
 from composer.core.release import Release
-from composer.core.shipped import templates_dir
-from composer.core.triton import SERVER_PORTS
+from composer.core.triton import NETWORK, SERVER_PORTS
+from composer.render.environment import environment
 
 NGC_REPOSITORY = "nvcr.io/nvidia/tritonserver"
 
@@ -42,46 +39,13 @@ def image_refs(
     return Images(server or f"{repo}:{release}-py3", sdk or f"{repo}:{release}-py3-sdk")
 
 
-def yaml_scalar(value: Any) -> str:
-    """A YAML double-quoted scalar: printable ASCII as is, anything else escaped by code point.
-
-    Not json.dumps: it writes characters beyond U+FFFF as surrogate pairs, which compose
-    rejects and PyYAML decodes to lone surrogates.
-    """
-    out = []
-    for char in str(value).replace("$", "$$"):
-        if char in '"\\':
-            out.append("\\" + char)
-        elif " " <= char <= "~":
-            out.append(char)
-        else:
-            out.append(f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
-    return '"' + "".join(out) + '"'
-
-
-def unescape(value: str) -> str:
-    """Undo the ``$`` doubling, as compose's interpolation does, for SDK calls made from the file."""
-    return value.replace("$$", "$")
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # YAML, not HTML: the y filter does the escaping
-        keep_trailing_newline=True,
-    )
-    env.filters["y"] = yaml_scalar
-    return env
-
-
 def lab_labels(project: str, release: Release, stack: Stack, gpus: GpuRequest) -> list[tuple[str, str]]:
     return [
-        ("tisbench.lab", project),
-        ("tisbench.release", str(release)),
-        ("tisbench.stack", str(stack.directory)),
-        ("tisbench.model", stack.model),
-        ("tisbench.gpus", gpus.describe()),
+        (LAB_LABEL, project),
+        (RELEASE_LABEL, str(release)),
+        (STACK_LABEL, str(stack.directory)),
+        (MODEL_LABEL, stack.model),
+        (GPUS_LABEL, gpus.describe()),
     ]
 
 
@@ -129,10 +93,12 @@ def render_compose(
         "host_ip": server.host,
         "shm_size": server.shm_size,
         "ulimits": list(server.ulimits),
+        "advisory_ulimits": [name for name, _ in server.ulimits if name not in server.ulimits_set],
         "pull_policy": pull_policy,
         "labels": lab_labels(project, release, stack, gpus),
         "server_labels": server_labels(lab_labels(project, release, stack, gpus), stack),
         "gpu_devices": gpus.compose_devices(),
         "transport": transport,
+        "network": NETWORK,
     }
-    return _environment().get_template("docker-compose.yml.j2").render(context)
+    return environment().get_template("docker-compose.yml.j2").render(context)

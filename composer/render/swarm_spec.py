@@ -18,28 +18,22 @@ from composer import __version__
 from composer.core.config import Stack
 from composer.core.errors import StackError
 from composer.core.gpus import NONE
+from composer.core.labels import CLIENTS_LABEL, ENGINE_LABEL
 from composer.core.release import Release
-from composer.render.compose import Images, _environment, lab_labels, unescape
+from composer.core.triton import ANALYZER, NETWORK
+from composer.core.triton import SERVER as SERVER  # labs.swarm names the service through this module
+from composer.render.compose import Images, lab_labels
+from composer.render.environment import environment
+from composer.render.mounts import Mount, compose_mount, unescape
 
 TEMPLATE = "docker-stack.yml.j2"
-NETWORK = "tis_net"
-SERVER, CLIENTS = "triton_server", "perf_analyzer"
-ENGINE_LABEL = "tisbench.engine"
+CLIENTS = ANALYZER  # the analyzer service: N perf_analyzer replicas on a swarm
 STACK_NAMESPACE = "com.docker.stack.namespace"
 CSV_ENV = "TISBENCH_CSV"
 CSV_MARKER = "==tisbench-csv=="
 # Runs argv as given ("$@"), then prints the marker and the CSV; exits with perf_analyzer's status.
 WRAPPER = f'"$@"; rc=$?; echo {CSV_MARKER}; cat "${CSV_ENV}"; exit $rc'
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
-
-@dataclass(frozen=True)
-class SwarmMount:
-    type: str  # bind | tmpfs
-    target: str
-    source: str | None = None
-    read_only: bool = False
-    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ class SwarmService:
     command: list[str]
     env: dict[str, str]
     working_dir: str | None
-    mounts: list[SwarmMount]
+    mounts: list[Mount]
     replicas: int
     endpoint_mode: str
     restart_condition: str
@@ -75,7 +69,7 @@ def size_in_bytes(size: str) -> int:
 
 
 def swarm_labels(project: str, release: Release, stack: Stack, clients: int) -> list[tuple[str, str]]:
-    return [*lab_labels(project, release, stack, NONE), (ENGINE_LABEL, "swarm"), ("tisbench.clients", str(clients))]
+    return [*lab_labels(project, release, stack, NONE), (ENGINE_LABEL, "swarm"), (CLIENTS_LABEL, str(clients))]
 
 
 def render_stack(
@@ -104,14 +98,9 @@ def render_stack(
         "wrapper": WRAPPER,
         "client_argv": client_argv,
         "csv_path": csv_path,
+        "network": NETWORK,
     }
-    return _environment().get_template(TEMPLATE).render(context)
-
-
-def _mount(raw: dict[str, Any]) -> SwarmMount:
-    if raw["type"] == "tmpfs":
-        return SwarmMount("tmpfs", str(raw["target"]), size_bytes=int((raw.get("tmpfs") or {})["size"]))
-    return SwarmMount("bind", str(raw["target"]), unescape(str(raw["source"])), bool(raw.get("read_only", False)))
+    return environment().get_template(TEMPLATE).render(context)
 
 
 def _labels(raw: Any) -> dict[str, str]:
@@ -134,7 +123,7 @@ def swarm_spec(text: str, project: str, config_file: Path) -> SwarmLabSpec:
                 command=[unescape(str(a)) for a in svc["command"]],
                 env={str(k): unescape(str(v)) for k, v in (svc.get("environment") or {}).items()},
                 working_dir=svc.get("working_dir"),
-                mounts=[_mount(v) for v in svc.get("volumes", [])],
+                mounts=[compose_mount(v, project) for v in svc.get("volumes", [])],
                 replicas=int(deploy["replicas"]),
                 endpoint_mode=str(deploy["endpoint_mode"]),
                 restart_condition=str(deploy["restart_policy"]["condition"]),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.core.fsutil import write_atomic
-from composer.core.shipped import templates_dir
+from composer.core.run_dir import CHARTS
 
 HEADERS = ["release", "server", "perf_analyzer", "infer/s", "Δ infer/s", "p50 ms", "p99 ms", "Δ p99", "verdict"]
 VERSIONS_NOTE = (
@@ -128,20 +128,15 @@ def matrix_chart(doc: dict[str, Any]) -> bytes | None:
 
 
 def write_matrix_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
-    import jinja2
+    from composer.render.environment import environment  # here: jinja2 loads only when a report is written
 
     chart = matrix_chart(doc)
     written = []
     if chart:
-        write_atomic(out_dir / "charts" / "matrix.png", chart)
-        written.append(out_dir / "charts" / "matrix.png")
+        write_atomic(out_dir / CHARTS / "matrix.png", chart)
+        written.append(out_dir / CHARTS / "matrix.png")
     write_atomic(out_dir / "matrix.md", matrix_markdown(doc))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    html = env.get_template("matrix.html.j2").render(
+    html = environment().get_template("matrix.html.j2").render(
         stack=doc["stack"],
         baseline=doc["baseline"],
         repeat=doc["repeat"],

@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from composer.analyzer.results import (
     RESPONSE_KEYS,
     ExperimentSummary,
@@ -26,7 +24,8 @@ from composer.analyzer.results import (
     summary_dict,
 )
 from composer.core.errors import AnalyzerError, UsageError
-from composer.core.shipped import templates_dir
+from composer.core.run_dir import CHARTS, MANIFEST, RunDir
+from composer.render.environment import environment
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -54,10 +53,11 @@ class RunData:
 
 def load_run(run_dir: Path) -> RunData:
     """Manifest, summary and (when present) the streamed profile export of one run."""
-    manifest_path = run_dir / "manifest.json"
+    files = RunDir(run_dir)
+    manifest_path = files.manifest
     if not manifest_path.is_file():
         raise UsageError(
-            f"{run_dir} is not a tisbench run directory (no manifest.json)",
+            f"{run_dir} is not a tisbench run directory (no {MANIFEST})",
             hint="pass a directory written by `tisbench run`; `tisbench runs` lists them",
         )
     try:
@@ -65,11 +65,11 @@ def load_run(run_dir: Path) -> RunData:
     except (OSError, json.JSONDecodeError) as exc:
         raise AnalyzerError(f"{manifest_path}: unreadable manifest ({exc})") from None
     failed = manifest.get("status") == "failed"
-    has_results = (run_dir / "summary.json").exists() or (run_dir / "perf_analyzer.csv").exists()
+    has_results = files.summary.exists() or files.csv.exists()
     summary = load_summary(run_dir) if has_results or not failed else None
-    export = run_dir / "profile_export.json"
+    export = files.profile_export
     experiments = tuple(summarize_profile_export(export)) if export.exists() else ()
-    metrics_path = run_dir / "server_metrics.json"
+    metrics_path = files.server_metrics
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else None
     except (OSError, json.JSONDecodeError) as exc:
@@ -218,15 +218,6 @@ def _latency_over_time(ax: Axes, data: RunData) -> None:
     ax.legend(fontsize=8)
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-
-
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -333,7 +324,7 @@ def _json_report(data: RunData) -> str:
         "manifest": dict(data.manifest),
         "summary": summary_dict(summary.model, summary.release, summary.rows) if summary else None,
         "profile_export": experiments,
-        "charts": [f"charts/{name}" for name in chart_names(data)],
+        "charts": [f"{CHARTS}/{name}" for name in chart_names(data)],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
@@ -342,14 +333,12 @@ def _render(data: RunData, fmt: str, charts: Mapping[str, bytes] | None = None) 
     if fmt == "json":
         return _json_report(data)
     if fmt == "md":
-        images = {name: f"charts/{name}" for name in chart_names(data)}
-        env = _environment()
-        env.autoescape = False  # Markdown, not HTML
-        return env.get_template("report.md.j2").render(_context(data, images))
+        images = {name: f"{CHARTS}/{name}" for name in chart_names(data)}
+        return environment().get_template("report.md.j2").render(_context(data, images))
     if fmt == "html":
         pngs = render_charts(data) if charts is None else charts
         images = {n: "data:image/png;base64," + base64.b64encode(b).decode() for n, b in pngs.items()}
-        return _environment().get_template("report.html.j2").render(_context(data, images))
+        return environment().get_template("report.html.j2").render(_context(data, images))
     raise UsageError(f"unknown report format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
 
 
@@ -365,14 +354,15 @@ def write_reports(run_dir: Path) -> list[Path]:
     data = load_run(run_dir)
     charts = render_charts(data)
     written = []
+    files = RunDir(run_dir)
     if charts:
-        (run_dir / "charts").mkdir(exist_ok=True)
+        files.charts.mkdir(exist_ok=True)
     for name, png in charts.items():
-        path = run_dir / "charts" / name
+        path = files.chart(name)
         path.write_bytes(png)
         written.append(path)
     for fmt in ("md", "html"):
-        path = run_dir / f"report.{fmt}"
+        path = files.report(fmt)
         path.write_text(_render(data, fmt, charts), encoding="utf-8")
         written.append(path)
     return written

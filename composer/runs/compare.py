@@ -9,6 +9,7 @@ from typing import Any
 
 from composer.analyzer.results import Summary, SummaryRow, load_summary
 from composer.core.errors import RegressionFound, TisbenchError, UsageError
+from composer.core.run_dir import MANIFEST
 
 SAME_PCT = 0.5  # changes within ±0.5 % are marked "="
 BETTER, WORSE, SAME = "▲", "▼", "="
@@ -193,7 +194,7 @@ def list_runs(root: Path) -> list[RunInfo]:
     """Run directories (those holding a manifest.json) under ``root``, oldest first."""
     if not root.is_dir():
         raise UsageError(f"{root} is not a directory", hint="pass the folder holding your runs")
-    runs = [_run_info(m) for m in sorted(root.rglob("manifest.json"))]
+    runs = [_run_info(m) for m in sorted(root.rglob(MANIFEST))]
     return sorted(runs, key=lambda r: (r.started_utc, str(r.path)))
 
 

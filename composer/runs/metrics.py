@@ -56,9 +56,10 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from composer.core.errors import AnalyzerError
+from composer.core.triton import METRICS_URL
 
 SCHEMA = "tisbench.server_metrics/1"
-SOURCE = "triton_server:8002/metrics"
+SOURCE = METRICS_URL
 MODEL_COUNTERS = (
     "nv_inference_request_success",
     "nv_inference_request_failure",

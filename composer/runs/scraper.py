@@ -15,6 +15,7 @@ from typing import Any
 
 from composer.core.errors import AnalyzerError
 from composer.core.fsutil import write_atomic, write_json
+from composer.core.run_dir import RunDir
 from composer.runs.metrics import cross_check, gpus_seen, point_deltas, server_metrics_document
 
 TIMEOUT_S = 5.0
@@ -84,7 +85,7 @@ class MetricsRecorder:
         """Write metrics/scrape-N.txt and server_metrics.json; cross-check counts where known."""
         for index, mark in enumerate(self.marks):
             if mark.text is not None:
-                write_atomic(run_dir / "metrics" / f"scrape-{index}-{mark.label.replace(' ', '_')}.txt", mark.text)
+                write_atomic(RunDir(run_dir).metrics / f"scrape-{index}-{mark.label.replace(' ', '_')}.txt", mark.text)
         points = self.points(values)
         for point in points:
             value = point.get(self.sweep)
@@ -109,5 +110,5 @@ class MetricsRecorder:
                 point["warnings"].append(warning)
         last = next((m.text for m in reversed(self.marks) if m.text), None)
         document = server_metrics_document(points, gpus_seen(last) if last else [], self.warnings)
-        write_json(run_dir / "server_metrics.json", document)
+        write_json(RunDir(run_dir).server_metrics, document)
         return document

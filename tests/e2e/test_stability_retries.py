@@ -57,24 +57,28 @@ def test_a_point_that_never_settles_is_tried_four_times_then_fails_with_its_spre
     assert "--- tisbench: attempt 4" in (run / "logs" / "perf_analyzer.log").read_text()
 
 
-# The quickstart's model, slowed down more with every request while a file named "chaos" exists
-# beside it: perf_analyzer's windows then never agree, and the point being measured is unstable.
+# The quickstart's model, slowed down while a file named "chaos" exists beside it: each request
+# sleeps 0.3 ms × (3^t − 1), t the seconds since the file appeared, capped at 3 ms. perf_analyzer
+# closes a count window on a whole second, so its first three windows fall on a steep part of the
+# ramp: their throughputs spread more than ±50 % whatever the machine's speed (a gentler slowdown,
+# one that grew with the request count, settled within six 1-s windows: the point measured stable).
 CHAOS_INITIALIZE = '''
     def initialize(self, args):
         import os
 
         self._chaos = os.path.join(args["model_repository"], "chaos")
-        self._slowed = 0
+        self._since = None
 '''
 CHAOS_EXECUTE = '''    def execute(self, requests):
         import os
         import time
 
         if os.path.exists(self._chaos):
-            self._slowed += 1
-            time.sleep(self._slowed * 2e-5)
+            now = time.monotonic()
+            self._since = self._since or now
+            time.sleep(min(3e-3, 3e-4 * (3 ** (now - self._since) - 1)))
         else:
-            self._slowed = 0
+            self._since = None
 '''
 
 
@@ -94,9 +98,10 @@ def test_a_sweep_resumes_at_the_unstable_point_and_merges_into_one_result(
     stack = _chaos_stack(make_stack)
     chaos = stack / "models" / "seed_model" / "chaos"
     run = run_root / "RUN"
-    # A loose criterion keeps the calm points stable on a busy machine; the slowed one is not.
+    # A loose criterion keeps the calm points stable on a busy machine; the slowed one is not: its
+    # first three windows (--max-trials 3) lie on the ramp.
     proc = CliProcess(["lab", stack, "--images", "lab", "--concurrency", "1:3", "--measurement-requests", "300",
-                       "--out", run, "--", "--stability-percentage", "50", "--max-trials", "6"], cwd=run_root)
+                       "--out", run, "--", "--stability-percentage", "50", "--max-trials", "3"], cwd=run_root)
     try:
         proc.wait_for_stderr(r"measuring at .*concurrency 2", timeout=120)
         chaos.touch()

@@ -9,6 +9,8 @@ by its labels, whatever the code under test did.
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from composer.labs.swarm import run_swarm_lab
 from composer.runs.merge import HISTOGRAMS
 
 from .conftest import MakeStack
-from .support import BROKEN_STACK, LAB_LABEL, QUICKSTART, SERVER_VERSION, STEADY, unavailable
+from .support import BROKEN_STACK, LAB_LABEL, QUICKSTART, SERVER_VERSION, STEADY, CliProcess, unavailable
 
 pytestmark = pytest.mark.docker
 
@@ -182,4 +184,28 @@ def test_model_load_failure_stops_at_once_and_removes_everything(
     assert raised.value.exit_code == 4
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "failed"
+    assert _lab_objects(swarm_engine, f"{name}-") == []
+
+
+def test_sigterm_mid_run_is_130_recorded_as_on_a_single_host_and_removes_everything(
+    swarm_engine: docker.DockerClient, swarm_stack: Callable[..., Path], run_root: Path
+) -> None:
+    """The swarm path goes through the same LabSession as a single-host lab: the same record."""
+    stack = swarm_stack(QUICKSTART, "swarm-term")
+    name = _stack_name(stack)
+    run = run_root / "RUN"
+    proc = CliProcess(["lab", stack, "--images", "lab", "--engine", "swarm", "--clients", "2",
+                       "--measurement-requests", "50000", "--out", run, *STEADY], cwd=run_root)  # fmt: skip
+    try:
+        proc.wait_for_stderr(r"starting 2 perf_analyzer client", timeout=120)
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        result = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert result.exit_code == 130, result
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert (manifest["status"], manifest["exit_code"]) == ("failed", 130), manifest
+    assert manifest["error"] == "interrupted by SIGTERM"
+    assert "Started HTTPService" in (run / "logs" / "triton_server.log").read_text()
     assert _lab_objects(swarm_engine, f"{name}-") == []

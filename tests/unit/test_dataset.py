@@ -11,15 +11,13 @@ from typing import Any
 import pytest
 
 from composer.analyzer.dataset import (
-    ModelInputs,
-    Tensor,
     derive_shapes,
     format_shape_args,
     load_dataset,
     parse_shape_option,
-    skeleton,
     validate,
 )
+from composer.analyzer.model_inputs import ModelInputs, Tensor, skeleton
 from composer.core.errors import DatasetError, UsageError
 from composer.core.shipped import quickstart_stack
 

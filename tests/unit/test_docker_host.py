@@ -162,7 +162,7 @@ def _failure_of(url: str) -> BaseException:
     """What docker-py raises for ``url`` when a client is made and pinged."""
     try:
         docker.DockerClient(base_url=url, timeout=5).ping()
-    except engine_host.ENGINE_FAILURES as exc:
+    except engine_host.engine_failures() as exc:  # evaluated after the SDK loaded paramiko
         return exc
     raise AssertionError(f"{url} answered")
 

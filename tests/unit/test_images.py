@@ -11,8 +11,8 @@ import pytest
 
 from composer.core.errors import ImageBuildError
 from composer.core.lab_releases import LAB_RECIPES, lab_image_tags
+from composer.core.labels import RECIPE_LABEL
 from composer.images.lab_images import (
-    RECIPE_LABEL,
     HostFacts,
     check_engine,
     check_host,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from composer.analyzer.dataset import ModelInputs
+from composer.analyzer.model_inputs import ModelInputs
 from composer.core.errors import ConfigError
 from composer.core.modelconfig import metadata_from_config, parse_model_config, read_disk_model, read_model_facts
 from composer.core.shipped import quickstart_stack

@@ -15,7 +15,7 @@ from compose_check import compose_config as run_compose_config
 from compose_check import require_compose
 
 from composer.labs.plan import plan_lab
-from composer.render.compose import unescape
+from composer.render.mounts import unescape
 from composer.render.swarm_spec import CSV_MARKER, WRAPPER, render_stack, size_in_bytes, swarm_spec
 
 LAB = "swarmlab"
