@@ -8,7 +8,7 @@ IMAGES   ?= lab
 NAME     ?=
 ARGS     ?=
 
-.PHONY: help setup docker lab lab-images up bench down status test test-unit test-e2e lint bench-perf matrix clean
+.PHONY: help setup docker lab lab-images up bench down status test test-unit test-e2e lint bench-perf matrix tune clean
 MATRIX_RELEASES ?= 23.07,24.10
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make test         unit + Docker tests (brings Docker and the lab images when missing)"
 	@echo "make lab-images   build the CPU lab images (skipped when present)"
 	@echo "make up|bench|down|status   step by step (NAME=lab name)"
+	@echo "make tune         the model configuration that serves best (STACK, RELEASE, IMAGES, ARGS)"
 	@echo "make bench-perf   tisbench vs the hand workflow, as ratios"
 
 setup:
@@ -67,6 +68,9 @@ lint: setup
 matrix:
 	@LAB_RELEASES="--all" scripts/bootstrap.sh --images
 	$(TISBENCH) matrix $(STACK) --releases $(MATRIX_RELEASES) --images $(IMAGES) $(ARGS)
+
+tune: lab-images
+	$(TISBENCH) tune $(STACK) --release $(RELEASE) --images $(IMAGES) $(ARGS)
 
 bench-perf: lab-images
 	$(VENV)/bin/python benchmarks/run_all.py

@@ -17,6 +17,7 @@ from composer import __version__
 from composer.cli import bench as cli_bench
 from composer.cli import results as cli_results
 from composer.cli import stack as cli_stack
+from composer.cli import tune as cli_tune
 from composer.cli.options import docker_host_option
 from composer.core import interrupts
 from composer.core.errors import (
@@ -163,6 +164,6 @@ def run() -> None:
     os._exit(code)
 
 
-for _commands in (cli_bench.COMMANDS, cli_stack.COMMANDS, cli_results.COMMANDS):
+for _commands in (cli_bench.COMMANDS, cli_stack.COMMANDS, cli_results.COMMANDS, cli_tune.COMMANDS):
     for _command in _commands:
         main.add_command(_command)

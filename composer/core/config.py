@@ -22,6 +22,18 @@ IMAGE_SETS = ("ngc", "lab")
 PULL_POLICIES = ("missing", "always", "never")
 PROTOCOLS = ("http", "grpc")
 ENGINES = ("local", "swarm")
+TUNE_KEYS = (
+    "latency_budget_ms",
+    "min_throughput",
+    "objective",
+    "mode",
+    "percentile",
+    "instances",
+    "max_batch_size",
+    "dynamic_batching",
+    "concurrency",
+    "max_measurements",
+)
 _MAX_REQUESTS = 10_000_000
 _MAX_STABILITY_RETRIES = 8  # each retry doubles the window: 8 make it 256 times as long
 
@@ -73,6 +85,7 @@ class Stack:
     clients: int | None = None  # perf_analyzer replicas on a swarm
     pull: str | None = None  # missing | always | never
     image_repo: str | None = None  # a registry mirror of nvcr.io/nvidia/tritonserver
+    tune: tuple[tuple[str, Any], ...] = ()  # the `tune:` section as written; composer.tuning.space reads it
 
     @property
     def models_dir(self) -> Path:
@@ -171,7 +184,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         source,
         "",
         data,
-        ("name", "release", "images", "pull", "image_repo", "model", "engine", "clients", "server", "analyzer"),
+        ("name", "release", "images", "pull", "image_repo", "model", "engine", "clients", "server", "analyzer", "tune"),
     )
     name = top.get(
         "name", default_stack_name(directory), lambda v: parse_lab_name(v, f"{source}: name"), "e.g. name: mylab"
@@ -214,6 +227,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
         clients,
         pull,
         image_repo,
+        tuple(top.section("tune", TUNE_KEYS).data.items()),  # values are checked by composer.tuning.space
     )
 
 

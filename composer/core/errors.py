@@ -18,6 +18,7 @@ class ExitStatus(IntEnum):
     DOCKER_UNAVAILABLE = 3
     LAB_FAILED = 4
     ANALYSIS_FAILED = 5
+    NO_CANDIDATE = 6
     INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: never 1, which a CI gate reads as a regression
     INTERRUPTED = 130
 
@@ -29,6 +30,7 @@ EXIT_MEANINGS = {
     ExitStatus.DOCKER_UNAVAILABLE: "Docker unavailable, or an image missing",
     ExitStatus.LAB_FAILED: "the lab failed: start, readiness, model load, port taken",
     ExitStatus.ANALYSIS_FAILED: "the analysis failed: perf_analyzer error, unstable measurement, server died mid-run",
+    ExitStatus.NO_CANDIDATE: "tune: no candidate configuration met the constraints (the closest is named)",
     ExitStatus.INTERNAL_ERROR: "internal error (a bug): the error line names the file that holds the traceback",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); everything created was removed",
 }
@@ -114,6 +116,12 @@ class AnalyzerError(TisbenchError):
     """perf_analyzer failed or its output could not be read."""
 
     exit_code = ExitStatus.ANALYSIS_FAILED
+
+
+class NoCandidate(TisbenchError):
+    """`tisbench tune` measured, and no configuration met the latency budget or throughput floor."""
+
+    exit_code = ExitStatus.NO_CANDIDATE
 
 
 class Interrupted(TisbenchError):

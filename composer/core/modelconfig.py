@@ -48,6 +48,11 @@ def _model_config_pb2() -> ModuleType:
     return module
 
 
+def new_model_config() -> Any:
+    """An empty ``inference.ModelConfig`` message (Triton's own schema)."""
+    return _model_config_pb2().ModelConfig()
+
+
 def parse_model_config(text: str, source: str, model: str) -> dict[str, Any]:
     """config.pbtxt text → the config JSON (``get_model_config``'s form, defaults included)."""
     from google.protobuf import json_format, text_format

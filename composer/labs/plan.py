@@ -24,12 +24,15 @@ class LabPlan:
     images: Images
     gpus: GpuRequest = AUTO
     pull: str = "missing"  # missing | always | never (lab images are never pulled)
+    explicit_models: bool = False  # the server loads only the stack's model and takes load/unload requests (tune)
 
     def render(self, project: str, gpus: GpuRequest | None = None, transport: str = "bind") -> str:
         """The compose file; ``gpus`` is the request resolved against the engine (auto renders as none)."""
         chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
         policy = "never" if self.image_set == "lab" else self.pull
-        return render_compose(self.stack, self.release, self.images, project, chosen, transport, policy)
+        return render_compose(
+            self.stack, self.release, self.images, project, chosen, transport, policy, self.explicit_models
+        )
 
     def check_input_data(self) -> Preflight:
         """Validate the input data against the model's config.pbtxt (no server needed): the --shape

@@ -55,6 +55,12 @@ def server_labels(labels: list[tuple[str, str]], stack: Stack) -> list[tuple[str
     return labels + ([(ADVISORY_ULIMITS_LABEL, ",".join(advisory))] if advisory else [])
 
 
+def model_control_args(model: str) -> list[str]:
+    """Triton in explicit model control: the stack's model loaded at start, others only on request,
+    and the repository API's load (with a config override) honoured: how `tisbench tune` swaps configs."""
+    return ["--model-control-mode=explicit", f"--load-model={model}"]
+
+
 TRANSPORTS = ("bind", "copy")  # copy: models and dataset travel into volumes (remote engines)
 
 
@@ -66,6 +72,7 @@ def render_compose(
     gpus: GpuRequest = NONE,
     transport: str = "bind",
     pull_policy: str = "missing",
+    explicit_models: bool = False,
 ) -> str:
     server = stack.server
     ports = [
@@ -79,7 +86,7 @@ def render_compose(
         "release": str(release),
         "server_image": images.server,
         "sdk_image": images.sdk,
-        "server_args": list(server.args),
+        "server_args": model_control_args(stack.model) * explicit_models + list(server.args),
         "models_dir": str(stack.models_dir),
         "dataset_dir": str(stack.dataset_dir),
         "ports": ports,

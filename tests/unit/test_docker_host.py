@@ -132,8 +132,8 @@ def test_every_command_that_talks_to_docker_takes_docker_host() -> None:
     without_docker = {"render", "check", "report", "compare", "runs", "init"}
     commands = _leaves(main)
 
-    assert set(commands) == set(DOCKER_COMMANDS) | {"matrix"} | without_docker
-    for name in set(DOCKER_COMMANDS) | {"matrix"}:
+    assert set(commands) == set(DOCKER_COMMANDS) | {"matrix", "tune"} | without_docker
+    for name in set(DOCKER_COMMANDS) | {"matrix", "tune"}:
         assert "--docker-host" in {o for p in commands[name].params for o in p.opts}, name
 
 

@@ -1,0 +1,1 @@
+"""Model-configuration search (`tisbench tune`): space, search, statistics, overrides, tune.json. Pure."""
