@@ -30,6 +30,7 @@ from composer.core.labels import ENGINE_LABEL as ENGINE_LABEL  # callers name th
 from composer.core.labels import LAB_LABEL as LAB_LABEL
 from composer.core.labels import OWNER_LABEL as OWNER_LABEL
 from composer.core.labels import RUN_LABEL as RUN_LABEL
+from composer.engine import refusals
 from composer.engine.host import DEFAULT_URL, docker_host, engine_failures, unreachable
 from composer.engine.objects import LabContainer, LabNetwork, find_service
 
@@ -215,6 +216,14 @@ def start_service(
     chosen = next(s for s in spec.services if s.service == service)
     advisory = set(filter(None, chosen.labels.get(ADVISORY_ULIMITS_LABEL, "").split(",")))
     dropped: list[str] = []
+    key = refusals.engine_key(client) if advisory & set(chosen.ulimits) else None
+    for before in sorted(refusals.known(key) & advisory & set(chosen.ulimits)) if key else []:
+        say(
+            f"{service}: this Docker engine cannot grant ulimit {before}={chosen.ulimits[before]} "
+            f"(NGC's advice; it refused it before, {refusals.cache_file()}); starting without it"
+        )
+        dropped.append(before)
+        chosen = dataclasses.replace(chosen, ulimits={k: v for k, v in chosen.ulimits.items() if k != before})
     while True:  # each pass drops one more ulimit, so it ends within len(ulimits) passes
         labels = {**extra_labels, **({ULIMITS_DROPPED_LABEL: ",".join(dropped)} if dropped else {})}
         try:
@@ -236,6 +245,8 @@ def start_service(
         )
         dropped.append(refused)
         chosen = dataclasses.replace(chosen, ulimits={k: v for k, v in chosen.ulimits.items() if k != refused})
+        if key:
+            refusals.remember(key, refused)
 
 
 _RLIMIT_NAMES = {"0": "cpu", "1": "fsize", "2": "data", "3": "stack", "4": "core", "5": "rss", "6": "nproc",

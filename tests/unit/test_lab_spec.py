@@ -176,12 +176,21 @@ class RecordingAPI(docker.APIClient):  # type: ignore[misc]
     def start(self, container: str, **kwargs: Any) -> None:
         self.calls.append(("start", container, kwargs))
 
+    def version(self, api_version: bool = True) -> dict[str, str]:
+        return {"Version": "28.2.2", "GitCommit": "e6534b4", "KernelVersion": "6.18.44"}
+
     def remove_container(self, container: str, **kwargs: Any) -> None:
         self.calls.append(("remove_container", container, kwargs))
 
     def create_network(self, name: str, **kwargs: Any) -> dict[str, str]:
         self.calls.append(("create_network", name, kwargs))
         return {"Id": "net"}
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What engines refused is remembered under XDG_CACHE_HOME: never the user's own here."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 def _client(api: RecordingAPI) -> docker.DockerClient:
@@ -256,6 +265,15 @@ def test_an_advisory_ulimit_the_engine_refuses_is_dropped_said_and_recorded() ->
     assert [u["Name"] for u in second[2]["host_config"]["Ulimits"]] == ["stack"]
     assert second[2]["labels"]["tisbench.ulimits-dropped"] == "memlock"
     assert len(said) == 1 and "memlock=-1" in said[0]
+
+    # the next lab on this engine asks for it no more: no failed start to learn it again
+    again = RecordingAPI()
+    said.clear()
+    start_service(_client(again), _spec(QUICKSTART), "triton_server", {}, said.append)
+    (create,) = (c for c in again.calls if c[0] == "create_container")
+    assert [u["Name"] for u in create[2]["host_config"]["Ulimits"]] == ["stack"]
+    assert create[2]["labels"]["tisbench.ulimits-dropped"] == "memlock"
+    assert len(said) == 1 and "cannot grant ulimit memlock=-1" in said[0] and "refused it before" in said[0]
 
 
 def test_a_ulimit_the_stack_set_itself_is_never_dropped(tmp_path: Path) -> None:
