@@ -18,20 +18,8 @@ from composer.cli.options import (
     release_option,
     say,
 )
+from composer.core.config import TUNE_KEYS
 from composer.core.errors import NoCandidate, UsageError
-
-SEARCH_FLAGS = (
-    "latency_budget_ms",
-    "min_throughput",
-    "objective",
-    "mode",
-    "percentile",
-    "instances",
-    "max_batch_size",
-    "dynamic_batching",
-    "concurrency",
-    "max_measurements",
-)
 
 
 def _search_options(f: Any) -> Any:
@@ -84,7 +72,7 @@ def _request(kw: dict[str, Any]) -> Any:
 def _settings(plan: Any, kw: dict[str, Any]) -> Any:
     from composer.tuning.space import tune_settings
 
-    flags = {key: kw.pop(key) for key in SEARCH_FLAGS}
+    flags = {key: kw.pop(key) for key in TUNE_KEYS}  # each tune: key of stack.yaml is a flag too
     if flags["percentile"] is not None:
         flags["percentile"] = int(flags["percentile"])
     return tune_settings(dict(plan.stack.tune), flags, str(plan.stack.file or plan.stack.directory / "stack.yaml"))
