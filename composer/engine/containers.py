@@ -53,10 +53,23 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
         # ("Secsh channel open FAILED"). Fewer pooled sessions stay inside an sshd's default.
         ssh = docker_host().startswith("ssh://")
         client = docker.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
+        if ssh:
+            _one_pool(client)
         client.ping()
     except engine_failures() as exc:
         raise unreachable(exc) from None
     return client
+
+
+def _one_pool(client: docker.DockerClient) -> None:
+    """One connection pool for the whole engine. docker-py's ssh adapter keys its pools by the full
+    request URL (up to 9 of them, each keeping its idle connections), so a lab's calls to a dozen
+    endpoints held a dozen ssh sessions open: past OpenSSH's MaxSessions 10, sshd refuses the next
+    one ("Secsh channel open FAILED: Connect failed"). Asking every request's pool under one key keeps
+    the sessions within SSH_POOL_SIZE, plus any request beyond it for as long as it runs."""
+    adapter = client.api.get_adapter("http+docker://ssh")
+    pool_of = adapter.get_connection
+    adapter.get_connection = lambda url, proxies=None: pool_of("http+docker://ssh", proxies)
 
 
 def docker_mount(m: Mount) -> docker.types.Mount:
