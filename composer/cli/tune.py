@@ -18,8 +18,8 @@ from composer.cli.options import (
     release_option,
     say,
 )
-from composer.core.config import TUNE_KEYS
 from composer.core.errors import NoCandidate, UsageError
+from composer.core.tune_keys import TUNE_KEYS
 
 
 def _search_options(f: Any) -> Any:

@@ -16,24 +16,13 @@ from composer.core import stack_fields as sf
 from composer.core.errors import ConfigError
 from composer.core.names import default_stack_name, parse_lab_name
 from composer.core.sweep import Sweep, parse_sweep
+from composer.core.tune_keys import TUNE_KEYS
 
 STACK_FILE = "stack.yaml"
 IMAGE_SETS = ("ngc", "lab")
 PULL_POLICIES = ("missing", "always", "never")
 PROTOCOLS = ("http", "grpc")
 ENGINES = ("local", "swarm")
-TUNE_KEYS = (
-    "latency_budget_ms",
-    "min_throughput",
-    "objective",
-    "mode",
-    "percentile",
-    "instances",
-    "max_batch_size",
-    "dynamic_batching",
-    "concurrency",
-    "max_measurements",
-)
 _MAX_REQUESTS = 10_000_000
 _MAX_STABILITY_RETRIES = 8  # each retry doubles the window: 8 make it 256 times as long
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from composer.core.config import TUNE_KEYS
 from composer.core.errors import ConfigError, UsageError
+from composer.core.tune_keys import TUNE_KEYS
 
 MODES = ("quick", "brute")
 OBJECTIVES = ("throughput", "latency")
