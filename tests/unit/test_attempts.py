@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from bad_inputs import make_stack
+from bench_settings import bench_settings
 from pa_output import FIRST_UNSTABLE
 
 from composer.analyzer.attempt_outputs import merge_csv, merge_exports, write_outputs
@@ -59,19 +60,7 @@ HEADER = "Concurrency,Inferences/Second,p50 latency,p99 latency"
 
 def _settings(sweep: str = "1:3", **changes: Any) -> BenchSettings:
     start, end = (float(v) for v in sweep.split(":"))
-    base = BenchSettings(
-        model="seed_model",
-        sweep=Sweep("concurrency", start, end, 1),
-        protocol="http",
-        input_data="dataset/input.json",
-        measurement_requests=200,
-        measurement_interval_ms=None,
-        shapes={},
-        extra_args=(),
-        timeout_s=600,
-        profile_export=False,
-    )
-    return BenchSettings(**{**base.__dict__, **changes})
+    return bench_settings(sweep=Sweep("concurrency", start, end, 1), **changes)
 
 
 def _csv(*points: int) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bench_settings import bench_settings
 
 from composer.analyzer.perf_analyzer import (
     PROTOCOL_PORTS,
@@ -27,19 +28,7 @@ WITH_EXPORT = Outputs("/tmp/tisbench-r1.csv", "/tmp/tisbench-r1.profile_export.j
 
 
 def _settings(**changes: Any) -> BenchSettings:
-    base = BenchSettings(
-        model="seed_model",
-        sweep=Sweep("concurrency", 1, 4, 1),
-        protocol="http",
-        input_data="dataset/input.json",
-        measurement_requests=200,
-        measurement_interval_ms=None,
-        shapes={},
-        extra_args=(),
-        timeout_s=600,
-        profile_export=False,
-    )
-    return BenchSettings(**{**base.__dict__, **changes})
+    return bench_settings(**changes)
 
 
 def _value(argv: list[str], option: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_settings import bench_settings
 from paths import REPO
 
 from composer.analyzer.perf_analyzer import (
@@ -37,19 +38,8 @@ MS = 1_000_000  # ns
 
 
 def _settings(**changes: Any) -> BenchSettings:
-    base = BenchSettings(
-        model="repeat_int32",
-        sweep=Sweep("concurrency", 1, 2, 1),
-        protocol="http",
-        input_data="dataset/input.json",
-        measurement_requests=200,
-        measurement_interval_ms=None,
-        shapes={"IN": [4], "DELAY": [4]},
-        extra_args=(),
-        timeout_s=600,
-        profile_export=True,
-    )
-    return BenchSettings(**{**base.__dict__, **changes})
+    decoupled = {"model": "repeat_int32", "sweep": Sweep("concurrency", 1, 2, 1), "shapes": {"IN": [4], "DELAY": [4]}}
+    return bench_settings(**{**decoupled, "profile_export": True, **changes})
 
 
 # ------------------------------------------------------------------------------------ detection
