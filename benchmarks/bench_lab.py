@@ -168,16 +168,20 @@ def _refused_ulimits(ctx: Ctx) -> list[str]:
         ctx.refused_ulimits = []
         image = "tisbench-lab/tritonserver:24.10-py3-sdk"
         for key, value in (("memlock", -1), ("stack", 67108864)):
+            limits = [docker.types.Ulimit(name=key, soft=value, hard=value)]
+            created = ctx.client.api.create_container(
+                image, ["true"], name=f"bench-ulimit-{key}-{ctx.tag}",
+                host_config=ctx.client.api.create_host_config(ulimits=limits),
+            )  # fmt: skip
             try:
-                ctx.client.containers.run(
-                    image, ["true"], ulimits=[docker.types.Ulimit(name=key, soft=value, hard=value)],
-                    name=f"bench-ulimit-{key}-{ctx.tag}", remove=True,
-                )  # fmt: skip
+                ctx.client.api.start(created["Id"])
             except docker.errors.APIError as exc:
                 if "rlimit" not in str(exc):
                     raise
                 ctx.refused_ulimits.append(key)
                 ctx.say(f"this engine refuses ulimit {key}={value}: the hand workflow's compose file leaves it out")
+            finally:  # a refused start leaves the created container: it is this run's, removed here
+                ctx.client.api.remove_container(created["Id"], force=True)
     return ctx.refused_ulimits
 
 
