@@ -24,7 +24,8 @@ from composer.core.errors import DockerUnavailable
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
 # What the SDK raises when an engine does not answer.
-_FAILURES = (docker.errors.DockerException, requests.exceptions.RequestException, OSError, EOFError)
+_SDK_FAILURES = (docker.errors.DockerException, requests.exceptions.RequestException)
+_FAILURES = (*_SDK_FAILURES, OSError, EOFError)
 
 
 def _paramiko() -> types.ModuleType | None:
@@ -35,8 +36,12 @@ def _paramiko() -> types.ModuleType | None:
 
 def engine_failures() -> tuple[type[BaseException], ...]:
     """The SDK's failures, and paramiko's SSHException (no OSError) once paramiko is in use."""
+    return (*_FAILURES, *_ssh_failures())
+
+
+def _ssh_failures() -> tuple[type[BaseException], ...]:
     ssh = _paramiko()
-    return (*_FAILURES, ssh.SSHException) if ssh else _FAILURES
+    return (ssh.SSHException,) if ssh else ()
 
 
 def _reasons() -> tuple[type[BaseException], ...]:
@@ -118,6 +123,4 @@ def translated(exc: BaseException) -> DockerUnavailable | None:
             f"the Docker engine at {docker_host()} refused a request: {exc.explanation or reason(exc)}",
             "see the engine's log (journalctl -u docker, or dockerd's output)",
         )
-    ssh = _paramiko()
-    sdk = (docker.errors.DockerException, requests.exceptions.RequestException, *((ssh.SSHException,) if ssh else ()))
-    return unreachable(exc) if isinstance(exc, sdk) else None
+    return unreachable(exc) if isinstance(exc, (*_SDK_FAILURES, *_ssh_failures())) else None
