@@ -211,9 +211,10 @@ def run_swarm_lab(
     run_area = stack.directory / RUN_AREA / name
     spec = swarm_spec(text, name, run_area / STACK_FILE)
     run_dir = prepare_run_dir(request.out or default_run_dir(name))
+    files = RunDir(run_dir)
     manifest = _swarm_manifest(client, plan, rendered, spec, name, clients, node_id)
     write_atomic(run_dir / STACK_FILE, text)
-    write_json(RunDir(run_dir).manifest, manifest)
+    write_json(files.manifest, manifest)
     backend = SwarmBackend(client, name, spec, text, run_area, run_dir, manifest, stack.model, settings.protocol,
                            timeout_s or stack.server.ready_timeout_s, say)  # fmt: skip
     try:
@@ -235,18 +236,18 @@ def run_swarm_lab(
             if server_task.done:
                 raise AnalyzerError(
                     f"triton_server died during the benchmark ({server_task.state}, exit code {server_task.exit_code})",
-                    f"see {RunDir(run_dir).server_log}",
+                    f"see {files.server_log}",
                 )
             if failures:
                 raise failures[0]
             summary = merge_clients(stack.model, str(plan.release), runs)
-            write_json(RunDir(run_dir).summary, summary)
+            write_json(files.summary, summary)
             say(f"collected {len(runs)} client result(s); latency: {summary['latency_source']}")
             manifest.update(status="ok", exit_code=0)
             return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
         manifest.update(status="failed", **failure_record(exc))
-        write_json(RunDir(run_dir).manifest, manifest)
+        write_json(files.manifest, manifest)
         raise
 
 
@@ -303,6 +304,10 @@ class SwarmBackend:
             raise
         return lab
 
+    @property
+    def files(self) -> RunDir:
+        return RunDir(self.run_dir)
+
     def name_of(self, lab: SwarmLab) -> str:
         return lab.name
 
@@ -311,12 +316,12 @@ class SwarmBackend:
         try:
             if SERVER in lab.ids:
                 server_log = "".join(swarm.task_logs(self.client, lab.ids[SERVER]).values())
-                write_atomic(RunDir(self.run_dir).server_log, server_log)
+                write_atomic(self.files.server_log, server_log)
                 found = _SERVER_VERSION.search(server_log)
                 self.manifest["server_version"] = found.group(1) if found else "?"
         finally:
             self.manifest["ended_utc"] = utc_now()
-            write_json(RunDir(self.run_dir).manifest, self.manifest)
+            write_json(self.files.manifest, self.manifest)
 
     def down(self, lab: SwarmLab) -> None:
         swarm.remove_swarm_lab(self.client, lab.name)
