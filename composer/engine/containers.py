@@ -172,9 +172,7 @@ def fill_volumes(
         _fill_volumes(client.api, spec, sources, image, extra_labels)
 
 
-def _fill_volumes(
-    api: Any, spec: LabSpec, sources: dict[str, Path], image: str, extra_labels: dict[str, str]
-) -> None:
+def _fill_volumes(api: Any, spec: LabSpec, sources: dict[str, Path], image: str, extra_labels: dict[str, str]) -> None:
     for volume in spec.volumes:
         api.create_volume(volume.name, labels={**volume.labels, **extra_labels})
     loader = api.create_container(
@@ -311,42 +309,68 @@ def remove_lab(
 ) -> int:
     """Remove every container, network and volume labelled with the lab (only those of ``run``,
     when given; ``found``: its containers, already listed); idempotent. Returns how many.
-    Containers go in parallel, as ``compose down -t 0`` stops and removes them; the networks and
-    volumes to remove after them are listed meanwhile."""
+
+    The running containers leave the lab's networks first (their endpoints and port mappings go
+    in parallel); then the networks are removed beside the containers' kill and removal, instead
+    of after them as ``compose down`` does: the network's own removal is off the critical path.
+    A network that still has an endpoint then (a container of someone else's attached to it, a
+    disconnect the engine refused) is removed again once the containers are gone."""
     api = client.api
     listed = lab_containers(client, name) if found is None else found
     containers = [c for c in listed if run is None or c.run_id == run]
 
-    def remove(container_id: str) -> None:
-        try:
-            api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise
-
     def volumes() -> list[dict[str, Any]]:
         return _local(api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or [])
 
-    with ThreadPoolExecutor(max_workers=len(containers) + 2) as pool:
-        removals = [pool.submit(remove, c.id) for c in containers]
-        listed_networks, listed_volumes = pool.submit(lab_networks, client, name), pool.submit(volumes)
+    with ThreadPoolExecutor(max_workers=2 * len(containers) + 2) as pool:
+        listed_volumes = pool.submit(volumes)
+        networks = [n for n in lab_networks(client, name) if run is None or n.run_id == run]
+        left = [pool.submit(_leave, api, c.id, n.id) for c in containers if c.running for n in networks]
+        for leaving in left:
+            leaving.result()
+        removals = [pool.submit(_remove_container, api, c.id) for c in containers]
+        network_removals = [pool.submit(_remove_network, api, n.id, busy_ok=True) for n in networks]
         for removal in removals:
             removal.result()
-        networks = [n for n in listed_networks.result() if run is None or n.run_id == run]
+        still_there = [n for n, removal in zip(networks, network_removals, strict=True) if not removal.result()]
         lab_volumes = _of_run(listed_volumes.result(), run)
-    for network in networks:
-        try:
-            api.remove_network(network.id)
-        except docker.errors.NotFound:
-            pass
+    for network in still_there:
+        _remove_network(api, network.id, busy_ok=False)
     for volume in lab_volumes:
         try:
             api.remove_volume(volume["Name"], force=True)
         except docker.errors.NotFound:
             pass
     return len(containers) + len(networks) + len(lab_volumes)
+
+
+def _leave(api: docker.APIClient, container_id: str, network_id: str) -> None:
+    """Disconnect a container that is about to be removed; whatever the engine says, the removal decides."""
+    with contextlib.suppress(docker.errors.APIError):
+        api.disconnect_container_from_network(container_id, network_id, force=True)
+
+
+def _remove_container(api: docker.APIClient, container_id: str) -> None:
+    try:
+        api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if "already in progress" not in str(exc):
+            raise
+
+
+def _remove_network(api: docker.APIClient, network_id: str, *, busy_ok: bool) -> bool:
+    """True when the network is gone; False (with ``busy_ok``) while an endpoint still holds it."""
+    try:
+        api.remove_network(network_id)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if busy_ok and exc.status_code == 403:  # "has active endpoints"
+            return False
+        raise
+    return True
 
 
 def _of_run(objects: list[dict[str, Any]], run: str | None) -> list[dict[str, Any]]:
