@@ -149,20 +149,33 @@ def lab(
             result = run_swarm_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep)
         _show_result(result)
         return
-    from composer.cli.live import LiveView
-    from composer.labs.bench import run_bench
     from composer.labs.local import LocalBackend
     from composer.labs.session import LabSession
-    from composer.reports.run_report import prepare_charts
 
-    # matplotlib is imported while Triton boots (the lab waits for it): never beside the measurement
-    backend = LocalBackend(plan, say, timeout_s=timeout, owned=not keep, while_booting=prepare_charts)
+    backend = LocalBackend(plan, say, timeout_s=timeout, owned=not keep, while_booting=_prepare_bench)
     session = LabSession(backend, say=say, keep=keep)
     with session as running:
+        from composer.cli.live import LiveView
+        from composer.labs.bench import run_bench
+
         with LiveView(running.name) as view:
-            result = run_bench(handle_of(running), request, say=view.say, on_point=view.point)
-        session.remove_early()  # results are collected: remove the lab while the reports are drawn
+            # perf_analyzer's outputs and the server's log are in hand: the lab goes while they are written up
+            result = run_bench(
+                handle_of(running), request, say=view.say, on_point=view.point, lab_done=session.remove_early
+            )
         _show_result(result)
+
+
+def _prepare_bench() -> None:
+    """What only the benchmark and its reports need, imported while Triton boots (the lab waits for
+    its boot anyway), not before the server starts and never beside the measurement: the bench
+    and report modules, rich's console and table, matplotlib."""
+    import composer.labs.bench  # noqa: F401
+    from composer.cli.console import prepare_console
+    from composer.reports.run_report import prepare_charts
+
+    prepare_console()
+    prepare_charts()
 
 
 @click.group()
@@ -249,5 +262,6 @@ def matrix(
         from composer.core.errors import StackError
 
         raise StackError("every release in the matrix failed", f"see the reasons in {out_dir}/matrix.md")
+
 
 COMMANDS = (bench, lab, dataset, matrix)

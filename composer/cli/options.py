@@ -219,7 +219,7 @@ def reclaim_passthrough(positional: Any, kw: dict[str, Any]) -> bool:
 def bench_request(kw: dict[str, Any]) -> Any:
     from composer.analyzer.dataset import parse_shape_option
     from composer.core.sweep import parse_sweep
-    from composer.labs.bench import BenchRequest
+    from composer.labs.request import BenchRequest
 
     if kw["concurrency"] and kw["request_rate"]:
         raise UsageError("--concurrency and --request-rate are both given", "choose one load mode")

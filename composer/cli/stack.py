@@ -53,7 +53,7 @@ def render(
     project = parse_lab_name(name) if name else plan.stack.name
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
     if chosen_engine == "swarm":
-        from composer.labs.bench import BenchRequest
+        from composer.labs.request import BenchRequest
         from composer.labs.swarm import render_swarm_file
 
         text = render_swarm_file(plan, project, chosen_clients, BenchRequest()).text

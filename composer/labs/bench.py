@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, run_attempts
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
-from composer.analyzer.inputs import InputChoice, container_input_path, input_shapes
+from composer.analyzer.inputs import container_input_path, input_shapes
 from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     DECOUPLED_FIELD,
@@ -35,36 +35,16 @@ from composer.core.errors import (
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
 from composer.core.run_dir import RunDir
-from composer.core.sweep import Sweep
 from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.labs.analyzer_execs import AnalyzerExecs
 from composer.labs.handle import LabHandle
+from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import default_run_dir, image_facts, prepare_run_dir, started_manifest, utc_now
 from composer.labs.session import failure_record
 from composer.runs.scraper import ClientCount, MetricsRecorder
 
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class BenchRequest:
-    """What the command line asked for; None means: take it from the stack file."""
-
-    model: str | None = None
-    sweep: Sweep | None = None
-    input_data: Path | None = None
-    shapes: dict[str, list[int]] = field(default_factory=dict)
-    protocol: str | None = None
-    measurement_requests: int | None = None
-    measurement_interval_ms: int | None = None
-    extra_args: tuple[str, ...] = ()
-    auto_shape: bool = True
-    out: Path | None = None
-    timeout_s: float | None = None
-
-    def input_choice(self) -> InputChoice:
-        return InputChoice(self.input_data, self.shapes, self.auto_shape)
 
 
 @dataclass
@@ -155,13 +135,14 @@ def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path, exit_code: int) -> None
         )
 
 
-def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
+def _keep_server_log(lab: LabHandle, run_dir: Path) -> bool:
     """The server's log beside the results; a server already removed (down mid-run) leaves a note."""
     try:
         text = engine.container_logs(lab.client, lab.server_id)
     except docker.errors.DockerException as exc:
         text = f"(the server's log could not be read: {exc})\n"
     write_atomic(RunDir(run_dir).server_log, text or "(the server container was gone)\n")
+    return True
 
 
 def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -225,9 +206,15 @@ def _fitted(seen: _Observed, outputs: Outputs, say: Say) -> tuple[list[str], lis
 
 
 def run_bench(
-    lab: LabHandle, request: BenchRequest, say: Say, on_point: Callable[[str], None] = lambda p: None
+    lab: LabHandle,
+    request: BenchRequest,
+    say: Say,
+    on_point: Callable[[str], None] = lambda p: None,
+    lab_done: Callable[[], None] | None = None,
 ) -> BenchResult:
-    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory."""
+    """Validate, run perf_analyzer in the lab's sdk container, and write the run directory.
+    ``lab_done`` is called once the run needs nothing more from the lab (perf_analyzer's outputs
+    and the server's log and metrics are in hand), before they are written up."""
     seen = _observe(lab, request)
     settings = seen.settings
     run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
@@ -243,7 +230,7 @@ def run_bench(
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")
     write_json(files.manifest, manifest)
-    return _measure(lab, settings, outputs, files, manifest, argv, say, on_point)
+    return _measure(lab, settings, outputs, files, manifest, argv, say, on_point, lab_done)
 
 
 def _measure(
@@ -255,6 +242,7 @@ def _measure(
     argv: list[str],
     say: Say,
     on_point: Callable[[str], None],
+    lab_done: Callable[[], None] | None = None,
 ) -> BenchResult:
     """perf_analyzer's attempts, their outputs merged into the run directory, and its summary."""
     from composer.analyzer.results import summary_dict, summary_rows
@@ -277,6 +265,7 @@ def _measure(
     )
     attempts: list[dict[str, Any]] = []
     manifest["attempts"] = attempts
+    server_log_kept = False
 
     def recorded(result: AttemptResult) -> None:
         attempts.append(result.record())
@@ -288,6 +277,9 @@ def _measure(
         results, unstable = run_attempts(settings, lab.stack.analyzer.stability_retries, execs, recorded, say)
         if lab.metrics_port:
             recorder.scrape("end")
+        server_log_kept = _keep_server_log(lab, run_dir)
+        if lab_done is not None:
+            lab_done()
         csv = write_outputs(run_dir, results)
         if unstable is not None or csv is None:
             raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {files.analyzer_log}")
@@ -308,4 +300,5 @@ def _measure(
         manifest["ended_utc"] = utc_now()
         with engine.with_signals_masked_ctx():
             write_json(files.manifest, manifest)
-            _keep_server_log(lab, run_dir)
+            if not server_log_kept:
+                _keep_server_log(lab, run_dir)

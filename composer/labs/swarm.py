@@ -38,9 +38,10 @@ from composer.core.release import server_version
 from composer.core.run_dir import RunDir
 from composer.engine import containers as engine
 from composer.engine import swarm
-from composer.labs.bench import BenchRequest, BenchResult, settings_for
+from composer.labs.bench import BenchResult, settings_for
 from composer.labs.local import RUN_AREA, ensure_plan_images, unique_name
 from composer.labs.plan import LabPlan
+from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import default_run_dir, image_facts, image_manifest, prepare_run_dir, utc_now
 from composer.labs.session import LabSession, failure_record
 from composer.render.swarm_spec import CLIENTS, CSV_MARKER, SERVER, render_stack, swarm_spec

@@ -26,9 +26,10 @@ from composer.core.run_dir import RunDir
 from composer.core.sweep import Sweep
 from composer.engine import containers as engine
 from composer.labs import local
-from composer.labs.bench import BenchRequest, run_bench
+from composer.labs.bench import run_bench
 from composer.labs.handle import LabHandle, handle_of
 from composer.labs.plan import LabPlan
+from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import utc_now
 from composer.labs.session import LabSession
 from composer.tuning.document import tune_document

@@ -20,8 +20,8 @@ import docker.errors
 import pytest
 
 from composer.core.errors import DockerUnavailable, ModelLoadError
-from composer.labs.bench import BenchRequest
 from composer.labs.plan import plan_lab
+from composer.labs.request import BenchRequest
 from composer.labs.swarm import run_swarm_lab
 from composer.runs.merge import HISTOGRAMS
 

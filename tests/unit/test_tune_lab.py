@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from composer.labs import tune as lab_tune
-from composer.labs.bench import BenchRequest
+from composer.labs.request import BenchRequest
 from composer.tuning.search import LoadFailed
 from composer.tuning.space import Candidate
 

@@ -1,0 +1,30 @@
+"""What a benchmark was asked for on the command line, apart from the machinery that runs it:
+commands build one before anything heavy is imported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from composer.analyzer.inputs import InputChoice
+from composer.core.sweep import Sweep
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """What the command line asked for; None means: take it from the stack file."""
+
+    model: str | None = None
+    sweep: Sweep | None = None
+    input_data: Path | None = None
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    protocol: str | None = None
+    measurement_requests: int | None = None
+    measurement_interval_ms: int | None = None
+    extra_args: tuple[str, ...] = ()
+    auto_shape: bool = True
+    out: Path | None = None
+    timeout_s: float | None = None
+
+    def input_choice(self) -> InputChoice:
+        return InputChoice(self.input_data, self.shapes, self.auto_shape)
