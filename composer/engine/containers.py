@@ -13,7 +13,6 @@ import signal
 import tarfile
 import tempfile
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,11 @@ from composer.core.labels import LAB_LABEL as LAB_LABEL
 from composer.core.labels import OWNER_LABEL as OWNER_LABEL
 from composer.core.labels import RUN_LABEL as RUN_LABEL
 from composer.engine import refusals
-from composer.engine.host import DEFAULT_URL, docker_host, engine_failures, unreachable
+from composer.engine.client import connect as connect  # callers name them as engine attributes
+from composer.engine.client import engine_address as engine_address
+from composer.engine.client import engine_is_local as engine_is_local
+from composer.engine.client import probe_host as probe_host
+from composer.engine.host import engine_failures, unreachable
 from composer.engine.objects import LabContainer, LabNetwork, find_service
 
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
@@ -39,38 +42,6 @@ if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 a
     from composer.render.mounts import Mount
 
 __all__ = ["LabContainer", "LabNetwork", "find_service"]
-
-SSH_POOL_SIZE = 4
-
-
-def connect(timeout_s: float = 120.0) -> docker.DockerClient:
-    """A client for the engine DOCKER_HOST names (or the local socket), checked with a ping.
-
-    For ssh:// the SDK logs in while the client is made (paramiko), so both steps can fail."""
-    try:
-        # Over ssh:// each pooled connection is one ssh session running `docker system dial-stdio`;
-        # OpenSSH allows 10 per login (MaxSessions), and the SDK's pool of 10 plus a burst overran it
-        # ("Secsh channel open FAILED"). Fewer pooled sessions stay inside an sshd's default.
-        ssh = docker_host().startswith("ssh://")
-        client = docker.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
-        if ssh:
-            _one_pool(client)
-        client.ping()
-    except engine_failures() as exc:
-        raise unreachable(exc) from None
-    return client
-
-
-def _one_pool(client: docker.DockerClient) -> None:
-    """One connection pool for the whole engine. docker-py's ssh adapter keys its pools by the full
-    request URL (up to 9 of them, each keeping its idle connections), so a lab's calls to a dozen
-    endpoints held a dozen ssh sessions open: past OpenSSH's MaxSessions 10, sshd refuses the next
-    one ("Secsh channel open FAILED: Connect failed"). Asking every request's pool under one key keeps
-    the sessions within SSH_POOL_SIZE, plus any request beyond it for as long as it runs."""
-    adapter = client.api.get_adapter("http+docker://ssh")
-    pool_of = adapter.get_connection
-    adapter.get_connection = lambda url, proxies=None: pool_of("http+docker://ssh", proxies)
-
 
 def docker_mount(m: Mount) -> docker.types.Mount:
     """A rendered file's mount in the SDK's words, for a container or a swarm service."""
@@ -132,26 +103,6 @@ def _port_in_use(message: str) -> str | None:
     if "already allocated" in message or "address already in use" in message:
         return match.group(1) if match else "?"
     return None
-
-
-def engine_is_local() -> bool:
-    """True when the client talks to this machine's default engine, whose bind mounts see our paths."""
-    return docker_host() in (DEFAULT_URL, "unix:///run/docker.sock")
-
-
-def engine_address() -> str:
-    """Where the engine publishes ports: loopback for unix sockets, else the DOCKER_HOST's host."""
-    parsed = urllib.parse.urlsplit(docker_host())
-    if parsed.scheme in ("tcp", "ssh", "http", "https") and parsed.hostname:
-        return parsed.hostname
-    return "127.0.0.1"
-
-
-def probe_host(bind_host: str) -> str:
-    """The address to reach a published port: the engine's host, or loopback for a wildcard bind."""
-    if not engine_is_local():
-        return engine_address()
-    return "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
 
 
 def _tar_of(directory: Path) -> IO[bytes]:

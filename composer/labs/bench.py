@@ -233,6 +233,32 @@ def run_bench(
     return _measure(lab, settings, outputs, files, manifest, argv, say, on_point, lab_done)
 
 
+def _summarize(
+    lab: LabHandle,
+    settings: BenchSettings,
+    files: RunDir,
+    results: list[AttemptResult],
+    unstable: AnalyzerError | None,
+    recorder: MetricsRecorder,
+    started: list[float | None],
+    manifest: dict[str, Any],
+) -> dict[str, Any]:
+    """The attempts' outputs merged into the run directory, the server's metrics per point, and the
+    summary (its warnings from the metrics); nothing here asks the lab."""
+    from composer.analyzer.results import summary_dict, summary_rows
+
+    csv = write_outputs(files.path, results)
+    if unstable is not None or csv is None:
+        raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {files.analyzer_log}")
+    rows = summary_rows(csv, files.profile_export, with_responses=settings.streaming)
+    summary = summary_dict(lab.stack.model, lab.release, rows)
+    if lab.metrics_port:
+        metrics = recorder.write(files.path, started, _client_counts(files.path))
+        manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
+        summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
+    return summary
+
+
 def _measure(
     lab: LabHandle,
     settings: BenchSettings,
@@ -245,8 +271,6 @@ def _measure(
     lab_done: Callable[[], None] | None = None,
 ) -> BenchResult:
     """perf_analyzer's attempts, their outputs merged into the run directory, and its summary."""
-    from composer.analyzer.results import summary_dict, summary_rows
-
     run_dir = files.path
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
     recorder = MetricsRecorder(
@@ -280,15 +304,7 @@ def _measure(
         server_log_kept = _keep_server_log(lab, run_dir)
         if lab_done is not None:
             lab_done()
-        csv = write_outputs(run_dir, results)
-        if unstable is not None or csv is None:
-            raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {files.analyzer_log}")
-        rows = summary_rows(csv, files.profile_export, with_responses=settings.streaming)
-        summary = summary_dict(lab.stack.model, lab.release, rows)
-        if lab.metrics_port:
-            metrics = recorder.write(run_dir, execs.started, _client_counts(run_dir))
-            manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
-            summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
+        summary = _summarize(lab, settings, files, results, unstable, recorder, execs.started, manifest)
         write_json(files.summary, summary)
         manifest.update(status="ok", exit_code=0)
         return BenchResult(run_dir, summary, manifest)

@@ -56,12 +56,21 @@ def owner_tag() -> str:
 
 def unique_name(client: docker.DockerClient, base: str) -> str:
     """``<base>-<4 hex>``, unused by any lab on this engine, single-host or swarm."""
-    taken = {c.lab for c in engine.lab_containers(client)}
+    taken = {c.lab for c in engine.lab_containers(client)} | {n.lab for n in engine.lab_networks(client)}
     taken |= set(swarm.swarm_lab_names(client))
     while True:
         name = f"{base[:GENERATED_BASE_MAX]}-{secrets.token_hex(SUFFIX_HEX_BYTES)}"
         if name not in taken:
             return name
+
+
+def _free_name(client: docker.DockerClient, name: str) -> str:
+    """The name asked for, when no lab on this engine has it."""
+    if engine.lab_containers(client, name) or engine.lab_networks(client, name):
+        raise StackError(
+            f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name"
+        )
+    return name
 
 
 def up(
@@ -83,11 +92,7 @@ def up(
         say(warning)
     client = engine.connect()
     image_ids = ensure_plan_images(client, plan, say)
-    name = name or unique_name(client, plan.stack.name)
-    if engine.lab_containers(client, name) or engine.lab_networks(client, name):
-        raise StackError(
-            f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name"
-        )
+    name = _free_name(client, name) if name else unique_name(client, plan.stack.name)
     gpus = resolve_on(client, plan.gpus)
     run_area = plan.stack.directory / RUN_AREA / name
     compose_file = run_area / "docker-compose.yml"
