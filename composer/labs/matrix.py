@@ -133,8 +133,10 @@ def run_matrix(
             for index in range(1, repeat + 1):
                 run_dir = out_dir / release if repeat == 1 else out_dir / release / f"repeat-{index}"
                 say(f"release {release}: run {index} of {repeat}")
-                with LabSession(LocalBackend(plan, say), say=say) as running:
-                    result = run_bench(handle_of(running), replace(request, out=run_dir), say=say)
+                session = LabSession(LocalBackend(plan, say), say=say)
+                with session as running:
+                    bench_request = replace(request, out=run_dir)
+                    result = run_bench(handle_of(running), bench_request, say=say, lab_done=session.remove_early)
                 entry["runs"].append(str(run_dir))
                 entry["server_version"] = result.manifest.get("server_version")
                 entry["perf_analyzer_version"] = result.manifest.get("perf_analyzer_version")
