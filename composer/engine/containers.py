@@ -35,13 +35,13 @@ from composer.engine.client import engine_address as engine_address
 from composer.engine.client import engine_is_local as engine_is_local
 from composer.engine.client import probe_host as probe_host
 from composer.engine.host import engine_failures, unreachable
-from composer.engine.objects import LabContainer, LabNetwork, find_service
+from composer.engine.objects import LabContainer, LabNetwork, LabVolume, find_service
 
 if TYPE_CHECKING:  # type names only: `tisbench down` should not import jinja2 and yaml
     from composer.engine.spec import LabSpec, ServiceSpec
     from composer.render.mounts import Mount
 
-__all__ = ["LabContainer", "LabNetwork", "find_service"]
+__all__ = ["LabContainer", "LabNetwork", "LabVolume", "find_service"]
 
 def docker_mount(m: Mount) -> docker.types.Mount:
     """A rendered file's mount in the SDK's words, for a container or a swarm service."""
@@ -255,6 +255,11 @@ def lab_networks(client: docker.DockerClient, name: str | None = None) -> list[L
     return [LabNetwork.from_api(n) for n in _local(list(client.api.networks(filters={"label": label})))]
 
 
+def lab_volumes(client: docker.DockerClient, name: str) -> list[LabVolume]:
+    volumes = client.api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or []
+    return [LabVolume.from_api(v) for v in _local(list(volumes))]
+
+
 def remove_lab(
     client: docker.DockerClient, name: str, run: str | None = None, found: list[LabContainer] | None = None
 ) -> int:
@@ -270,11 +275,8 @@ def remove_lab(
     listed = lab_containers(client, name) if found is None else found
     containers = [c for c in listed if run is None or c.run_id == run]
 
-    def volumes() -> list[dict[str, Any]]:
-        return _local(api.volumes(filters={"label": f"{LAB_LABEL}={name}"}).get("Volumes") or [])
-
     with ThreadPoolExecutor(max_workers=2 * len(containers) + 2) as pool:
-        listed_volumes = pool.submit(volumes)
+        listed_volumes = pool.submit(lab_volumes, client, name)
         networks = [n for n in lab_networks(client, name) if run is None or n.run_id == run]
         left = [pool.submit(_leave, api, c.id, n.id) for c in containers if c.running for n in networks]
         for leaving in left:
@@ -284,15 +286,15 @@ def remove_lab(
         for removal in removals:
             removal.result()
         still_there = [n for n, removal in zip(networks, network_removals, strict=True) if not removal.result()]
-        lab_volumes = _of_run(listed_volumes.result(), run)
+        volumes = [v for v in listed_volumes.result() if run is None or v.run_id == run]
     for network in still_there:
         _remove_network(api, network.id, busy_ok=False)
-    for volume in lab_volumes:
+    for volume in volumes:
         try:
-            api.remove_volume(volume["Name"], force=True)
+            api.remove_volume(volume.id, force=True)
         except docker.errors.NotFound:
             pass
-    return len(containers) + len(networks) + len(lab_volumes)
+    return len(containers) + len(networks) + len(volumes)
 
 
 def _leave(api: docker.APIClient, container_id: str, network_id: str) -> None:
@@ -322,10 +324,6 @@ def _remove_network(api: docker.APIClient, network_id: str, *, busy_ok: bool) ->
             return False
         raise
     return True
-
-
-def _of_run(objects: list[dict[str, Any]], run: str | None) -> list[dict[str, Any]]:
-    return objects if run is None else [o for o in objects if (o.get("Labels") or {}).get(RUN_LABEL) == run]
 
 
 @dataclass(frozen=True)

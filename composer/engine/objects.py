@@ -83,5 +83,13 @@ class LabNetwork(LabObject):
         return cls(item["Id"], item.get("Name", "?"), dict(item.get("Labels") or {}))
 
 
+@dataclass(frozen=True)
+class LabVolume(LabObject):
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> LabVolume:
+        """From an entry of ``APIClient.volumes()["Volumes"]``; a volume's name is its id."""
+        return cls(item["Name"], item["Name"], dict(item.get("Labels") or {}))
+
+
 def find_service(containers: list[LabContainer], service: str) -> LabContainer | None:
     return next((c for c in containers if c.service == service), None)

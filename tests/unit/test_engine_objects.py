@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from composer.engine.objects import LabContainer, LabNetwork, PortBinding, find_service
+from composer.engine.objects import LabContainer, LabNetwork, LabVolume, PortBinding, find_service
 
 # As APIClient.containers(all=True) lists a lab's server (docker 28, trimmed to the fields read).
 SERVER = {
@@ -43,3 +43,8 @@ def test_networks_and_find_service() -> None:
     server = LabContainer.from_api(SERVER)
     assert find_service([server], "triton_server") is server
     assert find_service([server], "perf_analyzer") is None
+
+
+def test_a_volume_is_named_by_its_name_and_reads_its_run() -> None:
+    v = LabVolume.from_api({"Name": "qs-ab12_models", "Labels": {"tisbench.lab": "qs-ab12", "tisbench.run": "r1"}})
+    assert (v.id, v.name, v.lab, v.run_id) == ("qs-ab12_models", "qs-ab12_models", "qs-ab12", "r1")
