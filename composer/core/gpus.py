@@ -1,12 +1,14 @@
 """GPUs for the server container: the ``--gpus`` value, what the engine can give, and how to ask.
 
 One request, two spellings: compose's ``deploy.resources.reservations.devices`` (the rendered
-file) and the docker SDK's ``DeviceRequest`` (what ``tisbench up`` creates). Both are derived
-from the same ``GpuRequest``, so the file and the lab cannot disagree.
+file, here) and the docker SDK's ``DeviceRequest`` (what ``tisbench up`` creates, in
+composer.engine.gpus). Both are derived from the same ``GpuRequest``, so the file and the lab
+cannot disagree.
 
 ``auto`` (the default) means: all GPUs when the engine can hand out NVIDIA GPUs, none otherwise.
 An explicit request on an engine that cannot is an error (exit 3), never a silent CPU run.
-Everything here is pure except ``resolve_on``, which asks the engine for its info.
+Everything here is pure: ``composer.engine.gpus.resolve_on`` asks a live engine for the info
+that ``resolve_gpus`` judges.
 """
 
 from __future__ import annotations
@@ -16,11 +18,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import docker
-import docker.errors
-import docker.types
-import requests.exceptions
 
 from composer.core.errors import DockerUnavailable, StackError, UsageError
 from composer.core.triton import METRICS_URL
@@ -56,13 +53,14 @@ class GpuRequest:
             return "device=" + ",".join(self.device_ids)
         return self.mode
 
-    def _resolved(self) -> None:
+    def require_resolved(self) -> None:
+        """ValueError for ``auto``: it names no devices until ``resolve_gpus`` decides."""
         if self.mode == "auto":
             raise ValueError("GpuRequest(auto) must go through resolve_gpus before it is rendered or created")
 
     def compose_devices(self) -> list[dict[str, Any]]:
         """compose's ``deploy.resources.reservations.devices``; compose forbids count with device_ids."""
-        self._resolved()
+        self.require_resolved()
         if not self.uses_gpus:
             return []
         entry: dict[str, Any] = {"driver": "nvidia"}
@@ -72,17 +70,6 @@ class GpuRequest:
             entry["count"] = "all" if self.mode == "all" else self.count
         entry["capabilities"] = ["gpu"]
         return [entry]
-
-    def device_requests(self) -> list[docker.types.DeviceRequest]:
-        """The docker SDK's spelling of the same request, for ``create_host_config(device_requests=…)``."""
-        self._resolved()
-        if not self.uses_gpus:
-            return []
-        caps = [["gpu"]]  # one alternative set: the "gpu" capability
-        if self.mode == "devices":
-            return [docker.types.DeviceRequest(driver="nvidia", device_ids=list(self.device_ids), capabilities=caps)]
-        count = -1 if self.mode == "all" else self.count
-        return [docker.types.DeviceRequest(driver="nvidia", count=count, capabilities=caps)]
 
 
 AUTO = GpuRequest("auto")
@@ -174,20 +161,6 @@ def resolve_gpus(request: GpuRequest, engine_info: dict[str, Any], *, field: str
             _TOOLKIT_HINT,
         )
     return request
-
-
-def resolve_on(client: docker.DockerClient, request: GpuRequest, *, field: str = "--gpus") -> GpuRequest:
-    """``resolve_gpus`` against a live engine; ``none`` needs no call."""
-    if request.mode == "none":
-        return request
-    try:
-        info = client.api.info()
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise DockerUnavailable(
-            f"{field}: cannot ask the Docker engine which runtimes it has ({type(exc).__name__})",
-            "check the engine (docker info), or pass --gpus none",
-        ) from None
-    return resolve_gpus(request, dict(info), field=field)
 
 
 def analyzer_metric_args(request: GpuRequest) -> list[str]:

@@ -34,6 +34,7 @@ from composer.engine.client import connect as connect  # callers name them as en
 from composer.engine.client import engine_address as engine_address
 from composer.engine.client import engine_is_local as engine_is_local
 from composer.engine.client import probe_host as probe_host
+from composer.engine.gpus import device_requests
 from composer.engine.host import engine_failures, unreachable
 from composer.engine.objects import LabContainer, LabNetwork, LabVolume, find_service
 
@@ -59,7 +60,7 @@ def _host_config(api: Any, spec: ServiceSpec, network: str) -> Any:
         shm_size=spec.shm_size,
         ulimits=[docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in spec.ulimits.items()],
         network_mode=network,
-        device_requests=spec.gpus.device_requests() or None,
+        device_requests=device_requests(spec.gpus) or None,
     )
 
 

@@ -84,7 +84,7 @@ def up(
 ) -> RunningLab:
     """Bring a lab up and wait until the server and the model are ready; on any failure or
     interruption remove everything that was created, then re-raise."""
-    from composer.core.gpus import resolve_on
+    from composer.engine.gpus import resolve_on
     from composer.engine.spec import lab_spec
 
     warning = plan.exposure_warning()

@@ -15,8 +15,9 @@ from compose_check import require_compose
 from composer.analyzer.perf_analyzer import SERVER_HOST
 from composer.core import gpus
 from composer.core.errors import DockerUnavailable, StackError, UsageError
-from composer.core.gpus import GpuRequest, analyzer_metric_args, parse_gpus, resolve_gpus, resolve_on
+from composer.core.gpus import GpuRequest, analyzer_metric_args, parse_gpus, resolve_gpus
 from composer.core.triton import SERVER_PORTS
+from composer.engine.gpus import device_requests, resolve_on
 
 NVIDIA_ENGINE: dict[str, Any] = {
     "Runtimes": {
@@ -87,7 +88,7 @@ def test_each_gpus_form_gives_matching_compose_devices_and_device_requests(
     parsed = parse_gpus(text)
     assert parsed == request_
     assert parsed.compose_devices() == compose
-    assert [dict(r) for r in parsed.device_requests()] == api
+    assert [dict(r) for r in device_requests(parsed)] == api
 
 
 @pytest.mark.parametrize("text", ['"device=0,1"', "'device=0,1'", " device = 0 , 1 ", "DEVICE=0,1"])
@@ -149,7 +150,7 @@ def test_unresolved_auto_cannot_be_rendered_or_created() -> None:
     with pytest.raises(ValueError, match="resolve_gpus"):
         GpuRequest("auto").compose_devices()
     with pytest.raises(ValueError, match="resolve_gpus"):
-        GpuRequest("auto").device_requests()
+        device_requests(GpuRequest("auto"))
 
 
 @pytest.mark.parametrize(
@@ -321,7 +322,7 @@ def test_real_compose_accepts_device_ids_and_keeps_them(tmp_path: Path) -> None:
     request = parse_gpus("device=0,1")
     devices = _compose_config(tmp_path, request.compose_devices())["devices"]
     assert devices == [{"driver": "nvidia", "device_ids": ["0", "1"], "capabilities": ["gpu"]}]
-    assert devices[0]["device_ids"] == dict(request.device_requests()[0])["DeviceIDs"]
+    assert devices[0]["device_ids"] == dict(device_requests(request)[0])["DeviceIDs"]
 
 
 @pytest.mark.parametrize("text", ["all", "2"])
@@ -329,7 +330,7 @@ def test_real_compose_reads_the_count_the_sdk_sends(tmp_path: Path, text: str) -
     """compose turns count "all" into -1: the DeviceRequest count for all GPUs."""
     request = parse_gpus(text)
     devices = _compose_config(tmp_path, request.compose_devices())["devices"]
-    assert [d["count"] for d in devices] == [dict(r)["Count"] for r in request.device_requests()]
+    assert [d["count"] for d in devices] == [dict(r)["Count"] for r in device_requests(request)]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
 
 
