@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import docker
-import docker.errors
+from typing import TYPE_CHECKING, Any
 
 from composer.analyzer.perf_analyzer import with_deadline
 from composer.core.labels import ANALYZER_REPORTED_LABEL, ANALYZER_SOURCE_LABEL, ANALYZER_VERSION_LABEL
 from composer.core.reported_versions import analyzer_version_from_output, analyzer_version_line, version_from_pip_show
-from composer.engine.exec import run_in_container
+from composer.engine.exec import output_of
+
+if TYPE_CHECKING:
+    import docker
 
 ASK_TIMEOUT_S = 20.0
 _PIP_PROJECTS = ("perf-analyzer", "tritonclient")  # from 25.09 NGC pip-installs perf-analyzer
@@ -86,10 +86,8 @@ def from_answers(version_output: str, pip_outputs: Mapping[str, str], release: s
 
 
 def _ask(client: docker.DockerClient, container_id: str, argv: list[str]) -> str:
-    try:
-        return run_in_container(client, container_id, with_deadline(argv, ASK_TIMEOUT_S), lambda _: None).output
-    except docker.errors.DockerException:
-        return ""
+    """The container's answer to ``argv``; nothing when the engine would not ask it."""
+    return output_of(client, container_id, with_deadline(argv, ASK_TIMEOUT_S)) or ""
 
 
 def observe(

@@ -40,6 +40,15 @@ def run_in_container(
     return ExecResult(-1 if code is None else int(code), "".join(chunks))
 
 
+def output_of(client: docker.DockerClient, container_id: str, argv: list[str]) -> str | None:
+    """argv's output in the container, or None when the engine would not run it (no such
+    container, the exec refused, the engine gone): for questions whose answer may be missing."""
+    try:
+        return run_in_container(client, container_id, argv, lambda _: None).output
+    except docker.errors.DockerException:
+        return None
+
+
 def _stop_exec(api: Any, exec_id: str) -> None:
     """On a local engine the exec's host pid is ours to signal; `timeout` forwards TERM to perf_analyzer."""
     try:

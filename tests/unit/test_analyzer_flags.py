@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import docker.errors
 import pytest
 
 from composer.analyzer.flags import FLAG_SINCE, FLAG_UNTIL, fit_argv, has_option
-from composer.analyzer.identity import assumed, from_answers, from_labels, planned
+from composer.analyzer.identity import assumed, from_answers, from_labels, observe, planned
 from composer.core.errors import UsageError
 
 OWN = [
@@ -100,3 +104,43 @@ def test_a_lab_plan_knows_its_perf_analyzer_without_docker() -> None:
     assert planned("24.10", "lab").version == "2.51.0" and "lab recipe" in planned("24.10", "lab").source
     assert planned("24.10", "ngc") == assumed("24.10")
     assert planned("23.08", "lab").version == "2.37.0"
+
+
+class _ExecApi:
+    """An engine's exec API: a command is answered by the entry of ``answers`` it contains, or refused."""
+
+    def __init__(self, answers: dict[str, str], refusal: Exception | None = None) -> None:
+        self.answers = answers
+        self.refusal = refusal
+        self.asked: list[list[str]] = []
+
+    def exec_create(self, container_id: str, argv: list[str], **_: Any) -> dict[str, str]:
+        if self.refusal is not None:
+            raise self.refusal
+        self.asked.append(argv)
+        return {"Id": " ".join(argv)}
+
+    def exec_start(self, exec_id: str, **_: Any) -> Iterator[bytes]:
+        command = next((c for c in self.answers if c in exec_id), None)
+        yield (self.answers[command] if command else "").encode()
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return {"ExitCode": 0}
+
+
+class _ExecClient:
+    def __init__(self, api: _ExecApi) -> None:
+        self.api = api
+
+
+def test_an_sdk_container_is_asked_its_perf_analyzer_version() -> None:
+    api = _ExecApi({"perf_analyzer --version": "Perf Analyzer Version 2.37.0 (commit 9a8b)\n"})
+    found = observe(_ExecClient(api), "sdk", {}, "23.08")  # type: ignore[arg-type]
+    assert found.version == "2.37.0" and found.reported == "Perf Analyzer Version 2.37.0 (commit 9a8b)"
+    assert len(api.asked) == 1
+
+
+def test_an_sdk_container_the_engine_will_not_ask_leaves_the_release_assumed() -> None:
+    api = _ExecApi({}, refusal=docker.errors.NotFound("no such container"))
+    found = observe(_ExecClient(api), "sdk", {}, "23.05")  # type: ignore[arg-type]
+    assert found == assumed("23.05")
