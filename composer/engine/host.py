@@ -23,8 +23,11 @@ import urllib3.exceptions
 from composer.core.errors import DockerUnavailable
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
+# Every exception the docker SDK raises itself (not the requests or OS errors under it): for code
+# above the engine that must carry on whatever the SDK refused, without naming the SDK's classes.
+DOCKER_ERRORS: tuple[type[Exception], ...] = (docker.errors.DockerException,)
 # What the SDK raises when an engine does not answer.
-_SDK_FAILURES = (docker.errors.DockerException, requests.exceptions.RequestException)
+_SDK_FAILURES = (*DOCKER_ERRORS, requests.exceptions.RequestException)
 _FAILURES = (*_SDK_FAILURES, OSError, EOFError)
 
 

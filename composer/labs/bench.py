@@ -11,8 +11,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import docker
-
 from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, run_attempts
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
@@ -37,6 +35,7 @@ from composer.core.gpus import analyzer_metric_args, parse_gpus
 from composer.core.run_dir import RunDir
 from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
+from composer.engine.host import DOCKER_ERRORS
 from composer.labs.analyzer_execs import AnalyzerExecs
 from composer.labs.handle import LabHandle
 from composer.labs.request import BenchRequest
@@ -139,7 +138,7 @@ def _keep_server_log(lab: LabHandle, run_dir: Path) -> bool:
     """The server's log beside the results; a server already removed (down mid-run) leaves a note."""
     try:
         text = engine.container_logs(lab.client, lab.server_id)
-    except docker.errors.DockerException as exc:
+    except DOCKER_ERRORS as exc:
         text = f"(the server's log could not be read: {exc})\n"
     write_atomic(RunDir(run_dir).server_log, text or "(the server container was gone)\n")
     return True
