@@ -295,7 +295,8 @@ def images_list(as_json: bool) -> None:
 
     from composer.core.lab_releases import LAB_RECIPES
     from composer.engine import containers as engine
-    from composer.images.lab_images import image_labels, image_specs, listing
+    from composer.engine.images import image_labels
+    from composer.images.lab_images import image_specs, listing
 
     client = engine.connect()
     rows = [

@@ -13,16 +13,14 @@ from typing import TYPE_CHECKING
 
 from composer.core.lab_releases import SUITE_GLIBC_MINOR
 from composer.core.labels import ANALYZER_VERSION_LABEL, SERVER_VERSION_LABEL
+from composer.engine.images import check_engine, image_labels, import_image
 from composer.images.lab_images import (
     ImageSpec,
-    check_engine,
     check_host,
     check_placed,
     host_facts,
-    image_labels,
     image_specs,
     image_state,
-    import_image,
     write_image_tar,
 )
 from composer.images.probe import finish_image

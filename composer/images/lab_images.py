@@ -2,8 +2,8 @@
 
 Each image is a Debian minbase root plus files placed from PyPI wheels, as composer.core.lab_releases
 says per release: the server from its ``nvidia-pytriton`` wheel, perf_analyzer from that
-release's ``tritonclient`` wheel (and the libraries it loads). An image is imported with the
-docker SDK from a tar stream, its binaries are asked for their versions (composer.images.probe),
+release's ``tritonclient`` wheel (and the libraries it loads). An image is imported through
+composer.engine.images from a tar stream, its binaries are asked for their versions (composer.images.probe),
 and only then does it get its final tag, labelled with what they reported and with the recipe's
 fingerprint; a tag whose fingerprint differs from today's recipe is rebuilt.
 """
@@ -21,10 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
 
 from composer.core.errors import ImageBuildError
 from composer.core.lab_releases import LabRecipe, Wheel, lab_image_tags, lab_recipe
@@ -192,16 +188,6 @@ def check_host(facts: HostFacts) -> None:
         )
 
 
-def check_engine(client: docker.DockerClient) -> None:
-    try:
-        client.ping()
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise ImageBuildError(
-            f"the Docker engine is unreachable: {exc}",
-            hint="start dockerd (or set DOCKER_HOST) and check `docker info`",
-        ) from exc
-
-
 def _wheel_members(wheel: zipfile.ZipFile, place: Place) -> Iterator[tuple[zipfile.ZipInfo, str]]:
     for info in wheel.infolist():
         target = place(info.filename)
@@ -263,28 +249,6 @@ def check_placed(spec: ImageSpec, wheel_paths: Sequence[Path], placed: Sequence[
             raise ImageBuildError(f"{wheel_path.name} holds none of the files {spec.tag} needs")
         if part.required is not None and part.required not in targets:
             raise ImageBuildError(f"{wheel_path.name} gives {spec.tag} no /{part.required}")
-
-
-def import_image(client: docker.DockerClient, tar_path: Path, tag: str, changes: list[str]) -> None:
-    repository, _, version = tag.rpartition(":")
-    try:
-        answer = client.api.import_image(src=str(tar_path), repository=repository, tag=version, changes=changes)
-    except docker.errors.APIError as exc:
-        raise ImageBuildError(f"importing {tag} failed: {exc.explanation or exc}") from exc
-    for line in str(answer).splitlines():
-        if '"error"' in line:
-            raise ImageBuildError(f"importing {tag} failed: {line.strip()}")
-    if image_labels(client, tag) is None:
-        raise ImageBuildError(f"importing {tag} reported success but the engine has no such tag")
-
-
-def image_labels(client: docker.DockerClient, tag: str) -> dict[str, str] | None:
-    """The labels of ``tag``, or None when the engine has no such image."""
-    try:
-        image = client.api.inspect_image(tag)
-    except docker.errors.ImageNotFound:
-        return None
-    return dict(image["Config"].get("Labels") or {})
 
 
 def image_state(labels: dict[str, str] | None, spec: ImageSpec) -> str:

@@ -9,12 +9,8 @@ the recipe's fingerprint, so a half-built image never looks finished.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING
 
 from composer.core.errors import ImageBuildError
 from composer.core.lab_releases import version_tuple
@@ -22,12 +18,15 @@ from composer.core.labels import (
     ANALYZER_REPORTED_LABEL,
     ANALYZER_SOURCE_LABEL,
     ANALYZER_VERSION_LABEL,
-    PROBE_LABEL,
     RECIPE_LABEL,
     SERVER_VERSION_LABEL,
 )
 from composer.core.reported_versions import analyzer_version_from_output, analyzer_version_line, server_version_from_log
+from composer.engine.images import image_id, label_image, remove_image, run_probe
 from composer.images.lab_images import ImageSpec
+
+if TYPE_CHECKING:
+    import docker
 
 PROBE_TIMEOUT_S = 120.0
 _SERVER_PROBE = ["tritonserver", "--model-repository=/nonexistent-tisbench-probe"]
@@ -37,22 +36,6 @@ _ANALYZER_PROBE = ["perf_analyzer", "--version"]
 def _tail(output: str, count: int = 4) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return " | ".join(lines[-count:]) or "no output"
-
-
-def run_probe(client: docker.DockerClient, image: str, argv: list[str]) -> tuple[int, str]:
-    """Exit code and output of ``argv`` run once in a container of ``image`` (no network; removed after)."""
-    container = client.containers.create(image, argv, network_mode="none", labels={PROBE_LABEL: image})
-    try:
-        container.start()
-        status = container.wait(timeout=PROBE_TIMEOUT_S)
-        output = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
-    except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
-        raise ImageBuildError(
-            f"{' '.join(argv)} in {image} gave no answer within {PROBE_TIMEOUT_S:g} s ({exc})"
-        ) from exc
-    finally:
-        container.remove(force=True)
-    return int(status.get("StatusCode", -1)), output
 
 
 def server_labels(spec: ImageSpec, code: int, output: str) -> dict[str, str]:
@@ -86,24 +69,6 @@ def analyzer_labels(spec: ImageSpec, code: int, output: str) -> dict[str, str]:
     }
 
 
-def label_image(client: docker.DockerClient, source: str, tag: str, labels: dict[str, str]) -> str:
-    """``tag`` = ``source`` plus ``labels`` (a LABEL-only build: no layer, no network); its id."""
-    lines = [f"FROM {source}", *(f"LABEL {key}={_quoted(value)}" for key, value in sorted(labels.items()))]
-    dockerfile = io.BytesIO(("\n".join(lines) + "\n").encode())
-    try:
-        for event in client.api.build(fileobj=dockerfile, tag=tag, rm=True, forcerm=True, pull=False, decode=True):
-            if "error" in event:
-                raise ImageBuildError(f"labelling {tag} failed: {str(event['error']).strip()}")
-        return str(client.api.inspect_image(tag)["Id"])
-    except docker.errors.APIError as exc:
-        raise ImageBuildError(f"labelling {tag} failed: {exc.explanation or exc}") from exc
-
-
-def _quoted(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-    return f'"{escaped}"'
-
-
 def finish_image(
     client: docker.DockerClient, spec: ImageSpec, scratch_tag: str, progress: Callable[[str], None]
 ) -> None:
@@ -111,10 +76,10 @@ def finish_image(
     try:
         probe = _SERVER_PROBE if spec.kind == "server" else _ANALYZER_PROBE
         progress(f"asking {scratch_tag}: {' '.join(probe)}")
-        code, output = run_probe(client, scratch_tag, probe)
+        code, output = run_probe(client, scratch_tag, probe, PROBE_TIMEOUT_S)
         labels = server_labels(spec, code, output) if spec.kind == "server" else analyzer_labels(spec, code, output)
         labels[RECIPE_LABEL] = spec.fingerprint
-        replaced = _image_id(client, spec.tag)
+        replaced = image_id(client, spec.tag)
         new_id = label_image(client, scratch_tag, spec.tag, labels)
     finally:
         remove_image(client, scratch_tag)
@@ -125,21 +90,3 @@ def finish_image(
     else:
         source = "as the binary reports" if labels[ANALYZER_SOURCE_LABEL] == "binary" else "its wheel's (none built in)"
         progress(f"{spec.tag}: perf_analyzer {labels[ANALYZER_VERSION_LABEL]}, {source}")
-
-
-def _image_id(client: docker.DockerClient, ref: str) -> str | None:
-    try:
-        return str(client.api.inspect_image(ref)["Id"])
-    except docker.errors.ImageNotFound:
-        return None
-
-
-def remove_image(client: docker.DockerClient, ref: str) -> bool:
-    """Untag (by tag) or remove (by id) an image of ours; False when the engine refuses (in use)."""
-    try:
-        client.api.remove_image(ref)
-    except docker.errors.ImageNotFound:
-        return True
-    except docker.errors.APIError:
-        return False
-    return True

@@ -13,7 +13,8 @@ from composer.analyzer.flags import has_option
 from composer.analyzer.identity import observe
 from composer.analyzer.results import read_csv_file, summarize_profile_export
 from composer.core.lab_releases import LAB_RECIPES, version_tuple
-from composer.images.lab_images import image_labels, image_specs, image_state
+from composer.engine.images import image_labels
+from composer.images.lab_images import image_specs, image_state
 
 from .conftest import MakeStack, Tisbench
 from .support import BATCHED_STACK, QUICKSTART, STEADY, LabRegistry, read_json, run_cli, service_container, unavailable

@@ -12,9 +12,9 @@ import pytest
 from composer.core.errors import ImageBuildError
 from composer.core.lab_releases import LAB_RECIPES, lab_image_tags
 from composer.core.labels import RECIPE_LABEL
+from composer.engine.images import check_engine
 from composer.images.lab_images import (
     HostFacts,
-    check_engine,
     check_host,
     check_placed,
     image_specs,
