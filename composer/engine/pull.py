@@ -16,6 +16,7 @@ import docker
 import docker.errors
 
 from composer.core.errors import ImageMissing, TisbenchError
+from composer.engine.images import image_id
 
 POLICIES = ("missing", "always", "never")
 DEFAULT_POLICY = "missing"
@@ -133,13 +134,6 @@ def pull(client: docker.DockerClient, ref: str, progress: PullProgress) -> None:
     progress.done(ref)
 
 
-def _image_id(client: docker.DockerClient, ref: str) -> str | None:
-    try:
-        return str(client.api.inspect_image(ref)["Id"])
-    except docker.errors.ImageNotFound:
-        return None
-
-
 def ensure_images(
     client: docker.DockerClient,
     refs: Iterable[str],
@@ -151,7 +145,7 @@ def ensure_images(
     """Image ids by reference, pulling by the policy first. Lab images are built here, never pulled."""
     found: dict[str, str] = {}
     for ref in refs:
-        present = _image_id(client, ref)
+        present = image_id(client, ref)
         if image_set == "lab":
             if present is None:
                 raise ImageMissing(
@@ -167,7 +161,7 @@ def ensure_images(
             )
         if policy == "always" or present is None:
             pull(client, ref, progress)
-            present = _image_id(client, ref)
+            present = image_id(client, ref)
         if present is None:
             raise ImageMissing(f"image {ref} is still missing after its pull", f"try docker pull {ref}")
         found[ref] = present
