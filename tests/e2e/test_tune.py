@@ -1,24 +1,68 @@
 """tisbench tune on real lab images: one lab, candidates loaded as config overrides, tune.json, the
-report with its frontier chart, best/config.pbtxt that a normal lab loads; Ctrl-C mid-search."""
+report with its frontier chart, best/config.pbtxt that a normal lab loads at the throughput tune
+reported; a candidate the real server refuses; Ctrl-C mid-search."""
 
 from __future__ import annotations
 
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from composer.core.modelconfig import parse_model_config
+from composer.labs.tune import TUNE_STABILITY
 from composer.tuning.space import baseline_of
 
 from .conftest import MakeStack, Tisbench
-from .support import QUICKSTART, CliProcess, LabRegistry, leftovers
+from .support import BATCHED_STACK, E2E_STACKS, QUICKSTART, CliProcess, CliResult, LabRegistry, leftovers
 
 pytestmark = pytest.mark.docker
 
-SMALL = ("--release", "24.10", "--instances", "1:2", "--concurrency", "1:2", "--measurement-requests", "300")
+REQUESTS = ("--measurement-requests", "300")
+SMALL = ("--release", "24.10", "--instances", "1:2", "--concurrency", "1:2", *REQUESTS)
+# NVIDIA's examples/auto_complete: no config.pbtxt; its auto_complete_config sets max_batch_size 4
+# and refuses a configuration with a larger one.
+AUTO_COMPLETE = E2E_STACKS / "nvidia" / "auto_complete"
+WIDENED = 0.15  # acceptance: a normal lab's throughput lies within the reported interval widened by 15 %
+
+
+def _checked_outputs(out: Path, doc: dict[str, Any]) -> None:
+    """Each measurement is a run directory with its windows; the report has the frontier chart."""
+    for candidate in doc["candidates"]:
+        for row in candidate["rows"]:
+            (run_dir,) = row["run_dirs"]
+            assert (out / run_dir / "perf_analyzer.csv").exists() and (out / run_dir / "summary.json").exists()
+            assert json.loads((out / run_dir / "windows.json").read_text())["windows"]
+    assert (out / "charts" / "frontier.png").stat().st_size > 1000
+    assert "## Top 5" in (out / "report.md").read_text()
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def _lab_with_best_config(
+    tisbench: Tisbench, stack: Path, model: str, out: Path, doc: dict[str, Any], lab_out: Path
+) -> CliResult:
+    """Drop best/config.pbtxt into the model directory and run a normal lab at the reported
+    concurrency, measured as tune measured (same window size, tune's stability criterion)."""
+    (stack / "models" / model / "config.pbtxt").write_text((out / "best" / "config.pbtxt").read_text())
+    lab = tisbench("lab", stack, "--images", "lab", "--release", "24.10", "--concurrency",
+                   str(doc["best"]["concurrency"]), *REQUESTS, "--out", lab_out, "--", *TUNE_STABILITY, timeout=180)
+    assert lab.exit_code == 0, str(lab)
+    return lab
+
+
+def _assert_within_reported_interval(doc: dict[str, Any], lab_out: Path) -> None:
+    (row,) = json.loads((lab_out / "summary.json").read_text())["rows"]
+    best = doc["best"]
+    low, high = best["throughput_interval"]
+    measured = row["throughput_infer_per_sec"]
+    assert row["concurrency"] == best["concurrency"]
+    assert low * (1 - WIDENED) <= measured <= high * (1 + WIDENED), (
+        f"a normal lab measured {measured:,.0f} infer/s at concurrency {best['concurrency']}; tune reported "
+        f"{best['throughput_infer_per_sec']:,.0f} in [{low:,.0f}, {high:,.0f}] for {best['config']}"
+    )
 
 
 def test_tune_quickstart_leaves_tune_json_a_report_and_a_best_config_that_loads(
@@ -40,14 +84,7 @@ def test_tune_quickstart_leaves_tune_json_a_report_and_a_best_config_that_loads(
     assert 0 < low <= high
     assert doc["baseline"]["config"] == {"instances": 1, "max_batch_size": 0, "dynamic_batching": False}
     assert set(doc["gain_over_baseline"]) >= {"value", "low", "high"}
-    for candidate in doc["candidates"]:  # each measurement is a run directory with its windows
-        for row in candidate["rows"]:
-            (run_dir,) = row["run_dirs"]
-            assert (out / run_dir / "perf_analyzer.csv").exists() and (out / run_dir / "summary.json").exists()
-            assert json.loads((out / run_dir / "windows.json").read_text())["windows"]
-    assert (out / "charts" / "frontier.png").stat().st_size > 1000
-    assert "## Top 5" in (out / "report.md").read_text()
-    assert "data:image/png;base64," in (out / "report.html").read_text()
+    _checked_outputs(out, doc)
     assert "tuning seed_model: quick search from 1 inst" in done.stderr
     assert done.stderr.count(" meets") >= 2  # a progress line per candidate
 
@@ -55,10 +92,63 @@ def test_tune_quickstart_leaves_tune_json_a_report_and_a_best_config_that_loads(
     assert baseline_of(parse_model_config(text, "best/config.pbtxt", "seed_model")) == (
         baseline_of({"max_batch_size": 0, "instance_group": [{"count": best["config"]["instances"]}]})
     )
-    (stack / "models" / "seed_model" / "config.pbtxt").write_text(text)  # drop it in: a normal lab loads it
-    lab = tisbench("lab", stack, "--images", "lab", "--concurrency", str(best["concurrency"]),
-                   "--measurement-requests", "300", "--out", tmp_path / "after", timeout=180)
-    assert lab.exit_code == 0, str(lab)
+    _lab_with_best_config(tisbench, stack, "seed_model", out, doc, tmp_path / "after")
+    _assert_within_reported_interval(doc, tmp_path / "after")
+    assert not leftovers(docker_client, doc["lab"])
+
+
+def test_tune_batched_model_with_variable_dims_leaves_a_report_and_a_best_config_a_normal_lab_confirms(
+    tisbench: Tisbench, make_stack: MakeStack, labs: LabRegistry, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    stack = make_stack(BATCHED_STACK, "tuneb")
+    own = parse_model_config((stack / "models" / "batched_model" / "config.pbtxt").read_text(), "own", "batched_model")
+    assert [i["dims"] for i in own["input"]] == [[-1], [2]] and own["max_batch_size"] == 8  # variable x
+    out = tmp_path / "tune"
+    done = tisbench("tune", stack, "--images", "lab", "--release", "24.10", "--latency-budget-ms", "5",
+                    "--instances", "1:2", "--max-batch-size", "1:4", "--concurrency", "1:4", *REQUESTS,
+                    "--out", out, timeout=300)
+    assert done.exit_code == 0, str(done)
+    doc = json.loads((out / "tune.json").read_text())
+    assert doc["status"] == "ok" and doc["model"] == "batched_model"
+    assert doc["space"]["max_batch_size"] == [1, 2, 4] and doc["space"]["dynamic_batching"] == [False, True]
+    assert doc["baseline"]["config"] == {"instances": 1, "max_batch_size": 8, "dynamic_batching": True}
+    assert all(c["status"] == "measured" and c["rows"] for c in doc["candidates"]), doc["candidates"]
+    assert len(doc["candidates"]) >= 3  # the baseline, then instances, batching, batch sizes
+    best = doc["best"]
+    assert best["meets_constraints"] and best["p99_latency_us"] <= 5000
+    _checked_outputs(out, doc)
+    assert "tuning batched_model: quick search from 1 inst batch 8 dyn" in done.stderr
+
+    best_config = parse_model_config((out / "best" / "config.pbtxt").read_text(), "best/config.pbtxt", "batched_model")
+    assert baseline_of(best_config).as_dict() == best["config"]
+    assert best_config["input"] == own["input"] and best_config["output"] == own["output"]  # dims kept as the user's
+    _lab_with_best_config(tisbench, stack, "batched_model", out, doc, tmp_path / "after")
+    _assert_within_reported_interval(doc, tmp_path / "after")
+    assert not leftovers(docker_client, doc["lab"])
+
+
+def test_a_candidate_the_server_refuses_is_recorded_with_tritons_reason_and_the_search_goes_on(
+    tisbench: Tisbench, make_stack: MakeStack, labs: LabRegistry, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    stack = make_stack(AUTO_COMPLETE, "tunef")
+    out = tmp_path / "tune"
+    done = tisbench("tune", stack, "--images", "lab", "--release", "24.10", "--mode", "brute", "--instances", "1:2",
+                    "--max-batch-size", "4:8", "--dynamic-batching", "on", "--concurrency", "1:1", *REQUESTS,
+                    "--out", out, timeout=300)
+    assert done.exit_code == 0, str(done)
+    doc = json.loads((out / "tune.json").read_text())
+    order = [(c["config"]["instances"], c["config"]["max_batch_size"]) for c in doc["candidates"]]
+    assert order == [(1, 4), (1, 8), (2, 4), (2, 8)]  # the baseline, then the grid simplest first
+    refused = [c for c in doc["candidates"] if c["config"]["max_batch_size"] == 8]
+    reason = ("configuration specified max_batch_size 8, but in auto-complete-config function for model "
+              "'batch_auto_complete' specified max_batch_size 4")
+    for candidate in refused:
+        assert candidate["status"] == "load_failed" and not candidate["rows"], candidate
+        assert reason in candidate["reason"], candidate["reason"]
+    after = doc["candidates"][2]  # measured after the server refused 1 inst batch 8
+    assert after["status"] == "measured" and after["rows"] and after["rows"][0]["throughput_infer_per_sec"] > 0
+    assert done.stderr.count("not loaded: ") == 2 and reason in done.stderr
+    assert doc["best"]["config"]["max_batch_size"] == 4
     assert not leftovers(docker_client, doc["lab"])
 
 
