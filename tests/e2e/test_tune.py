@@ -133,21 +133,23 @@ def test_a_candidate_the_server_refuses_is_recorded_with_tritons_reason_and_the_
     stack = make_stack(AUTO_COMPLETE, "tunef")
     out = tmp_path / "tune"
     done = tisbench("tune", stack, "--images", "lab", "--release", "24.10", "--mode", "brute", "--instances", "1:2",
-                    "--max-batch-size", "4:8", "--dynamic-batching", "on", "--concurrency", "1:1", *REQUESTS,
+                    "--max-batch-size", "2:8", "--dynamic-batching", "on", "--concurrency", "1:1", *REQUESTS,
                     "--out", out, timeout=300)
     assert done.exit_code == 0, str(done)
     doc = json.loads((out / "tune.json").read_text())
-    order = [(c["config"]["instances"], c["config"]["max_batch_size"]) for c in doc["candidates"]]
-    assert order == [(1, 4), (1, 8), (2, 4), (2, 8)]  # the baseline, then the grid simplest first
-    refused = [c for c in doc["candidates"] if c["config"]["max_batch_size"] == 8]
-    reason = ("configuration specified max_batch_size 8, but in auto-complete-config function for model "
-              "'batch_auto_complete' specified max_batch_size 4")
-    for candidate in refused:
-        assert candidate["status"] == "load_failed" and not candidate["rows"], candidate
-        assert reason in candidate["reason"], candidate["reason"]
-    after = doc["candidates"][2]  # measured after the server refused 1 inst batch 8
-    assert after["status"] == "measured" and after["rows"] and after["rows"][0]["throughput_infer_per_sec"] > 0
-    assert done.stderr.count("not loaded: ") == 2 and reason in done.stderr
+    by = {(c["config"]["instances"], c["config"]["max_batch_size"]): c for c in doc["candidates"]}
+    assert list(by) == [(1, 4), (1, 2), (1, 8), (2, 2), (2, 4), (2, 8)]  # the baseline, then the grid simplest first
+    refused = ("configuration specified max_batch_size 8, but in auto-complete-config function for model "
+               "'batch_auto_complete' specified max_batch_size 4")
+    for instances in (1, 2):
+        assert by[instances, 8]["status"] == "load_failed" and not by[instances, 8]["rows"], by[instances, 8]
+        assert refused in by[instances, 8]["reason"], by[instances, 8]["reason"]
+        # batch 2 loads, but auto_complete_config raises it to 4: never measured as batch 2
+        assert by[instances, 2]["status"] == "load_failed" and not by[instances, 2]["rows"], by[instances, 2]
+        assert f"serves {instances} inst batch 4 dyn" in by[instances, 2]["reason"], by[instances, 2]["reason"]
+    after = by[2, 4]  # measured after the server refused three candidates
+    assert after["status"] == "measured" and after["rows"][0]["throughput_infer_per_sec"] > 0
+    assert done.stderr.count("not loaded: ") == 4 and refused in done.stderr
     assert doc["best"]["config"]["max_batch_size"] == 4
     assert not leftovers(docker_client, doc["lab"])
 
