@@ -3,7 +3,9 @@ Triton's repository API with its configuration as an override (no restart, no co
 measurement a `run_bench` run directory under the tune directory.
 
 The user's configuration (as the server serves it) is the baseline and is measured first. A
-candidate the server refuses is recorded with Triton's reason and the search goes on. tune.json is
+candidate the server refuses is recorded with Triton's reason and the search goes on; so is one
+the server loads as another configuration (a python model's auto_complete_config may raise a
+smaller max_batch_size to its own and add a dynamic batcher), which is never measured as asked. tune.json is
 rewritten after every candidate, so an interrupted search leaves a valid partial document.
 """
 
@@ -35,7 +37,7 @@ from composer.labs.session import LabSession
 from composer.tuning.document import tune_document
 from composer.tuning.override import config_pbtxt, disk_config, override_json
 from composer.tuning.search import LoadFailed, MeasureFailed, Outcome, Search, Trial
-from composer.tuning.space import Candidate, TuneSettings, space_for
+from composer.tuning.space import Candidate, TuneSettings, baseline_of, space_for
 from composer.tuning.stats import Measurement, Window, measurement, meets
 
 Say = Callable[[str], None]
@@ -101,10 +103,16 @@ class LabBench:
         triton = _triton(self.lab)
         try:
             triton.load_model(self.lab.stack.model, config=override_json(self.served, candidate))
+            served = baseline_of(dict(triton.get_model_config(self.lab.stack.model)))
         except Exception as exc:  # tritonclient's InferenceServerException carries Triton's reason
             raise LoadFailed(_reason(exc)) from None
         finally:
             triton.close()
+        if served != candidate:  # measuring it would put one configuration's numbers on another
+            raise LoadFailed(
+                f"the server changed the configuration while loading it and serves {served.label()}"
+                " (the model's auto_complete_config or its backend sets these fields)"
+            )
         self.loaded = candidate
 
     def measure(self, candidate: Candidate, concurrency: int) -> Measurement:

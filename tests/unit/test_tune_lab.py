@@ -21,11 +21,15 @@ S = 1_000_000_000
 class FakeTriton:
     loads: list[tuple[str, dict[str, Any]]] = []
     refuse: str | None = None
+    serves: dict[str, Any] = {}  # fields the server sets on load, whatever the override said
 
     def load_model(self, name: str, config: str) -> None:
         if self.refuse:
             raise RuntimeError(self.refuse)
         FakeTriton.loads.append((name, json.loads(config)))
+
+    def get_model_config(self, name: str) -> dict[str, Any]:
+        return {**FakeTriton.loads[-1][1], **FakeTriton.serves}
 
     def close(self) -> None:
         pass
@@ -58,7 +62,7 @@ def _fake_bench(requests: list[BenchRequest]) -> Any:
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[lab_tune.LabBench, list[BenchRequest]]:
-    FakeTriton.loads, FakeTriton.refuse = [], None
+    FakeTriton.loads, FakeTriton.refuse, FakeTriton.serves = [], None, {}
     requests: list[BenchRequest] = []
     monkeypatch.setattr(lab_tune, "_triton", lambda lab, timeout_s=600: FakeTriton())
     monkeypatch.setattr(lab_tune, "run_bench", _fake_bench(requests))
@@ -85,3 +89,11 @@ def test_a_refused_load_carries_tritons_reason(bench: Any) -> None:
     FakeTriton.refuse = "load failed for model 'm': instance_group count must be positive"
     with pytest.raises(LoadFailed, match="instance_group count must be positive"):
         lab_bench.measure(Candidate(0, 4, True), 1)
+
+
+def test_a_candidate_the_server_loads_as_another_configuration_is_not_measured(bench: Any) -> None:
+    lab_bench, requests = bench
+    FakeTriton.serves = {"max_batch_size": 4}  # as NVIDIA's auto_complete example does for batch 1 or 2
+    with pytest.raises(LoadFailed, match="changed the configuration while loading it and serves 1 inst batch 4 dyn"):
+        lab_bench.measure(Candidate(1, 2, True), 1)
+    assert not requests and lab_bench.loaded is None

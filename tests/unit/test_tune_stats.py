@@ -47,6 +47,12 @@ def test_drift_between_rounds_widens_the_pooled_interval() -> None:
     assert drifting.throughput_interval[1] - drifting.throughput_interval[0] > 800
 
 
+def test_a_pooled_interval_does_not_go_below_zero() -> None:
+    p = pooled([_m(1, [100], 300.0), _m(1, [2000], 4000.0), _m(1, [150], 200.0)])
+    assert p.throughput_interval[0] == 0.0 and p.throughput_interval[1] > 2000
+    assert p.latency_interval[0] == 0.0 and p.latency_interval[1] > 4000
+
+
 def test_the_budget_is_on_the_latency_percentile() -> None:
     settings = TuneSettings(latency_budget_ms=2)
     assert meets(_m(1, [1000], 1999), settings)
