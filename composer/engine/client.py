@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import urllib.parse
+import weakref
+from typing import Any
 
 import docker
 
 from composer.engine.host import DEFAULT_URL, docker_host, engine_failures, unreachable
 
 SSH_POOL_SIZE = 4
+_FACTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def connect(timeout_s: float = 120.0) -> docker.DockerClient:
-    """A client for the engine DOCKER_HOST names (or the local socket), checked with a ping.
+    """A client for the engine DOCKER_HOST names (or the local socket), checked by asking the
+    engine's /version (kept: engine_facts answers from it, no second request on a lab's path).
 
     For ssh:// the SDK logs in while the client is made (paramiko), so both steps can fail."""
     try:
@@ -23,10 +27,21 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
         client = docker.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
         if ssh:
             _one_pool(client)
-        client.ping()
+        _FACTS[client] = dict(client.api.version())
     except engine_failures() as exc:
         raise unreachable(exc) from None
     return client
+
+
+def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
+    """What the engine's /version says (daemon version, commit, kernel…), asked once per client."""
+    try:
+        return _FACTS[client]
+    except KeyError:
+        facts = _FACTS[client] = dict(client.api.version())
+        return facts
+    except TypeError:  # not a client this module made (a stand-in in a test): ask every time
+        return dict(client.api.version())
 
 
 def _one_pool(client: docker.DockerClient) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import docker
 
 from composer.core.fsutil import write_atomic
+from composer.engine.client import engine_facts
 from composer.engine.host import docker_host
 
 TTL_S = 7 * 24 * 3600
@@ -30,7 +31,7 @@ def cache_file() -> Path:
 
 def engine_key(client: docker.DockerClient) -> str:
     """The engine's URL and what its /version says of the daemon and the kernel it runs on."""
-    facts = client.api.version()
+    facts = engine_facts(client)
     return "|".join([docker_host(), *(str(facts.get(k, "?")) for k in ("Version", "GitCommit", "KernelVersion"))])
 
 
