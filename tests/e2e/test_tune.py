@@ -71,14 +71,19 @@ def _confirmed_by_a_normal_lab(tisbench: Tisbench, stack: Path, model: str, out:
     )
 
 
+def _tuned(tisbench: Tisbench, stack: Path, out: Path, *args: str) -> tuple[Any, dict[str, Any]]:
+    """`tisbench tune STACK --images lab ARGS --out OUT`, which must exit 0, and its tune.json."""
+    done = tisbench("tune", stack, "--images", "lab", *args, "--out", out, timeout=300)
+    assert done.exit_code == 0, str(done)
+    return done, json.loads((out / "tune.json").read_text())
+
+
 def test_tune_quickstart_leaves_tune_json_a_report_and_a_best_config_that_loads(
     tisbench: Tisbench, make_stack: MakeStack, labs: LabRegistry, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
     stack = make_stack(QUICKSTART, "tune")
     out = tmp_path / "tune"
-    done = tisbench("tune", stack, "--images", "lab", "--latency-budget-ms", "5", *SMALL, "--out", out, timeout=300)
-    assert done.exit_code == 0, str(done)
-    doc = json.loads((out / "tune.json").read_text())
+    done, doc = _tuned(tisbench, stack, out, "--latency-budget-ms", "5", *SMALL)
     assert doc["status"] == "ok" and doc["model"] == "seed_model"
     assert doc["measurements"] >= 2 and doc["wall_s"] > 0
     assert doc["candidates"][0]["baseline"] and doc["candidates"][0]["config"]["instances"] == 1
@@ -109,11 +114,8 @@ def test_tune_batched_model_with_variable_dims_leaves_a_report_and_a_best_config
     own = parse_model_config((stack / "models" / "batched_model" / "config.pbtxt").read_text(), "own", "batched_model")
     assert [i["dims"] for i in own["input"]] == [[-1], [2]] and own["max_batch_size"] == 8  # variable x
     out = tmp_path / "tune"
-    done = tisbench("tune", stack, "--images", "lab", "--release", "24.10", "--latency-budget-ms", "5",
-                    "--instances", "1:2", "--max-batch-size", "1:4", "--concurrency", "1:4", *REQUESTS,
-                    "--out", out, timeout=300)
-    assert done.exit_code == 0, str(done)
-    doc = json.loads((out / "tune.json").read_text())
+    done, doc = _tuned(tisbench, stack, out, "--release", "24.10", "--latency-budget-ms", "5",
+                       "--instances", "1:2", "--max-batch-size", "1:4", "--concurrency", "1:4", *REQUESTS)
     assert doc["status"] == "ok" and doc["model"] == "batched_model"
     assert doc["space"]["max_batch_size"] == [1, 2, 4] and doc["space"]["dynamic_batching"] == [False, True]
     assert doc["baseline"]["config"] == {"instances": 1, "max_batch_size": 8, "dynamic_batching": True}
@@ -136,11 +138,8 @@ def test_a_candidate_the_server_refuses_is_recorded_with_tritons_reason_and_the_
 ) -> None:
     stack = make_stack(AUTO_COMPLETE, "tunef")
     out = tmp_path / "tune"
-    done = tisbench("tune", stack, "--images", "lab", "--release", "24.10", "--mode", "brute", "--instances", "1:2",
-                    "--max-batch-size", "2:8", "--dynamic-batching", "on", "--concurrency", "1:1", *REQUESTS,
-                    "--out", out, timeout=300)
-    assert done.exit_code == 0, str(done)
-    doc = json.loads((out / "tune.json").read_text())
+    done, doc = _tuned(tisbench, stack, out, "--release", "24.10", "--mode", "brute", "--instances", "1:2",
+                       "--max-batch-size", "2:8", "--dynamic-batching", "on", "--concurrency", "1:1", *REQUESTS)
     by = {(c["config"]["instances"], c["config"]["max_batch_size"]): c for c in doc["candidates"]}
     assert list(by) == [(1, 4), (1, 2), (1, 8), (2, 2), (2, 4), (2, 8)]  # the baseline, then the grid simplest first
     refused = ("configuration specified max_batch_size 8, but in auto-complete-config function for model "
