@@ -27,21 +27,19 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
         client = docker.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
         if ssh:
             _one_pool(client)
-        _FACTS[client] = dict(client.api.version())
+        engine_facts(client)
     except engine_failures() as exc:
         raise unreachable(exc) from None
     return client
 
 
 def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
-    """What the engine's /version says (daemon version, commit, kernel…), asked once per client."""
-    try:
-        return _FACTS[client]
-    except KeyError:
-        facts = _FACTS[client] = dict(client.api.version())
-        return facts
-    except TypeError:  # not a client this module made (a stand-in in a test): ask every time
-        return dict(client.api.version())
+    """What the engine's /version says (daemon version, commit, kernel…), asked once per client
+    (kept by its APIClient, which lives as long as the client)."""
+    facts = _FACTS.get(client.api)
+    if facts is None:
+        facts = _FACTS[client.api] = dict(client.api.version())
+    return facts
 
 
 def _one_pool(client: docker.DockerClient) -> None:
