@@ -4,18 +4,23 @@ Each case under tests/e2e/stacks/nvidia/ is a stack a Triton user could bring: m
 verbatim from python_backend ``examples/`` and server ``qa/`` (r24.10, origins in each ORIGIN.md),
 an input.json, and a stack.yaml only where a user would write one (``model:`` when models/ holds
 several). The test adds nothing but a unique lab name: no ``--shape``, no ulimits, no stability
-settings. What fails here fails for a user on this kind of machine.
+settings. What fails here fails for a user on this kind of machine — with one exception, said where
+it happens: a point perf_analyzer cannot settle within its 10 % on any window tisbench's retries try
+(seen once in CI: +19 % at 8-s windows on a loaded 2-core runner) is the machine's noise, not the
+model's, and that lab runs once more.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support import E2E_STACKS, RELEASE, LabRegistry, copy_stack, run_cli
+from .support import E2E_STACKS, RELEASE, CliResult, LabRegistry, copy_stack, run_cli
 
 pytestmark = pytest.mark.docker
 
@@ -41,11 +46,25 @@ def _summary_rows(run_root: Path) -> list[dict[str, Any]]:
     return rows
 
 
+NOT_STABLE = "tisbench: error: perf_analyzer: measurement not stable at "
+
+
+def _lab_on_defaults(stack: Path, run_root: Path) -> CliResult:
+    """``tisbench lab`` on defaults; once more when the only failure was the machine's noise."""
+    argv = ["lab", stack, "--release", RELEASE, "--images", "lab"]
+    result = run_cli(argv, cwd=run_root, timeout=LAB_TIMEOUT)
+    if result.exit_code == 5 and NOT_STABLE in result.stderr:
+        warnings.warn(f"{stack.name}: too noisy to settle, running the lab once more: {result.error}", stacklevel=2)
+        shutil.rmtree(run_root / "runs")  # the failed run's directory: the rerun leaves the only one
+        result = run_cli(argv, cwd=run_root, timeout=LAB_TIMEOUT)
+    return result
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_nvidia_model_runs_a_lab_on_defaults(case: str, tmp_path: Path, labs: LabRegistry, run_root: Path) -> None:
     stack = copy_stack(NVIDIA_STACKS / case, tmp_path / case, {"name": labs.stack_name(case)})
     try:
-        result = run_cli(["lab", stack, "--release", RELEASE, "--images", "lab"], cwd=run_root, timeout=LAB_TIMEOUT)
+        result = _lab_on_defaults(stack, run_root)
         assert result.exit_code == 0, str(result)
         rows = _summary_rows(run_root)
     finally:

@@ -108,12 +108,21 @@ def test_a_sweep_resumes_at_the_unstable_point_and_merges_into_one_result(
     assert result.exit_code == 0, result
 
     manifest = read_json(run / "manifest.json")
-    first, retry = manifest["attempts"]
+    first, *retries = manifest["attempts"]
     assert (first["exit_code"], first["points"], first["measured"], first["unstable"]) == (0, [1, 2, 3], [1], 2)
-    assert (retry["points"], retry["measured"], retry["unstable"]) == ([2, 3], [2, 3], None)
-    # twice as long in time: at least twice the requests, more when 300 filled less than a second
-    assert first["window"]["measurement_requests"] == 300 and retry["window"]["measurement_requests"] >= 600
-    assert retry["argv"][retry["argv"].index("--concurrency-range") + 1] == "2:3:1"
+    # One retry measures 2 and 3 once the model is calm again. On a loaded machine the test may remove
+    # the chaos file a moment after that retry began, or a calm point may spread more than 50 %: then
+    # a further retry resumes where the one before gave up, as the first did (seen once in CI).
+    assert 1 <= len(retries) <= 3, retries
+    for before, retry in zip([first, *retries], retries, strict=False):
+        resumed_at = before["unstable"]
+        assert retry["points"] == list(range(resumed_at, 4)), (before, retry)
+        assert retry["argv"][retry["argv"].index("--concurrency-range") + 1] == f"{resumed_at}:3:1"
+        # twice as long in time: at least twice the requests, more when a window filled less than a second
+        assert retry["window"]["measurement_requests"] >= 2 * before["window"]["measurement_requests"]
+    assert (retries[-1]["measured"][-1], retries[-1]["unstable"]) == (3, None)
+    assert [p for a in manifest["attempts"] for p in a["measured"]] == [1, 2, 3]
+    assert first["window"]["measurement_requests"] == 300
 
     # One result per point, in sweep order, everywhere results are read.
     assert [r["concurrency"] for r in read_json(run / "summary.json")["rows"]] == [1, 2, 3]
