@@ -14,9 +14,24 @@ SSH_POOL_SIZE = 4
 _FACTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
+class _APIClient(docker.APIClient):  # type: ignore[misc]  # docker-py ships no types
+    """The SDK's client, keeping the /version answer it asks for to settle the API version: the
+    engine's facts (composer.engine.client.engine_facts) come from that one request."""
+
+    def version(self, api_version: bool = True) -> dict[str, Any]:
+        answer: dict[str, Any] = super().version(api_version)
+        _FACTS.setdefault(self, dict(answer))
+        return answer
+
+
+class _DockerClient(docker.DockerClient):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # as docker.DockerClient, with _APIClient
+        self.api = _APIClient(*args, **kwargs)
+
+
 def connect(timeout_s: float = 120.0) -> docker.DockerClient:
-    """A client for the engine DOCKER_HOST names (or the local socket), checked by asking the
-    engine's /version (kept: engine_facts answers from it, no second request on a lab's path).
+    """A client for the engine DOCKER_HOST names (or the local socket), checked by the /version
+    request the SDK makes to settle the API version (kept: engine_facts answers from it).
 
     For ssh:// the SDK logs in while the client is made (paramiko), so both steps can fail."""
     try:
@@ -24,7 +39,7 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
         # OpenSSH allows 10 per login (MaxSessions), and the SDK's pool of 10 plus a burst overran it
         # ("Secsh channel open FAILED"). Fewer pooled sessions stay inside an sshd's default.
         ssh = docker_host().startswith("ssh://")
-        client = docker.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
+        client = _DockerClient.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
         if ssh:
             _one_pool(client)
         engine_facts(client)
