@@ -262,10 +262,15 @@ def lab_volumes(client: docker.DockerClient, name: str) -> list[LabVolume]:
 
 
 def remove_lab(
-    client: docker.DockerClient, name: str, run: str | None = None, found: list[LabContainer] | None = None
+    client: docker.DockerClient,
+    name: str,
+    run: str | None = None,
+    found: list[LabContainer] | None = None,
+    found_networks: list[LabNetwork] | None = None,
 ) -> int:
     """Remove every container, network and volume labelled with the lab (only those of ``run``,
-    when given; ``found``: its containers, already listed); idempotent. Returns how many.
+    when given; ``found``, ``found_networks``: its containers and networks, already listed);
+    idempotent. Returns how many.
 
     The running containers leave the lab's networks first (their endpoints and port mappings go
     in parallel); then the networks are removed beside the containers' kill and removal, instead
@@ -278,7 +283,8 @@ def remove_lab(
 
     with ThreadPoolExecutor(max_workers=2 * len(containers) + 2) as pool:
         listed_volumes = pool.submit(lab_volumes, client, name)
-        networks = [n for n in lab_networks(client, name) if run is None or n.run_id == run]
+        listed_networks = lab_networks(client, name) if found_networks is None else found_networks
+        networks = [n for n in listed_networks if run is None or n.run_id == run]
         left = [pool.submit(_leave, api, c.id, n.id) for c in containers if c.running for n in networks]
         for leaving in left:
             leaving.result()

@@ -134,14 +134,13 @@ def _raise_if_lab_stopped(lab: LabHandle, run_dir: Path, exit_code: int) -> None
         )
 
 
-def _keep_server_log(lab: LabHandle, run_dir: Path) -> bool:
+def _keep_server_log(lab: LabHandle, run_dir: Path) -> None:
     """The server's log beside the results; a server already removed (down mid-run) leaves a note."""
     try:
         text = engine.container_logs(lab.client, lab.server_id)
     except DOCKER_ERRORS as exc:
         text = f"(the server's log could not be read: {exc})\n"
     write_atomic(RunDir(run_dir).server_log, text or "(the server container was gone)\n")
-    return True
 
 
 def _model_facts(triton: Any, model: str) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -300,7 +299,8 @@ def _measure(
         results, unstable = run_attempts(settings, lab.stack.analyzer.stability_retries, execs, recorded, say)
         if lab.metrics_port:
             recorder.scrape("end")
-        server_log_kept = _keep_server_log(lab, run_dir)
+        _keep_server_log(lab, run_dir)
+        server_log_kept = True
         if lab_done is not None:
             lab_done()
         summary = _summarize(lab, settings, files, results, unstable, recorder, execs.started, manifest)

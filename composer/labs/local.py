@@ -188,8 +188,9 @@ def _remove(
     run_area: Path | None,
     run: str | None = None,
     found: list[engine.LabContainer] | None = None,
+    found_networks: list[engine.LabNetwork] | None = None,
 ) -> int:
-    removed = engine.remove_lab(client, name, run, found)
+    removed = engine.remove_lab(client, name, run, found, found_networks)
     if run_area is not None:
         shutil.rmtree(run_area, ignore_errors=True)
     return removed
@@ -206,8 +207,9 @@ def down(name: str) -> int:
     Single-host labs are looked for first: the common case asks the engine nothing about swarms."""
     client = engine.connect()
     containers = engine.lab_containers(client, name)
-    if containers or engine.lab_networks(client, name):
-        return _down(client, name, containers)
+    networks = None if containers else engine.lab_networks(client, name)  # a lab whose containers went by hand
+    if containers or networks:
+        return _down(client, name, containers, networks)
     if name in swarm.swarm_lab_names(client):
         return _down_swarm(client, name)
     return 0
@@ -221,12 +223,21 @@ def _down_swarm(client: docker.DockerClient, name: str) -> int:
     return removed
 
 
-def _down(client: docker.DockerClient, name: str, containers: list[engine.LabContainer] | None = None) -> int:
+def _down(
+    client: docker.DockerClient,
+    name: str,
+    containers: list[engine.LabContainer] | None = None,
+    networks: list[engine.LabNetwork] | None = None,
+) -> int:
     containers = engine.lab_containers(client, name) if containers is None else containers
     run_area = _run_area_of(containers)
     if run_area is not None and run_area.parent.name != RUN_AREA:
         run_area = None  # only ever delete our own run area
-    return int(engine.with_signals_masked(lambda: _remove(client, name, run_area, found=containers)))
+    return int(
+        engine.with_signals_masked(
+            lambda: _remove(client, name, run_area, found=containers, found_networks=networks)
+        )
+    )
 
 
 def down_all() -> list[str]:

@@ -107,3 +107,30 @@ def test_only_the_named_run_goes() -> None:
     api = FakeAPI()
     remove_lab(_client(api), LAB, run="r1")
     assert [target for call, target in api.calls if call == "remove_volume"] == [f"{LAB}_models"]
+
+
+class ListingAPI(FakeAPI):
+    """Counts the engine's listings too; the lab's containers were removed by hand."""
+
+    def __init__(self) -> None:
+        super().__init__(states=())
+        self.listed: list[str] = []
+
+    def containers(self, **kwargs: Any) -> list[dict[str, Any]]:
+        self.listed.append("containers")
+        return super().containers(**kwargs)
+
+    def networks(self, **kwargs: Any) -> list[dict[str, Any]]:
+        self.listed.append("networks")
+        return super().networks(**kwargs)
+
+
+def test_down_of_a_lab_left_with_only_its_network_lists_it_once(monkeypatch: Any) -> None:
+    from composer.labs import local
+
+    api = ListingAPI()
+    monkeypatch.setattr(local.engine, "connect", lambda: _client(api))
+
+    assert local.down(LAB) == 1 + 2  # the network and the two volumes
+    assert api.listed == ["containers", "networks"]
+    assert [target for call, target in api.calls if call == "remove_network"] == ["n1"]
