@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import MakeStack, Tisbench
-from .support import E2E_STACKS, read_json
+from .support import E2E_STACKS, STEADY, read_json
 
 pytestmark = pytest.mark.docker
 
@@ -38,7 +38,7 @@ def test_a_decoupled_model_runs_over_grpc_streaming_and_reports_its_responses(
     stack = make_stack(DECOUPLED_STACK, "decoupled")
     run = run_root / "RUN"
     result = tisbench("lab", stack, "--release", "24.10", "--images", "lab", "--concurrency", "1:2", "--out", run,
-                      timeout=400)
+                      *STEADY, timeout=400)
     assert result.exit_code == 0, result
     chosen = [line for line in result.stderr.splitlines() if "is decoupled" in line]
     assert len(chosen) == 1 and "model_transaction_policy.decoupled" in chosen[0] and "gRPC" in chosen[0], result

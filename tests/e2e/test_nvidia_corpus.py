@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support import E2E_STACKS, RELEASE, CliResult, LabRegistry, copy_stack, run_cli
+from .support import E2E_STACKS, RELEASE, CliResult, LabRegistry, copy_stack, once_more_if_noisy, run_cli
 
 pytestmark = pytest.mark.docker
 
@@ -46,18 +45,12 @@ def _summary_rows(run_root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-NOT_STABLE = "tisbench: error: perf_analyzer: measurement not stable at "
-
-
 def _lab_on_defaults(stack: Path, run_root: Path) -> CliResult:
-    """``tisbench lab`` on defaults; once more when the only failure was the machine's noise."""
     argv = ["lab", stack, "--release", RELEASE, "--images", "lab"]
-    result = run_cli(argv, cwd=run_root, timeout=LAB_TIMEOUT)
-    if result.exit_code == 5 and NOT_STABLE in result.stderr:
-        warnings.warn(f"{stack.name}: too noisy to settle, running the lab once more: {result.error}", stacklevel=2)
-        shutil.rmtree(run_root / "runs")  # the failed run's directory: the rerun leaves the only one
-        result = run_cli(argv, cwd=run_root, timeout=LAB_TIMEOUT)
-    return result
+    return once_more_if_noisy(
+        lambda: run_cli(argv, cwd=run_root, timeout=LAB_TIMEOUT),
+        lambda: shutil.rmtree(run_root / "runs"),  # the failed run's directory: the rerun's is then the only one
+    )
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -17,7 +17,7 @@ import pytest
 
 from .conftest import MakeStack, Tisbench
 from .registry import LocalRegistry
-from .support import LAB_IMAGES, QUICKSTART, RELEASE, LabRegistry, leftovers
+from .support import LAB_IMAGES, QUICKSTART, RELEASE, STEADY, LabRegistry, leftovers
 
 pytestmark = pytest.mark.docker
 
@@ -64,6 +64,7 @@ def test_lab_pulls_both_images_from_a_mirror_and_records_their_digests(
         "missing",
         "--out",
         run,
+        *STEADY,
         timeout=300,
     )
 
