@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -79,28 +79,19 @@ def scan_window_hints(stream: IO[bytes], chunk_size: int = 1 << 20) -> list[tupl
     return hints
 
 
-def _walk(
-    stream: IO[bytes], hints: Sequence[tuple[int, int] | None]
-) -> tuple[list[ExperimentSummary], list[tuple[int, int] | None]]:
-    """One event-level pass; returns the summaries and each experiment's parsed window.
+# What _layout yields: the start of an experiment's requests (with the boundaries already parsed,
+# when they precede them), each request (its timestamp, response timestamps, whether its last
+# response was a null one), and each experiment's end (its mode, value and window boundaries).
+_REQUESTS, _REQUEST, _EXPERIMENT = 0, 1, 2
 
-    Requests are filtered with ``hints`` (or with boundaries already parsed, when they precede
-    the requests); the caller redoes the pass when a hint differs from the parsed window.
 
-    Depths: 1 root · 3 experiment · 4 its "experiment"/"requests"/"window_boundaries" values ·
-    5 one request · 6 a request's arrays (response_timestamps, response_outputs) · 7 one response's
-    outputs. ``shown`` tracks the latest response: 0 no output yet, 1 only "" (null), 2 content.
-    """
-    summaries: list[ExperimentSummary] = []
-    observed: list[tuple[int, int] | None] = []
+def _layout(stream: IO[bytes]) -> Iterator[tuple[Any, ...]]:
+    """perf_analyzer's export layout, event by event. Depths: 1 root · 3 experiment · 4 its values ·
+    5 one request · 6 its arrays (response_timestamps, response_outputs) · 7 one response's outputs.
+    ``shown`` tracks the latest response: 0 no output yet, 1 only "" (null), 2 content."""
     depth = 0
-    k1 = k3 = k4 = k5 = ""
-    mode, value = "", 0.0
-    bounds: list[int] = []
-    acc: Accumulator | None = None
-    start: int | None = None
-    stamps: list[int] = []
-    shown = 0
+    k1 = k3 = k4 = k5 = mode = ""
+    value, bounds, start, stamps, shown = 0.0, [], None, [], 0
     for event, val in _ijson.basic_parse(stream, use_float=True, buf_size=1 << 16):
         if event == "map_key":
             if depth == 5:
@@ -111,21 +102,17 @@ def _walk(
                 k4 = val
             elif depth == 1:
                 k1 = val
-        elif event == "number":
-            if depth == 6:
-                if k5 == "response_timestamps":
-                    stamps.append(val)
-            elif depth == 7:
-                if k5 == "response_outputs":
-                    shown = 2
-            elif depth == 5:
-                if k5 == "timestamp":
-                    start = val
-            elif depth == 4:
-                if k3 == "window_boundaries":
-                    bounds.append(int(val))
-                elif k3 == "experiment" and k4 == "value":
-                    value = val
+        elif event == "number":  # the depths of one chain exclude each other: the first match is the only one
+            if depth == 6 and k5 == "response_timestamps":
+                stamps.append(val)
+            elif depth == 7 and k5 == "response_outputs":
+                shown = 2
+            elif depth == 5 and k5 == "timestamp":
+                start = val
+            elif depth == 4 and k3 == "window_boundaries":
+                bounds.append(int(val))
+            elif depth == 4 and k3 == "experiment" and k4 == "value":
+                value = val
         elif event == "start_map":
             depth += 1
             if depth == 7:
@@ -133,35 +120,56 @@ def _walk(
             elif depth == 5:
                 start, stamps, shown = None, [], 0
             elif depth == 3 and k1 == "experiments":
-                mode, value, bounds, acc, k3 = "", 0.0, [], None, ""
+                mode, value, bounds, k3 = "", 0.0, [], ""
             elif depth == 8 and k5 == "response_outputs":
                 shown = 2
         elif event == "end_map":
             depth -= 1
-            if depth == 4:
-                if k3 == "requests" and acc is not None:
-                    acc.add(start, stamps, shown == 1)
+            if depth == 4 and k3 == "requests":
+                yield _REQUEST, start, stamps, shown == 1
             elif depth == 2 and k1 == "experiments":
-                observed.append(_window(bounds))
-                summaries.append((acc or Accumulator(observed[-1])).finish(mode, value))
+                yield _EXPERIMENT, mode, value, bounds
         elif event == "start_array":
             depth += 1
             if depth == 4 and k3 == "requests" and k1 == "experiments":
-                index = len(summaries)
-                hint = hints[index] if index < len(hints) else None
-                acc = Accumulator(_window(bounds) if bounds else hint)
+                yield _REQUESTS, bounds
             elif depth == 8 and k5 == "response_outputs":
                 shown = 2
         elif event == "end_array":
             depth -= 1
         elif event == "string":
-            if depth == 7:
-                if k5 == "response_outputs":
-                    shown = 1 if val == "" and shown != 2 else 2
+            if depth == 7 and k5 == "response_outputs":
+                shown = 1 if val == "" and shown != 2 else 2
             elif depth == 4 and k3 == "experiment" and k4 == "mode":
                 mode = val
         elif depth == 7 and k5 == "response_outputs":  # boolean, null
             shown = 2
+
+
+def _walk(
+    stream: IO[bytes], hints: Sequence[tuple[int, int] | None]
+) -> tuple[list[ExperimentSummary], list[tuple[int, int] | None]]:
+    """One pass; returns the summaries and each experiment's parsed window.
+
+    Requests are filtered with ``hints`` (or with boundaries already parsed, when they precede
+    the requests); the caller redoes the pass when a hint differs from the parsed window."""
+    summaries: list[ExperimentSummary] = []
+    observed: list[tuple[int, int] | None] = []
+    acc: Accumulator | None = None
+    for item in _layout(stream):
+        kind = item[0]
+        if kind == _REQUEST:
+            if acc is not None:
+                acc.add(item[1], item[2], item[3])
+        elif kind == _REQUESTS:
+            index = len(summaries)
+            hint = hints[index] if index < len(hints) else None
+            acc = Accumulator(_window(item[1]) if item[1] else hint)
+        else:
+            _, mode, value, bounds = item
+            observed.append(_window(bounds))
+            summaries.append((acc or Accumulator(observed[-1])).finish(mode, value))
+            acc = None
     return summaries, observed
 
 
