@@ -193,7 +193,7 @@ class AttemptResult:
     exit_code: int  # as reported; ``verdict`` holds the status it was judged to have
     seconds: float
     csv: str | None  # its CSV (the points it measured), None when it wrote none
-    export: bytes | None  # its profile export, holding the unstable point's experiment too
+    export: bytes | None  # its profile export (with_exports fetches it), with the unstable point too
     measured: tuple[float, ...]
     unstable: float | None
     spread: Spread | None
@@ -304,10 +304,20 @@ def _run_one(
         say(verdict.note)
     if verdict.failed or verdict.exit_code is None:
         raise runner.failure(verdict, run.output, timeout_s, time.monotonic() - began)
-    export = runner.fetch(outputs.profile_export) if csv_text and outputs.profile_export else None
     unstable = unstable_point(attempt.sweep.points(), measured or (), verdict.exit_code, run.output)
     spread = trial_spread(run.output) if unstable is not None else None
     seconds = time.monotonic() - began
     return AttemptResult(
-        attempt, tuple(argv), run.exit_code, seconds, csv_text, export, measured or (), unstable, spread, verdict
+        attempt, tuple(argv), run.exit_code, seconds, csv_text, None, measured or (), unstable, spread, verdict
     )
+
+
+def with_exports(results: Sequence[AttemptResult], runner: Runner) -> list[AttemptResult]:
+    """Each attempt with its profile export, fetched once the sweep is over: only the analyzer
+    holds them, so the lab's server can be on its way out meanwhile."""
+    fetched = []
+    for result in results:
+        path = runner.outputs_of(result.attempt).profile_export
+        export = runner.fetch(path) if result.csv and path else None
+        fetched.append(replace(result, export=export))
+    return fetched

@@ -13,7 +13,7 @@ import signal
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,10 +267,12 @@ def remove_lab(
     run: str | None = None,
     found: list[LabContainer] | None = None,
     found_networks: list[LabNetwork] | None = None,
+    held: Mapping[str, threading.Event] | None = None,
 ) -> int:
     """Remove every container, network and volume labelled with the lab (only those of ``run``,
     when given; ``found``, ``found_networks``: its containers and networks, already listed);
-    idempotent. Returns how many.
+    idempotent. Returns how many. A container in ``held`` is left alone until its event is set
+    (a run still reads its files); the others start going at once.
 
     The running containers leave the lab's networks first (their endpoints and port mappings go
     in parallel); then the networks are removed beside the containers' kill and removal, instead
@@ -285,7 +287,8 @@ def remove_lab(
         listed_volumes = pool.submit(lab_volumes, client, name)
         listed_networks = lab_networks(client, name) if found_networks is None else found_networks
         networks = [n for n in listed_networks if run is None or n.run_id == run]
-        left = [pool.submit(_leave, api, c.id, n.id) for c in containers if c.running for n in networks]
+        held = held or {}
+        left = [pool.submit(_leave, api, c, [n.id for n in networks], held.get(c.id)) for c in containers]
         for leaving in left:
             leaving.result()
         removals = [pool.submit(_remove_container, api, c.id) for c in containers]
@@ -304,10 +307,16 @@ def remove_lab(
     return len(containers) + len(networks) + len(volumes)
 
 
-def _leave(api: docker.APIClient, container_id: str, network_id: str) -> None:
-    """Disconnect a container that is about to be removed; whatever the engine says, the removal decides."""
-    with contextlib.suppress(docker.errors.APIError):
-        api.disconnect_container_from_network(container_id, network_id, force=True)
+def _leave(api: docker.APIClient, container: LabContainer, networks: list[str], held: threading.Event | None) -> None:
+    """Disconnect a container that is about to be removed, once it is no longer held; whatever the
+    engine says, the removal decides."""
+    if held is not None:
+        held.wait()
+    if not container.running:
+        return
+    for network_id in networks:
+        with contextlib.suppress(docker.errors.APIError):
+            api.disconnect_container_from_network(container.id, network_id, force=True)
 
 
 def _remove_container(api: docker.APIClient, container_id: str) -> None:

@@ -5,6 +5,7 @@ Input problems are found before anything runs; a failed run keeps what it had, m
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.analyzer.attempt_outputs import write_outputs
-from composer.analyzer.attempts import AttemptResult, run_attempts
+from composer.analyzer.attempts import AttemptResult, run_attempts, with_exports
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
 from composer.analyzer.inputs import container_input_path, input_shapes
@@ -208,11 +209,12 @@ def run_bench(
     request: BenchRequest,
     say: Say,
     on_point: Callable[[str], None] = lambda p: None,
-    lab_done: Callable[[], None] | None = None,
+    lab_done: Callable[[threading.Event], None] | None = None,
 ) -> BenchResult:
     """Validate, run perf_analyzer in the lab's sdk container, and write the run directory.
-    ``lab_done`` is called once the run needs nothing more from the lab (perf_analyzer's outputs
-    and the server's log and metrics are in hand), before they are written up."""
+    ``lab_done`` is called once the run needs nothing more from the lab's server (its log and
+    metrics are in hand), with an event set once perf_analyzer's files are fetched from the analyzer
+    too: the lab's removal starts beside that fetch and the writing up."""
     seen = _observe(lab, request)
     settings = seen.settings
     run_dir = prepare_run_dir(request.out or default_run_dir(lab.name))
@@ -266,7 +268,7 @@ def _measure(
     argv: list[str],
     say: Say,
     on_point: Callable[[str], None],
-    lab_done: Callable[[], None] | None = None,
+    lab_done: Callable[[threading.Event], None] | None = None,
 ) -> BenchResult:
     """perf_analyzer's attempts, their outputs merged into the run directory, and its summary."""
     run_dir = files.path
@@ -293,6 +295,7 @@ def _measure(
         attempts.append(result.record())
         write_json(files.manifest, manifest)
 
+    reading = threading.Event()  # set once the analyzer's files are in hand
     try:
         if lab.metrics_port:
             recorder.scrape("start")
@@ -302,7 +305,9 @@ def _measure(
         _keep_server_log(lab, run_dir)
         server_log_kept = True
         if lab_done is not None:
-            lab_done()
+            lab_done(reading)  # the server and the network go while the exports come
+        results = with_exports(results, execs)
+        reading.set()
         summary = _summarize(lab, settings, files, results, unstable, recorder, execs.started, manifest)
         write_json(files.summary, summary)
         manifest.update(status="ok", exit_code=0)
@@ -311,6 +316,7 @@ def _measure(
         manifest.update(status="failed", **failure_record(exc))
         raise
     finally:
+        reading.set()
         execs.log.close()
         manifest["ended_utc"] = utc_now()
         with engine.with_signals_masked_ctx():

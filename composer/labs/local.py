@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -189,8 +190,9 @@ def _remove(
     run: str | None = None,
     found: list[engine.LabContainer] | None = None,
     found_networks: list[engine.LabNetwork] | None = None,
+    held: dict[str, threading.Event] | None = None,
 ) -> int:
-    removed = engine.remove_lab(client, name, run, found, found_networks)
+    removed = engine.remove_lab(client, name, run, found, found_networks, held)
     if run_area is not None:
         shutil.rmtree(run_area, ignore_errors=True)
     return removed
@@ -280,8 +282,9 @@ class LocalBackend:
     def collect(self, lab: RunningLab) -> None:
         """Nothing beyond the bench: a run writes its logs and manifest as it ends."""
 
-    def down(self, lab: RunningLab) -> None:
-        _remove(lab.client, lab.name, lab.compose_file.parent)
+    def down(self, lab: RunningLab, reading: threading.Event | None = None) -> None:
+        held = {lab.ids[ANALYZER]: reading} if reading is not None and ANALYZER in lab.ids else None
+        _remove(lab.client, lab.name, lab.compose_file.parent, held=held)
 
 
 def _owner_gone(owner: str | None) -> bool:

@@ -33,7 +33,9 @@ class Backend(Protocol[L]):
     def collect(self, lab: L) -> None:
         """Save what the run leaves on the engine (logs, manifest) before the lab is removed."""
 
-    def down(self, lab: L) -> None: ...
+    def down(self, lab: L, reading: threading.Event | None = None) -> None:
+        """Remove the lab. With ``reading``, what a run still reads files from (the analyzer) stays
+        until it is set, while the rest goes at once."""
 
 
 def failure_record(exc: BaseException) -> dict[str, Any]:
@@ -74,6 +76,7 @@ class LabSession(Generic[L]):
         self.keep = keep
         self._lab: L | None = None
         self._teardown: _Teardown | None = None
+        self._reading: threading.Event | None = None
 
     @property
     def lab(self) -> L:
@@ -85,14 +88,18 @@ class LabSession(Generic[L]):
         self._lab = self.backend.up()
         return self._lab
 
-    def remove_early(self) -> None:
-        """The results are collected: start removing the lab now, beside whatever comes next."""
+    def remove_early(self, reading: threading.Event | None = None) -> None:
+        """The run needs nothing more from the lab: start removing it now, beside whatever comes next.
+        ``reading``: the run still reads its files from the analyzer until it sets it (the server
+        and the network go meanwhile); leaving the session sets it in any case."""
         if self.keep or self._teardown is not None:
             return
-        lab = self.lab
+        lab, backend = self.lab, self.backend
         with engine.with_signals_masked_ctx():
-            self.backend.collect(lab)
-            self._teardown = _Teardown(lambda: self.backend.down(lab), self.backend.name_of(lab))
+            backend.collect(lab)
+            self._reading = reading
+            remove = (lambda: backend.down(lab, reading)) if reading is not None else (lambda: backend.down(lab))
+            self._teardown = _Teardown(remove, backend.name_of(lab))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -101,6 +108,8 @@ class LabSession(Generic[L]):
         keep = self.keep and not isinstance(exc, KeyboardInterrupt)  # an interrupt leaves nothing running
         with engine.with_signals_masked_ctx():  # a second Ctrl-C cannot cut the removal short
             if self._teardown is not None:
+                if self._reading is not None:
+                    self._reading.set()  # whatever the run still meant to read, the removal goes on
                 self._teardown.join()
                 self.say(f"{self.backend.kind} {name} removed")
                 return

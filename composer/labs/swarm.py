@@ -13,6 +13,7 @@ from __future__ import annotations
 import platform
 import re
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,6 +325,8 @@ class SwarmBackend:
             self.manifest["ended_utc"] = utc_now()
             write_json(self.files.manifest, self.manifest)
 
-    def down(self, lab: SwarmLab) -> None:
+    def down(self, lab: SwarmLab, reading: threading.Event | None = None) -> None:
+        if reading is not None:
+            reading.wait()  # the service's tasks are its analyzers: they stay while a run reads them
         swarm.remove_swarm_lab(self.client, lab.name)
         shutil.rmtree(self.run_area, ignore_errors=True)

@@ -126,6 +126,7 @@ def prepare_charts() -> None:
 
 def render_charts(data: RunData) -> dict[str, bytes]:
     """PNG bytes per chart file name."""
+    from matplotlib import rc_context
     from matplotlib.figure import Figure
 
     draw: dict[str, Callable[[Axes, RunData], None]] = {
@@ -138,9 +139,12 @@ def render_charts(data: RunData) -> dict[str, bytes]:
     for name in chart_names(data):
         # Fixed margins, not constrained layout: its solver costs a second draw pass per chart
         # (~0.1 s each, on the path of every `tisbench lab` before it may exit).
-        figure = Figure(figsize=(8, 4.5), dpi=100)
-        figure.subplots_adjust(left=0.09, right=0.98, top=0.91, bottom=0.12)
-        draw[name](figure.subplots(), data)
+        # The title's place is fixed too (axes.titley): left to matplotlib, it measures the tick
+        # labels' extents on every draw to keep clear of them, though none are ever on top.
+        with rc_context({"axes.titley": 1.0}):
+            figure = Figure(figsize=(8, 4.5), dpi=100)
+            figure.subplots_adjust(left=0.09, right=0.98, top=0.91, bottom=0.12)
+            draw[name](figure.subplots(), data)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
         charts[name] = buffer.getvalue()

@@ -28,6 +28,7 @@ from composer.analyzer.attempts import (
     trial_spread,
     unstable_error,
     unstable_point,
+    with_exports,
 )
 from composer.analyzer.perf_analyzer import BenchSettings, Outputs, explain_failure, perf_analyzer_argv
 from composer.analyzer.results import parse_perf_csv
@@ -180,6 +181,40 @@ def _run(script: Scripted, settings: BenchSettings, retries: int = 3) -> tuple[l
     said: list[str] = []
     results, failure = run_attempts(settings, retries, script, lambda r: None, said.append)
     return results, failure, said
+
+
+class WithExports(Scripted):
+    """Scripted runs whose attempts also write a profile export."""
+
+    def __init__(self, runs: Sequence[tuple[int, Sequence[int], str]]) -> None:
+        super().__init__(runs)
+        self.fetched: list[str] = []
+
+    def outputs_of(self, attempt: Attempt) -> Outputs:
+        return Outputs(f"/tmp/a{attempt.number}.csv", f"/tmp/a{attempt.number}.json")
+
+    def execute(self, attempt: Attempt, argv: list[str], timeout_s: float) -> ExecResult:
+        ran = super().execute(attempt, argv, timeout_s)
+        self.files[f"/tmp/a{attempt.number}.json"] = b"export %d" % attempt.number
+        return ran
+
+    def fetch(self, path: str) -> bytes | None:
+        self.fetched.append(path)
+        return super().fetch(path)
+
+
+def test_exports_are_fetched_after_the_sweep_each_for_its_attempt() -> None:
+    script = WithExports([(0, [1], TRUNCATED), (0, [2, 3], "")])
+    results, failure, _ = _run(script, _settings("1:3"))
+    assert failure is None and [r.export for r in results] == [None, None]
+    assert script.fetched == ["/tmp/a1.csv", "/tmp/a2.csv"]  # the sweep's decisions need the CSVs only
+    assert [r.export for r in with_exports(results, script)] == [b"export 1", b"export 2"]
+
+
+def test_an_attempt_that_wrote_no_csv_has_no_export_fetched() -> None:
+    script = WithExports([(0, [], TRUNCATED)])
+    results = [AttemptResult(first_attempt(_settings("1:1")), ("perf_analyzer",), 0, 1.0, None, None, (), None, None)]
+    assert [r.export for r in with_exports(results, script)] == [None] and script.fetched == []
 
 
 def _value(argv: list[str], flag: str) -> str:

@@ -4,6 +4,7 @@ containers and networks go side by side; a network still held is removed again a
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -134,3 +135,19 @@ def test_down_of_a_lab_left_with_only_its_network_lists_it_once(monkeypatch: Any
     assert local.down(LAB) == 1 + 2  # the network and the two volumes
     assert api.listed == ["containers", "networks"]
     assert [target for call, target in api.calls if call == "remove_network"] == ["n1"]
+
+
+def test_a_held_container_stays_until_released_while_the_rest_goes() -> None:
+    api, reading = FakeAPI(), threading.Event()
+    removal = threading.Thread(target=remove_lab, args=(_client(api), LAB), kwargs={"held": {"c1": reading}})
+    removal.start()
+    deadline = time.monotonic() + 5
+    while ("disconnect", "c0") not in api.calls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.05)  # time enough for the held one to go, were it not held
+    assert api.calls == [("disconnect", "c0")]
+    reading.set()
+    removal.join(timeout=5)
+    assert not removal.is_alive()
+    assert api.calls[:2] == [("disconnect", "c0"), ("disconnect", "c1")]
+    assert sorted(api.calls[2:5]) == [("remove_container", "c0"), ("remove_container", "c1"), ("remove_network", "n1")]

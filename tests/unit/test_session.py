@@ -88,6 +88,38 @@ def test_remove_early_removes_on_a_thread_and_exit_waits_for_it() -> None:
     assert said == ["lab lab-1 removed"]
 
 
+@dataclass
+class ReadingBackend(FakeBackend):
+    """Its down() keeps the analyzer while the run still reads from it, as the local backend does."""
+
+    def down(self, lab: str, reading: threading.Event | None = None) -> None:
+        if reading is not None:
+            self.events.append("waits for reading")
+            assert reading.wait(timeout=5), "the session never let the analyzer go"
+        super().down(lab)
+
+
+def test_an_early_removal_keeps_the_analyzer_until_the_run_has_read_it() -> None:
+    backend, reading = ReadingBackend(), threading.Event()
+    session = LabSession(backend, say=lambda m: None)
+    with session:
+        session.remove_early(reading)
+        backend.events.append("reads")
+        reading.set()
+    assert backend.events[:2] == ["up", "collect"] and backend.events[-1] == "down"
+    assert backend.events.index("waits for reading") < backend.events.index("down")
+    assert backend.events.index("reads") < backend.events.index("down")
+
+
+def test_a_run_that_fails_while_reading_still_lets_the_removal_finish() -> None:
+    backend, reading = ReadingBackend(), threading.Event()
+    session = LabSession(backend, say=lambda m: None)
+    with pytest.raises(AnalyzerError), session:
+        session.remove_early(reading)
+        raise AnalyzerError("perf_analyzer's export could not be read")
+    assert reading.is_set() and backend.events[-1] == "down"
+
+
 def test_a_failed_early_removal_is_raised_at_exit() -> None:
     backend = FakeBackend(fail_down=RuntimeError("engine gone"))
     session = LabSession(backend, say=lambda m: None)
