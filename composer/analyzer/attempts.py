@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from composer.analyzer import export_size
 from composer.analyzer.perf_analyzer import SEQUENCE_ID_SPAN, BenchSettings, Outputs, perf_analyzer_argv
 from composer.analyzer.verdict import STABILITY_FAILED, Verdict, judge_run
 from composer.core.errors import AnalyzerError
@@ -88,6 +89,16 @@ def settings_for_attempt(settings: BenchSettings, attempt: Attempt) -> BenchSett
         measurement_requests=None if timed else attempt.window.size,
         sequence_ids=sequence_ids,
     )
+
+
+def export_left_out(settings: BenchSettings, attempt: Attempt) -> str | None:
+    """Why this attempt leaves the profile export out (its projected size), or None to ask for it."""
+    if not settings.profile_export or settings.values_per_request is None:
+        return None
+    window = attempt.window
+    points = len(attempt.sweep.points())
+    projected = export_size.projected_bytes(settings.values_per_request, window.mode, window.size, points)
+    return export_size.left_out(projected)
 
 
 def first_attempt(settings: BenchSettings) -> Attempt:
@@ -292,6 +303,11 @@ def _run_one(
     from composer.analyzer.results import parse_perf_csv
 
     outputs = runner.outputs_of(attempt)
+    if outputs.profile_export and attempt.number > 1:  # a retry's longer windows may outgrow the budget
+        note = export_left_out(settings, attempt)
+        if note:
+            say(f"retry {attempt.number - 1}: {note}")
+            outputs = replace(outputs, profile_export=None)
     argv = perf_analyzer_argv(settings_for_attempt(settings, attempt), outputs)
     began = time.monotonic()
     timeout_s = max(1.0, deadline - began)
@@ -318,6 +334,7 @@ def with_exports(results: Sequence[AttemptResult], runner: Runner) -> list[Attem
     fetched = []
     for result in results:
         path = runner.outputs_of(result.attempt).profile_export
-        export = runner.fetch(path) if result.csv and path else None
+        asked = path is not None and path in result.argv
+        export = runner.fetch(path) if result.csv and asked and path else None
         fetched.append(replace(result, export=export))
     return fetched

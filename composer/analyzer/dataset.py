@@ -152,6 +152,12 @@ def parse_shape_option(text: str) -> tuple[str, list[int]]:
     return name, dims
 
 
+def input_counts(dataset: Mapping[str, Any], model: ModelInputs, source: str) -> dict[str, int]:
+    """Each input's largest element count over the steps of ``data``."""
+    entries = _collect(dataset, model, source)
+    return {name: max((e.count for e in found), default=0) for name, found in entries.items()}
+
+
 def _collect(dataset: Mapping[str, Any], model: ModelInputs, source: str) -> dict[str, list[_Entry]]:
     """Check every step of ``data``; return each input's entries in step order."""
     _check_top_level(dataset, source)

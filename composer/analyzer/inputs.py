@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.analyzer.dataset import derive_shapes, load_dataset, validate
+from composer.analyzer.dataset import derive_shapes, input_counts, load_dataset, validate
 from composer.analyzer.model_inputs import ModelInputs
 from composer.core.config import Stack
 from composer.core.errors import UsageError
@@ -52,6 +52,12 @@ def input_shapes(stack: Stack, choice: InputChoice, model_inputs: ModelInputs) -
     if not choice.auto_shape:
         return user_shapes
     return derive_shapes(dataset, model_inputs, user_shapes, source=str(host_input))
+
+
+def input_value_counts(stack: Stack, choice: InputChoice, model_inputs: ModelInputs) -> dict[str, int]:
+    """Each input's largest element count in the input data (what one request carries)."""
+    host_input, _ = container_input_path(stack, choice.input_data)
+    return input_counts(load_dataset(host_input), model_inputs, str(host_input))
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class BenchSettings:
     streaming: bool = False  # a decoupled model: gRPC streaming, 0..n responses per request
     sequence_ids: int | None = None  # a sequence model: first id of this run's own --sequence-id-range
     analyzer_version: str | None = None  # the perf_analyzer in the sdk container: its argv is fitted to it
+    values_per_request: int | None = None  # tensor elements a request and its response put in the export
 
 
 def is_decoupled(config: Mapping[str, Any]) -> bool:

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from composer.analyzer.attempt_outputs import write_outputs
-from composer.analyzer.attempts import AttemptResult, run_attempts, with_exports
+from composer.analyzer.attempts import AttemptResult, export_left_out, first_attempt, run_attempts, with_exports
+from composer.analyzer.export_size import values_per_request
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
-from composer.analyzer.inputs import container_input_path, input_shapes
+from composer.analyzer.inputs import container_input_path, input_shapes, input_value_counts
 from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     DECOUPLED_FIELD,
@@ -66,6 +67,7 @@ def settings_for(
     a = stack.analyzer
     _, container_input = container_input_path(stack, request.input_data)
     shapes = input_shapes(stack, request.input_choice(), model_inputs)
+    values = values_per_request(model_inputs, input_value_counts(stack, request.input_choice(), model_inputs))
     interval = request.measurement_interval_ms
     requests = request.measurement_requests
     if interval is None and requests is None:
@@ -82,6 +84,7 @@ def settings_for(
         timeout_s=request.timeout_s or a.timeout_s,
         profile_export=has_option((analyzer or assumed(release)).version, "--profile-export-file"),
         metric_args=tuple(analyzer_metric_args(parse_gpus(gpus))),
+        values_per_request=values,
     )
 
 
@@ -167,6 +170,7 @@ class _Observed:
     images: dict[str, dict[str, Any]]
     analyzer: AnalyzerIdentity
     settings: BenchSettings
+    export_left_out: str | None = None  # why the profile export is not asked for (its projected size)
 
 
 def _observe(lab: LabHandle, request: BenchRequest) -> _Observed:
@@ -187,7 +191,10 @@ def _observe(lab: LabHandle, request: BenchRequest) -> _Observed:
     settings = settings_for(lab.stack, lab.release, lab.gpus, request, inputs, analyzer)
     settings = replace(for_model_config(settings, config, request.protocol), analyzer_version=analyzer.version)
     check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
-    return _Observed(metadata, config, reported_version, containers["server"], images, analyzer, settings)
+    too_big = export_left_out(settings, first_attempt(settings))
+    if too_big:
+        settings = replace(settings, profile_export=False)
+    return _Observed(metadata, config, reported_version, containers["server"], images, analyzer, settings, too_big)
 
 
 def _fitted(seen: _Observed, outputs: Outputs, say: Say) -> tuple[list[str], list[str]]:
@@ -197,7 +204,9 @@ def _fitted(seen: _Observed, outputs: Outputs, say: Say) -> tuple[list[str], lis
         perf_analyzer_argv(replace(settings, analyzer_version=None), outputs), settings.extra_args, version
     )
     left_out = fitted.left_out
-    if not settings.profile_export and version:
+    if seen.export_left_out:
+        left_out = [seen.export_left_out, *left_out]
+    elif not settings.profile_export and version:
         left_out = [left_out_line(version, "--profile-export-file"), *left_out]
     for line in left_out:
         say(line)

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from composer.analyzer.export_size import BUDGET_BYTES
+
 from .support import E2E_STACKS, RELEASE, CliResult, LabRegistry, copy_stack, once_more_if_noisy, run_cli
 
 pytestmark = pytest.mark.docker
@@ -56,15 +58,14 @@ def _lab_on_defaults(stack: Path, run_root: Path) -> CliResult:
 @pytest.mark.parametrize("case", CASES)
 def test_nvidia_model_runs_a_lab_on_defaults(case: str, tmp_path: Path, labs: LabRegistry, run_root: Path) -> None:
     stack = copy_stack(NVIDIA_STACKS / case, tmp_path / case, {"name": labs.stack_name(case)})
-    try:
-        result = _lab_on_defaults(stack, run_root)
-        assert result.exit_code == 0, str(result)
-        rows = _summary_rows(run_root)
-    finally:
-        # perf_analyzer's export holds every request's tensors: 1.4 GB for rank5_b64's few thousand
-        # requests. pytest keeps old tmp dirs, so drop it once read.
-        for export in run_root.glob("runs/*/profile_export.json"):
-            export.unlink()
+    result = _lab_on_defaults(stack, run_root)
+    assert result.exit_code == 0, str(result)
+    rows = _summary_rows(run_root)
+    # perf_analyzer's export holds every request's tensors (1.4 GB for rank5_b64 at 200-request
+    # windows, and an OOM-killed perf_analyzer at a retry's longer ones): tisbench asks for it only
+    # where its projected size fits the budget.
+    for export in run_root.glob("runs/*/profile_export.json"):
+        assert export.stat().st_size <= BUDGET_BYTES, f"{export}: {export.stat().st_size:,} bytes"
     assert rows, "summary.json has no rows"
     assert all(row["throughput_infer_per_sec"] > 0 for row in rows), rows
     if case in DECOUPLED:

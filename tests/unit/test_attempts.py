@@ -413,3 +413,16 @@ def test_a_slow_models_count_window_just_doubles() -> None:
     slow = Spread((9.0, 11.0), (90_000, 110_000), 3)  # 200 requests take 20 s already
     retry = next_attempt(first_attempt(_settings()), 1.0, retries=3, spread=slow)
     assert retry is not None and retry.window == Window("count_windows", 414, 46)  # 200 at 9/s: 23 s, then 46
+
+
+def test_a_retry_whose_longer_windows_outgrow_the_export_budget_runs_without_it() -> None:
+    script = WithExports([(0, [1], TRUNCATED), (0, [2, 3], "")])
+    # 8,000 values a request: the retry, 2 points at 506-request windows, projects 618 MB (the first
+    # attempt is sized before the run starts, where the bench builds its argv)
+    results, failure, said = _run(script, _settings("1:3", profile_export=True, values_per_request=8000))
+    assert failure is None
+    first, retry = script.argvs
+    assert "--profile-export-file" in first and "--profile-export-file" not in retry
+    assert said[1].startswith("retry 1: profile export left out: it would hold ~618 MB")
+    assert [r.export for r in with_exports(results, script)] == [b"export 1", None]
+    assert script.fetched == ["/tmp/a1.csv", "/tmp/a2.csv", "/tmp/a1.json"]
