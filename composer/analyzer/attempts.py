@@ -334,7 +334,6 @@ def with_exports(results: Sequence[AttemptResult], runner: Runner) -> list[Attem
     fetched = []
     for result in results:
         path = runner.outputs_of(result.attempt).profile_export
-        asked = path is not None and path in result.argv
-        export = runner.fetch(path) if result.csv and asked and path else None
+        export = runner.fetch(path) if result.csv and path and path in result.argv else None  # asked for
         fetched.append(replace(result, export=export))
     return fetched

@@ -42,6 +42,20 @@ def container_input_path(stack: Stack, override: Path | None) -> tuple[Path, str
 
 def input_shapes(stack: Stack, choice: InputChoice, model_inputs: ModelInputs) -> dict[str, list[int]]:
     """Validate the input data against the model; the ``--shape`` values perf_analyzer needs."""
+    return _read_inputs(stack, choice, model_inputs, counts=False)[0]
+
+
+def input_shapes_and_counts(
+    stack: Stack, choice: InputChoice, model_inputs: ModelInputs
+) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """``input_shapes``, and each input's largest element count (what one request carries), from
+    one read of the input data."""
+    return _read_inputs(stack, choice, model_inputs, counts=True)
+
+
+def _read_inputs(
+    stack: Stack, choice: InputChoice, model_inputs: ModelInputs, *, counts: bool
+) -> tuple[dict[str, list[int]], dict[str, int]]:
     host_input, _ = container_input_path(stack, choice.input_data)
     user_shapes = {
         **{k: list(v) for k, v in stack.analyzer.shapes},
@@ -49,15 +63,10 @@ def input_shapes(stack: Stack, choice: InputChoice, model_inputs: ModelInputs) -
     }
     dataset = load_dataset(host_input)
     validate(dataset, model_inputs, str(host_input))
+    values = input_counts(dataset, model_inputs, str(host_input)) if counts else {}
     if not choice.auto_shape:
-        return user_shapes
-    return derive_shapes(dataset, model_inputs, user_shapes, source=str(host_input))
-
-
-def input_value_counts(stack: Stack, choice: InputChoice, model_inputs: ModelInputs) -> dict[str, int]:
-    """Each input's largest element count in the input data (what one request carries)."""
-    host_input, _ = container_input_path(stack, choice.input_data)
-    return input_counts(load_dataset(host_input), model_inputs, str(host_input))
+        return user_shapes, values
+    return derive_shapes(dataset, model_inputs, user_shapes, source=str(host_input)), values
 
 
 @dataclass(frozen=True)

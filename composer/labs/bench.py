@@ -17,7 +17,7 @@ from composer.analyzer.attempts import AttemptResult, export_left_out, first_att
 from composer.analyzer.export_size import values_per_request
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
-from composer.analyzer.inputs import container_input_path, input_shapes, input_value_counts
+from composer.analyzer.inputs import container_input_path, input_shapes_and_counts
 from composer.analyzer.model_inputs import ModelInputs
 from composer.analyzer.perf_analyzer import (
     DECOUPLED_FIELD,
@@ -66,8 +66,7 @@ def settings_for(
     """perf_analyzer's settings for a lab of ``stack``: the request over the stack's analyzer section."""
     a = stack.analyzer
     _, container_input = container_input_path(stack, request.input_data)
-    shapes = input_shapes(stack, request.input_choice(), model_inputs)
-    values = values_per_request(model_inputs, input_value_counts(stack, request.input_choice(), model_inputs))
+    shapes, counts = input_shapes_and_counts(stack, request.input_choice(), model_inputs)
     interval = request.measurement_interval_ms
     requests = request.measurement_requests
     if interval is None and requests is None:
@@ -84,7 +83,7 @@ def settings_for(
         timeout_s=request.timeout_s or a.timeout_s,
         profile_export=has_option((analyzer or assumed(release)).version, "--profile-export-file"),
         metric_args=tuple(analyzer_metric_args(parse_gpus(gpus))),
-        values_per_request=values,
+        values_per_request=values_per_request(model_inputs, counts),
     )
 
 
