@@ -256,6 +256,12 @@ def _search(
     try:
         search.run()
         say(f"finalists re-measured interleaved: {', '.join(f.candidate.label() for f in search.finals) or 'none'}")
+        for final in search.finals:
+            if final.missed_at:
+                say(
+                    f"{final.candidate.label()}: re-measured, it missed the constraints at concurrency "
+                    f"{', '.join(map(str, final.missed_at))}; its answer is at concurrency {final.result.concurrency}"
+                )
     except KeyboardInterrupt as exc:
         write(search.outcome(), "interrupted", interruption_message(exc))
         raise

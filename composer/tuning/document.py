@@ -36,7 +36,12 @@ def entry(candidate: Candidate, result: Measurement, search: Search, rounds: int
 
 
 def _final(final: Final | None, search: Search) -> dict[str, Any] | None:
-    return None if final is None else entry(final.candidate, final.result, search, final.rounds)
+    if final is None:
+        return None
+    out = entry(final.candidate, final.result, search, final.rounds)
+    if final.missed_at:  # re-measured there, it broke the constraints: stepped down to a lower load
+        out["missed_constraints_at"] = list(final.missed_at)
+    return out
 
 
 def _candidates(search: Search) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from composer.tuning.stats import (
     better,
     choose_point,
     gain,
+    meets,
     pooled,
     rank_key,
     recommend,
@@ -67,6 +68,7 @@ class Final:
     candidate: Candidate
     result: Measurement
     rounds: int
+    missed_at: tuple[int, ...] = ()  # concurrencies whose rounds broke the constraints (stepped down from)
 
 
 @dataclass
@@ -215,26 +217,57 @@ class Search:
         return point
 
     def final_round(self) -> Outcome:
+        """Re-measure the finalists interleaved at their operating points. A finalist whose rounds
+        break the constraints there (its operating point is the highest concurrency that met them
+        in the search, so the edge of the budget) steps down to its next point that met them, and
+        those finalists get their rounds again: a configuration that meets the budget at a lower
+        load is not reported as meeting nothing."""
         finalists = self.finalists()
-        rounds: dict[Candidate, list[Measurement]] = {t.candidate: [] for t in finalists}
-        left = self.settings.max_measurements - self.measurements
-        for _ in range(min(ROUNDS, left // len(finalists)) if finalists else 0):
-            for trial in finalists:  # interleaved: A B C A B C, so drift hits all alike
+        at = {t.candidate: self._operating_point(t).concurrency for t in finalists}
+        results: dict[Candidate, Final] = {}
+        missed: dict[Candidate, tuple[int, ...]] = {t.candidate: () for t in finalists}
+        pending = finalists
+        while pending:
+            rounds = self._interleaved(pending, at)
+            if rounds is None:  # no budget left for a round: keep what the search (or the last rounds) had
+                for trial in pending:
+                    results.setdefault(trial.candidate, Final(trial.candidate, self._operating_point(trial), 0))
+                break
+            stepped = []
+            for trial in pending:
+                got = rounds[trial.candidate]
+                if not got:
+                    results.setdefault(trial.candidate, Final(trial.candidate, self._operating_point(trial), 0))
+                    continue
+                results[trial.candidate] = Final(trial.candidate, pooled(got), len(got), missed[trial.candidate])
+                lower = self._step_down(trial, at[trial.candidate])
+                if not meets(results[trial.candidate].result, self.settings) and lower is not None:
+                    missed[trial.candidate] += (at[trial.candidate],)
+                    at[trial.candidate] = lower
+                    stepped.append(trial)
+            pending = stepped
+        self.finals = [results[t.candidate] for t in finalists]
+        return self.outcome()
+
+    def _interleaved(self, trials: list[Trial], at: dict[Candidate, int]) -> dict[Candidate, list[Measurement]] | None:
+        """ROUNDS interleaved re-measurements (A B C A B C …) at the given concurrencies, as many
+        as the measurement budget allows; None when it allows none."""
+        count = min(ROUNDS, (self.settings.max_measurements - self.measurements) // len(trials))
+        if count == 0:
+            return None
+        rounds: dict[Candidate, list[Measurement]] = {t.candidate: [] for t in trials}
+        for _ in range(count):
+            for trial in trials:  # interleaved, so drift hits all alike
                 try:
-                    rounds[trial.candidate].append(
-                        self.measure(trial.candidate, self._operating_point(trial).concurrency)
-                    )
+                    rounds[trial.candidate].append(self.measure(trial.candidate, at[trial.candidate]))
                 except (LoadFailed, MeasureFailed):
                     continue
-        self.finals = [
-            Final(
-                t.candidate,
-                pooled(rounds[t.candidate]) if rounds[t.candidate] else self._operating_point(t),
-                len(rounds[t.candidate]),
-            )
-            for t in finalists
-        ]
-        return self.outcome()
+        return rounds
+
+    def _step_down(self, trial: Trial, concurrency: int) -> int | None:
+        """The concurrency of the trial's operating point among its points below ``concurrency``."""
+        below = choose_point((p for p in trial.points if p.concurrency < concurrency), self.settings)
+        return below.concurrency if below is not None else None
 
     def outcome(self) -> Outcome:
         """The answer from what has been measured so far (also for an interrupted search)."""

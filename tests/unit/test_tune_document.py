@@ -45,3 +45,14 @@ def test_a_search_where_nothing_meets_the_budget_names_the_closest() -> None:
     assert doc["status"] == "no_candidate" and doc["best"] is None
     assert doc["closest"]["concurrency"] == 1
     assert doc["recommendation"].startswith("no candidate met the constraints; the closest:")
+
+
+def test_a_finalist_that_stepped_down_says_where_it_missed() -> None:
+    settings = tune_settings(None, {"instances": "1", "concurrency": "1:4", "latency_budget_ms": 2.5}, "s.yaml")
+    server = FakeServer(drift=(1.0,))
+    search = Search(space_for(settings, UNBATCHED), settings, server)
+    search.quick()
+    server.drift = (0.7,)  # re-measured 30 % slower: concurrency 2 breaks the budget, 1 meets it
+    doc = tune_document(search, search.final_round(), status="ok", facts=FACTS)
+    assert doc["best"]["concurrency"] == 1 and doc["best"]["missed_constraints_at"] == [2]
+    assert "missed_constraints_at" not in doc["candidates"][0]

@@ -139,3 +139,27 @@ def test_a_measurement_needs_a_window() -> None:
     with pytest.raises(ValueError):
         measurement(1, [])
     assert measurement(2, [Window(100, 0.5, 10.0)]).throughput == 200
+
+
+def test_a_finalist_over_the_budget_when_re_measured_steps_down_to_a_lower_concurrency() -> None:
+    """Its operating point is the highest concurrency that met the budget in the search, the edge of
+    the budget: re-measured slower (the machine drifts), it steps down instead of meeting nothing."""
+    server = FakeServer(drift=(1.0,))
+    search = _search(UNBATCHED, server, latency_budget_ms=2.5, instances="1", concurrency="1:4")
+    search.quick()
+    assert [n for _, n in server.calls] == [1, 2, 4]  # c=2 met the budget (2 ms), c=4 broke it (4 ms)
+    server.drift = (0.7,)  # from now on 30 % slower: c=2 takes 2.9 ms, c=1 1.6 ms
+    outcome = search.final_round()
+    assert [n for _, n in server.calls[3:]] == [2] * ROUNDS + [1] * ROUNDS
+    assert outcome.best is not None and outcome.best.result.concurrency == 1
+    assert outcome.best.missed_at == (2,) and outcome.best.rounds == ROUNDS
+
+
+def test_a_finalist_with_no_lower_point_that_met_the_budget_stays_where_it_missed() -> None:
+    server = FakeServer(drift=(1.0,))
+    search = _search(UNBATCHED, server, latency_budget_ms=1.5, instances="1", concurrency="1:4")
+    search.quick()
+    server.drift = (0.5,)  # c=1 now 2.2 ms: over the budget, and there is nothing below it
+    outcome = search.final_round()
+    assert [n for _, n in server.calls[2:]] == [1] * ROUNDS
+    assert outcome.best is None and outcome.finals[0].missed_at == ()
