@@ -74,9 +74,28 @@ def _check_top_level(dataset: object, source: str) -> None:
 
 def validate(dataset: Mapping[str, Any], inputs: ModelInputs, source: str) -> None:
     """Raise DatasetError, naming file, step and tensor, for anything perf_analyzer would refuse."""
-    _collect(dataset, inputs, source)
+    _validated(dataset, inputs, source)
+
+
+def read_inputs(
+    dataset: Mapping[str, Any],
+    inputs: ModelInputs,
+    user_shapes: Mapping[str, Sequence[int]],
+    *,
+    derive: bool,
+    source: str = "input data",
+) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """``validate``, the ``--shape`` values (``derive_shapes`` when ``derive``, else the user's), and
+    each input's largest element count over the steps of ``data`` — from one walk of the data."""
+    entries = _validated(dataset, inputs, source)
+    shapes = _shapes(entries, inputs, user_shapes, source) if derive else {k: list(v) for k, v in user_shapes.items()}
+    return shapes, {name: max((e.count for e in found), default=0) for name, found in entries.items()}
+
+
+def _validated(dataset: Mapping[str, Any], inputs: ModelInputs, source: str) -> dict[str, list[_Entry]]:
+    entries = _collect(dataset, inputs, source)
     if "validation_data" not in dataset:
-        return
+        return entries
     steps = _steps(dataset, "validation_data", source)
     if _layout(dataset["data"]) != _layout(dataset["validation_data"]):
         hint = "give one validation step per data step, in the same streams"
@@ -90,6 +109,7 @@ def validate(dataset: Mapping[str, Any], inputs: ModelInputs, source: str) -> No
                     'remove "validation_data": perf_analyzer sizes outputs by the model shape only',
                 )
             _read_entry(value, tensor, at, where)
+    return entries
 
 
 def derive_shapes(
@@ -104,7 +124,12 @@ def derive_shapes(
     An input whose every step carries its own ``"shape"`` needs none (and gets none unless the
     user gives one); a flat list fixes the shape from its length when only one dim is variable.
     """
-    entries = _collect(dataset, inputs, source)
+    return _shapes(_collect(dataset, inputs, source), inputs, user_shapes, source)
+
+
+def _shapes(
+    entries: Mapping[str, list[_Entry]], inputs: ModelInputs, user_shapes: Mapping[str, Sequence[int]], source: str
+) -> dict[str, list[int]]:
     _check_user_shapes(user_shapes, inputs)
     shapes: dict[str, list[int]] = {}
     for tensor in inputs.inputs:
@@ -150,12 +175,6 @@ def parse_shape_option(text: str) -> tuple[str, list[int]]:
     if not colon or not name or not dims or min(dims) <= 0:
         raise UsageError(f"--shape {text!r} is not NAME:DIMS", SHAPE_FORM)
     return name, dims
-
-
-def input_counts(dataset: Mapping[str, Any], model: ModelInputs, source: str) -> dict[str, int]:
-    """Each input's largest element count over the steps of ``data``."""
-    entries = _collect(dataset, model, source)
-    return {name: max((e.count for e in found), default=0) for name, found in entries.items()}
 
 
 def _collect(dataset: Mapping[str, Any], model: ModelInputs, source: str) -> dict[str, list[_Entry]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.analyzer.dataset import derive_shapes, input_counts, load_dataset, validate
+from composer.analyzer.dataset import load_dataset, read_inputs
 from composer.analyzer.model_inputs import ModelInputs
 from composer.core.config import Stack
 from composer.core.errors import UsageError
@@ -42,7 +42,7 @@ def container_input_path(stack: Stack, override: Path | None) -> tuple[Path, str
 
 def input_shapes(stack: Stack, choice: InputChoice, model_inputs: ModelInputs) -> dict[str, list[int]]:
     """Validate the input data against the model; the ``--shape`` values perf_analyzer needs."""
-    return _read_inputs(stack, choice, model_inputs, counts=False)[0]
+    return input_shapes_and_counts(stack, choice, model_inputs)[0]
 
 
 def input_shapes_and_counts(
@@ -50,23 +50,13 @@ def input_shapes_and_counts(
 ) -> tuple[dict[str, list[int]], dict[str, int]]:
     """``input_shapes``, and each input's largest element count (what one request carries), from
     one read of the input data."""
-    return _read_inputs(stack, choice, model_inputs, counts=True)
-
-
-def _read_inputs(
-    stack: Stack, choice: InputChoice, model_inputs: ModelInputs, *, counts: bool
-) -> tuple[dict[str, list[int]], dict[str, int]]:
     host_input, _ = container_input_path(stack, choice.input_data)
     user_shapes = {
         **{k: list(v) for k, v in stack.analyzer.shapes},
         **{k: list(v) for k, v in (choice.shapes or {}).items()},
     }
     dataset = load_dataset(host_input)
-    validate(dataset, model_inputs, str(host_input))
-    values = input_counts(dataset, model_inputs, str(host_input)) if counts else {}
-    if not choice.auto_shape:
-        return user_shapes, values
-    return derive_shapes(dataset, model_inputs, user_shapes, source=str(host_input)), values
+    return read_inputs(dataset, model_inputs, user_shapes, derive=choice.auto_shape, source=str(host_input))
 
 
 @dataclass(frozen=True)

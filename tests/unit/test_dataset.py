@@ -15,6 +15,7 @@ from composer.analyzer.dataset import (
     format_shape_args,
     load_dataset,
     parse_shape_option,
+    read_inputs,
     validate,
 )
 from composer.analyzer.model_inputs import ModelInputs, Tensor, skeleton
@@ -562,3 +563,13 @@ def test_load_reports_an_unreadable_file(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(DatasetError) as exc:
         load_dataset(path)
     assert f"cannot read {path}: Permission denied" in error_text(exc)
+
+
+def test_read_inputs_gives_derive_shapes_and_each_inputs_largest_count_from_one_walk() -> None:
+    m = ModelInputs(inputs=(Tensor("x", "FP32", (-1,)), Tensor("y", "INT32", (2,))), outputs=(), max_batch_size=0)
+    dataset = {"data": [{"x": {"content": [1.0, 2.0], "shape": [2]}, "y": [1, 2]},
+                        {"x": {"content": [1.0, 2.0, 3.0], "shape": [3]}, "y": [3, 4]}]}
+    assert read_inputs(dataset, m, {}, derive=True, source=SRC) == (derive_shapes(dataset, m, {}), {"x": 3, "y": 2})
+    assert read_inputs(dataset, m, {"x": [3]}, derive=False, source=SRC) == ({"x": [3]}, {"x": 3, "y": 2})
+    with pytest.raises(DatasetError, match="input 'y'"):  # validated either way
+        read_inputs({"data": [{"x": [1.0], "y": [1, 2, 3]}]}, m, {}, derive=False, source=SRC)
