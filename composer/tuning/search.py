@@ -225,36 +225,30 @@ class Search:
         finalists = self.finalists()
         at = {t.candidate: self._operating_point(t).concurrency for t in finalists}
         results: dict[Candidate, Final] = {}
-        missed: dict[Candidate, tuple[int, ...]] = {t.candidate: () for t in finalists}
         pending = finalists
         while pending:
             rounds = self._interleaved(pending, at)
-            if rounds is None:  # no budget left for a round: keep what the search (or the last rounds) had
-                for trial in pending:
-                    results.setdefault(trial.candidate, Final(trial.candidate, self._operating_point(trial), 0))
-                break
             stepped = []
             for trial in pending:
-                got = rounds[trial.candidate]
-                if not got:
+                got, before = rounds[trial.candidate], results.get(trial.candidate)
+                if not got:  # no round (budget spent, or it failed to load): what the search or last rounds had
                     results.setdefault(trial.candidate, Final(trial.candidate, self._operating_point(trial), 0))
                     continue
-                results[trial.candidate] = Final(trial.candidate, pooled(got), len(got), missed[trial.candidate])
-                lower = self._step_down(trial, at[trial.candidate])
-                if not meets(results[trial.candidate].result, self.settings) and lower is not None:
-                    missed[trial.candidate] += (at[trial.candidate],)
-                    at[trial.candidate] = lower
-                    stepped.append(trial)
+                missed = () if before is None else (*before.missed_at, before.result.concurrency)
+                final = results[trial.candidate] = Final(trial.candidate, pooled(got), len(got), missed)
+                if not meets(final.result, self.settings):
+                    lower = self._step_down(trial, at[trial.candidate])
+                    if lower is not None:
+                        at[trial.candidate] = lower
+                        stepped.append(trial)
             pending = stepped
         self.finals = [results[t.candidate] for t in finalists]
         return self.outcome()
 
-    def _interleaved(self, trials: list[Trial], at: dict[Candidate, int]) -> dict[Candidate, list[Measurement]] | None:
+    def _interleaved(self, trials: list[Trial], at: dict[Candidate, int]) -> dict[Candidate, list[Measurement]]:
         """ROUNDS interleaved re-measurements (A B C A B C …) at the given concurrencies, as many
-        as the measurement budget allows; None when it allows none."""
+        as the measurement budget allows (none when it allows fewer than one each)."""
         count = min(ROUNDS, (self.settings.max_measurements - self.measurements) // len(trials))
-        if count == 0:
-            return None
         rounds: dict[Candidate, list[Measurement]] = {t.candidate: [] for t in trials}
         for _ in range(count):
             for trial in trials:  # interleaved, so drift hits all alike
