@@ -8,12 +8,19 @@ and ``except BaseException`` cleanup runs. Two cases need more than that:
   being interrupted, and ``deferred()`` around such an import keeps its traceback off stderr;
 - an engine call that creates something must not be cut between its request and its answer, or
   the object exists without this process knowing it, and cleanup can miss it: ``deferred()``
-  holds a signal until the call has returned, then raises it.
+  holds a signal until the call has returned, then raises it;
+- a library that catches everything (geventhttpclient's ``except: pass`` around a socket close)
+  or a finaliser (where Python only prints what it raises) swallows the exception, while the lab
+  goes on being made: ``checkpoint()`` in every wait and before a lab is handed over raises the
+  signal again. A finaliser of an object an interrupt cut half-way through construction fails
+  too (``'…' object has no attribute '_sock'``): once an interrupt is under way, what finalisers
+  raise stays off stderr.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,11 +46,28 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     raise SignalReceived(name)
 
 
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Finalisers' errors as Python prints them, except while this process is being interrupted."""
+    if _State.received is None:
+        sys.__unraisablehook__(unraisable)
+
+
 def install() -> None:
     """Make SIGINT and SIGTERM raise SignalReceived (only the main thread may set handlers)."""
     if threading.current_thread() is threading.main_thread():
         for signum in SIGNALS:
             signal.signal(signum, _handle)
+        sys.unraisablehook = _unraisable
+
+
+def checkpoint() -> None:
+    """Raise SignalReceived again if this process got a SIGINT/SIGTERM that code in between swallowed.
+
+    Every signal here means "stop": a wait calls this each round, and a lab is not handed over
+    while one is on record. Inside ``deferred()`` the block's end raises it instead."""
+    name = _State.received
+    if name is not None and not _State.depth and threading.current_thread() is threading.main_thread():
+        raise SignalReceived(name)
 
 
 def received() -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from composer.core import interrupts
 from composer.core.errors import ModelLoadError, ReadinessTimeout, ServerDied
 from composer.engine.containers import ContainerState
 
@@ -64,6 +65,7 @@ def wait_until_ready(
     next_state_check = start
     waiting_for = ""
     while True:
+        interrupts.checkpoint()  # a Ctrl-C that a client library swallowed still ends the wait
         now = clock()
         if now >= next_state_check:
             current = state()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from composer.core import interrupts
 from composer.core.errors import StackError, UsageError
 from composer.core.fsutil import write_atomic
 from composer.core.names import GENERATED_BASE_MAX, SUFFIX_HEX_BYTES
@@ -121,6 +122,7 @@ def up(
                 extra,
             )
         ids, ports, ready = _start(client, plan, spec, extra, timeout_s, say, while_booting)
+        interrupts.checkpoint()  # an interrupt swallowed on the way (a finaliser, a library) removes the lab
     except BaseException:
         # Only what this process created: a lab that won a race for the name stays untouched.
         engine.with_signals_masked(lambda: _remove(client, name, run_area if wrote_run_area else None, run))

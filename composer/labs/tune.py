@@ -21,6 +21,7 @@ from typing import Any
 
 from composer.analyzer.results import load_summary
 from composer.analyzer.windows import experiment_windows
+from composer.core import interrupts
 from composer.core.errors import AnalyzerError, TisbenchError, UsageError, interruption_message
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.modelconfig import CONFIG_FILE
@@ -117,6 +118,7 @@ class LabBench:
 
     def measure(self, candidate: Candidate, concurrency: int) -> Measurement:
         self.load(candidate)
+        interrupts.checkpoint()  # a Ctrl-C that the repository client swallowed stops the search here
         self.count += 1
         run_dir = self.out / MEASUREMENTS / f"{self.count:03d}-{candidate.slug()}-c{concurrency}"
         request = replace(self.request, sweep=Sweep("concurrency", concurrency, concurrency, 1), out=run_dir)

@@ -88,6 +88,51 @@ composer.labs.plan.plan_lab = creates
 """
 
 
+# geventhttpclient closes a socket inside ``try: … except: pass``: a Ctrl-C landing there is swallowed,
+# and the command would go on; the next wait round (interrupts.checkpoint) raises it again.
+SWALLOWED = """
+import os, signal, time
+from composer.core import interrupts
+def swallows(*a, **k):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except:  # noqa: E722 — what the library does
+        pass
+    print("the library returned", flush=True)
+    interrupts.checkpoint()
+    print("not reached", flush=True)
+composer.labs.plan.plan_lab = swallows
+"""
+
+# An interrupt between two attribute assignments of geventhttpclient's HTTPSocketPoolResponse: its
+# __del__ then fails ('object has no attribute _sock'), and Python prints that with a traceback.
+HALF_BUILT = """
+import os, signal, time
+class Response:
+    def __init__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        self._sock = None
+    def __del__(self):
+        self._sock.close()
+def builds(*a, **k):
+    Response()
+composer.labs.plan.plan_lab = builds
+"""
+
+# Without an interrupt, a failing finaliser is reported as Python reports it.
+BROKEN_FINALISER = """
+class Response:
+    def __del__(self):
+        raise AttributeError("a finaliser's own bug")
+def builds(*a, **k):
+    Response()
+    raise SystemExit(0)
+composer.labs.plan.plan_lab = builds
+"""
+
+
 def _run_patched(patch: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", PATCHED_RUN.format(patch=patch), *args],
@@ -150,3 +195,29 @@ def test_the_readme_exit_code_table_is_exit_status() -> None:
     rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", section, re.M))
 
     assert rows == {str(status.value): EXIT_MEANINGS[status] for status in ExitStatus}
+
+
+def test_an_interrupt_a_library_swallowed_is_raised_again_at_the_next_checkpoint(tmp_path: Path) -> None:
+    done = _run_patched(SWALLOWED, ["render", str(make_stack(tmp_path))], {})
+
+    assert done.returncode == 130, done.stderr
+    assert done.stdout == "the library returned\n"
+    assert "interrupted by SIGINT" in done.stderr
+
+
+def test_an_interrupt_that_leaves_an_object_half_built_keeps_its_finaliser_off_stderr(tmp_path: Path) -> None:
+    done = _run_patched(HALF_BUILT, ["render", str(make_stack(tmp_path))], {})
+
+    assert done.returncode == 130, done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines() == [
+        "tisbench: error: interrupted by SIGINT — what the command had started was removed; "
+        "a run directory it began is kept, marked failed"
+    ]
+
+
+def test_a_failing_finaliser_without_an_interrupt_is_still_reported(tmp_path: Path) -> None:
+    done = _run_patched(BROKEN_FINALISER, ["render", str(make_stack(tmp_path))], {})
+
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored" in done.stderr and "a finaliser's own bug" in done.stderr, done.stderr

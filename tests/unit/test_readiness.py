@@ -196,3 +196,24 @@ def test_load_failure_picks_the_asked_model_and_joins_escaped_newlines() -> None
     failure = load_failure(logs, MODEL)
     assert failure is not None and "\\n" not in failure and failure.endswith("/models/seed_model/1/model.py(3)")
     assert load_failure(logs, "absent") is None
+
+
+def test_an_interrupt_a_probe_library_swallowed_ends_the_wait_at_the_next_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from composer.core import interrupts
+    from composer.core.errors import SignalReceived
+
+    clock = FakeClock()
+    probe = FakeProbe(clock, server_at=float("inf"))
+    swallowed_at = clock.now + 0.5
+
+    def server_ready() -> bool:
+        if clock.now >= swallowed_at:  # the SIGINT landed in the library's `except: pass`
+            monkeypatch.setattr(interrupts._State, "received", "SIGINT")
+        return False
+
+    monkeypatch.setattr(probe, "server_ready", server_ready)
+    with pytest.raises(SignalReceived):
+        _wait(probe, clock, timeout_s=5.0)
+    assert clock.now - swallowed_at <= 2 * POLL_INTERVAL_S
