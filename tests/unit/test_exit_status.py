@@ -132,6 +132,11 @@ def builds(*a, **k):
 composer.labs.plan.plan_lab = builds
 """
 
+INTERRUPTED_BY_SIGINT = (
+    "tisbench: error: interrupted by SIGINT — what the command had started was removed; "
+    "a run directory it began is kept, marked failed"
+)
+
 
 def _run_patched(patch: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -169,10 +174,7 @@ def test_an_interrupt_a_library_turned_into_an_import_error_is_exit_130(tmp_path
     done = _run_patched(INTERRUPTED_IMPORT, ["render", str(make_stack(tmp_path))], {})
 
     assert done.returncode == 130, done.stderr
-    assert done.stderr.splitlines() == [
-        "tisbench: error: interrupted by SIGINT — what the command had started was removed; "
-        "a run directory it began is kept, marked failed"
-    ]
+    assert done.stderr.splitlines() == [INTERRUPTED_BY_SIGINT]
 
 
 def test_a_signal_inside_a_deferred_block_is_raised_when_the_block_ends(tmp_path: Path) -> None:
@@ -210,10 +212,7 @@ def test_an_interrupt_that_leaves_an_object_half_built_keeps_its_finaliser_off_s
 
     assert done.returncode == 130, done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.splitlines() == [
-        "tisbench: error: interrupted by SIGINT — what the command had started was removed; "
-        "a run directory it began is kept, marked failed"
-    ]
+    assert done.stderr.splitlines() == [INTERRUPTED_BY_SIGINT]
 
 
 def test_a_failing_finaliser_without_an_interrupt_is_still_reported(tmp_path: Path) -> None:
