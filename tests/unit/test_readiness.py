@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from composer.core.errors import ModelLoadError, ReadinessTimeout, ServerDied
+from composer.core import interrupts
+from composer.core.errors import ModelLoadError, ReadinessTimeout, ServerDied, SignalReceived
 from composer.engine.containers import ContainerState
 from composer.engine.readiness import POLL_INTERVAL_S, STATE_CHECK_INTERVAL_S, load_failure, wait_until_ready
 
@@ -201,9 +202,6 @@ def test_load_failure_picks_the_asked_model_and_joins_escaped_newlines() -> None
 def test_an_interrupt_a_probe_library_swallowed_ends_the_wait_at_the_next_round(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from composer.core import interrupts
-    from composer.core.errors import SignalReceived
-
     clock = FakeClock()
     probe = FakeProbe(clock, server_at=float("inf"))
     swallowed_at = clock.now + 0.5
