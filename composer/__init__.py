@@ -21,12 +21,14 @@ class _Deferred(types.ModuleType):
 
 
 def _defer(name: str) -> None:
-    """docker-py imports paramiko (its ``ssh`` extra) with its transports: ~170 ms that every command
-    would pay, though only an ssh:// engine uses it, inside methods. A stand-in takes its place in
-    sys.modules and imports it on first use. (importlib's LazyLoader cannot: on Python 3.11 the
-    ``import`` statement itself reads the module's ``__spec__`` and so loads it at once.)"""
+    """A stand-in in sys.modules that imports the module on first use."""
     if name not in sys.modules and importlib.util.find_spec(name) is not None:
         sys.modules[name] = _Deferred(name)
 
 
+# Why sys.modules is rewritten on import: docker-py's transports import paramiko (its ``ssh``
+# extra) at the top of docker.transport.sshconn, ~170 ms that every command touching Docker would
+# pay though only an ssh:// engine uses it, inside methods; nothing else defers it: docker-py has
+# no switch, importlib's LazyLoader loads it at once on Python 3.11 (the ``import`` statement reads
+# ``__spec__``), and leaving paramiko out loses ssh:// engines.
 _defer("paramiko")

@@ -20,6 +20,7 @@ from composer.cli.options import (
     images_option,
     load_plan,
     matrix_bench_options,
+    preflight,
     reclaim_passthrough,
     release_option,
     say,
@@ -61,19 +62,6 @@ def _show_result(result: Any) -> None:
     click.echo(f"run directory: {result.run_dir}")
 
 
-def _preflight(plan: Any, request: Any) -> None:
-    """Bad input data stops here, before any container, wherever config.pbtxt tells the model."""
-    from composer.analyzer.inputs import preflight
-    from composer.analyzer.perf_analyzer import refuse_http_if_decoupled
-
-    checked = preflight(plan.stack, request.input_choice())
-    if checked.config is not None:
-        refuse_http_if_decoupled(plan.stack.model, checked.config, request.protocol)
-    note = checked.note()
-    if note:
-        say(note)
-
-
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("name", required=False)
 @bench_options
@@ -86,7 +74,7 @@ def bench(name: str | None, **kw: Any) -> None:
     `--` go to perf_analyzer as they are. NAME may be left out when exactly one lab runs.
     """
     from composer.engine import containers as engine
-    from composer.labs import local as labs
+    from composer.labs import registry
     from composer.labs.handle import open_lab
 
     if reclaim_passthrough(name, kw):
@@ -94,7 +82,7 @@ def bench(name: str | None, **kw: Any) -> None:
     request = bench_request(kw)
     client = engine.connect()
     if name is None:
-        running = [lab.name for lab in labs.status()]
+        running = [lab.name for lab in registry.status()]
         if len(running) != 1:
             raise UsageError(f"bench needs a lab NAME ({len(running)} labs run)", "see tisbench status")
         name = running[0]
@@ -140,7 +128,7 @@ def lab(
     request = bench_request(kw)
     plan = load_plan(stack_dir, release, images, kw["model"], gpus)
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
-    _preflight(plan, request)
+    preflight(plan, request)
     if chosen_engine == "swarm":
         from composer.cli.live import LiveView
         from composer.labs.swarm import run_swarm_lab
@@ -149,11 +137,9 @@ def lab(
             result = run_swarm_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep)
         _show_result(result)
         return
-    from composer.labs.local import LocalBackend
-    from composer.labs.session import LabSession
+    from composer.labs.local import local_session
 
-    backend = LocalBackend(plan, say, timeout_s=timeout, owned=not keep, while_booting=_prepare_bench)
-    session = LabSession(backend, say=say, keep=keep)
+    session = local_session(plan, say, keep=keep, timeout_s=timeout, while_booting=_prepare_bench)
     with session as running:
         from composer.cli.live import LiveView
         from composer.labs.bench import run_bench
@@ -252,7 +238,7 @@ def matrix(
     if reclaim_passthrough(stack_dir, kw):
         stack_dir = Path(".")
     request = bench_request(kw)
-    _preflight(load_plan(stack_dir, chosen[0], images, kw["model"], gpus), request)
+    preflight(load_plan(stack_dir, chosen[0], images, kw["model"], gpus), request)
     out_dir = out or Path("runs") / f"matrix-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, say, gpus=gpus, **image_source())
     write_matrix_reports(doc, out_dir)

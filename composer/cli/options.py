@@ -144,6 +144,14 @@ def emit(text: str, output: Path | None) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+def preflight(plan: Any, request: Any) -> None:
+    """Bad input stops here, before any container (lab, tune, matrix alike); a note on what waits
+    for the server is said."""
+    note = plan.preflight(request)
+    if note:
+        say(note)
+
+
 def say(message: str) -> None:
     click.echo(f"tisbench: {message}", err=True)
 

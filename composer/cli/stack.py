@@ -58,7 +58,11 @@ def render(
 
         text = render_swarm_file(plan, project, chosen_clients, BenchRequest()).text
     else:
-        text = plan.render(project)
+        from composer.engine.refusals import known_here
+        from composer.render.compose import render_lab
+
+        # advice this engine refused before is left out, as `tisbench up` leaves it out
+        text = render_lab(plan.design(project, refused=known_here()))
     emit(text, output)
 
 
@@ -126,10 +130,10 @@ def up(
     the wait at once with Triton's reason. Prints the lab name on stdout.
     """
     from composer.core.names import parse_lab_name
-    from composer.labs import local as labs
+    from composer.labs import local
 
     plan = load_plan(stack_dir, release, images, model, gpus)
-    running = labs.up(plan, name=parse_lab_name(name) if name else None, timeout_s=timeout, say=say)
+    running = local.up(plan, name=parse_lab_name(name) if name else None, timeout_s=timeout, say=say)
     click.echo(running.name)
 
 
@@ -140,7 +144,7 @@ def up(
 def down(name: str | None, all_labs: bool) -> None:
     """Remove a lab's containers, network and run area. Safe to repeat: a half-removed lab is
     cleaned, an absent one is nothing to do (exit 0)."""
-    from composer.labs import local as labs
+    from composer.labs import registry as labs
 
     if all_labs == bool(name):
         raise UsageError("down takes a lab NAME or --all", "see tisbench status for lab names")
@@ -162,7 +166,7 @@ def status(as_json: bool) -> None:
     """List every tisbench lab on this engine: release, model, services, host ports, age."""
     import json
 
-    from composer.labs import local as labs
+    from composer.labs import registry as labs
 
     found = labs.status()
     if as_json:
@@ -192,7 +196,7 @@ def status(as_json: bool) -> None:
 def logs(name: str, service: str, follow: bool) -> None:
     """Print a lab service's log."""
     from composer.engine import containers as engine
-    from composer.labs import local as labs
+    from composer.labs import registry as labs
 
     client = engine.connect()
     if _print_swarm_logs(client, name, service):

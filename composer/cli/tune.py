@@ -14,6 +14,7 @@ from composer.cli.options import (
     gpus_option,
     images_option,
     load_plan,
+    preflight,
     reclaim_passthrough,
     release_option,
     say,
@@ -126,7 +127,7 @@ def tune(
         raise UsageError("tune runs on a local lab only", "drop engine: swarm from stack.yaml for tune")
     settings = _settings(plan, kw)
     request = _request(kw)
-    _preflight(plan, request)
+    preflight(plan, request)
     out_dir = out or default_tune_dir(plan.stack.name)
     try:
         result = run_tune(plan, settings, request, out_dir, say, timeout)
@@ -144,15 +145,6 @@ def tune(
         raise NoCandidate(
             result.doc["recommendation"], "relax --latency-budget-ms / --min-throughput, or widen the space"
         )
-
-
-def _preflight(plan: Any, request: Any) -> None:
-    """Bad input data stops here, before any container (as for lab)."""
-    from composer.analyzer.inputs import preflight
-
-    note = preflight(plan.stack, request.input_choice()).note()
-    if note:
-        say(note)
 
 
 COMMANDS = (tune,)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.core import stack_fields as sf
+from composer.core.design import ServiceOptions
 from composer.core.errors import ConfigError
 from composer.core.names import default_stack_name, parse_lab_name
 from composer.core.sweep import Sweep, parse_sweep
@@ -43,6 +44,7 @@ class ServerOptions:
     ulimits_set: tuple[str, ...] = ()  # the names stack.yaml sets itself: never dropped silently
     gpus: str | None = None  # auto | none | all | N | device=ID,… (parsed by composer.core.gpus)
     image: str | None = None  # an exact server image reference, instead of <image_repo>:<release>-py3
+    options: ServiceOptions = ServiceOptions()  # what either service may set (environment, …)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class AnalyzerOptions:
     timeout_s: float = 600.0
     image: str | None = None  # an exact sdk image reference, instead of <image_repo>:<release>-py3-sdk
     stability_retries: int = 3  # reruns of a point perf_analyzer found unstable, each with a window twice as long
+    options: ServiceOptions = ServiceOptions()  # what either service may set (environment, …)
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,10 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
 
 def _server_options(top: sf.Fields, source: str) -> ServerOptions:
     """stack.yaml's server: section."""
-    srv = top.section("server", ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits", "gpus", "image"))
+    srv = top.section(
+        "server",
+        ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits", "gpus", "image", *ServiceOptions.KEYS),
+    )
     ports = srv.section("ports", ("http", "grpc", "metrics"))
     port = sf.int_in(0, 65535)
     port_hint = "a port 1-65535, or 0 for an ephemeral one"
@@ -239,6 +245,7 @@ def _server_options(top: sf.Fields, source: str) -> ServerOptions:
         ulimits_set=ulimits_set,
         gpus=srv.get("gpus", None, lambda v: str(v), "auto, none, all, a count, or device=0,1"),
         image=srv.get("image", None, sf.image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3"),
+        options=ServiceOptions.read(srv),
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]
     if len(fixed) != len(set(fixed)):
@@ -265,6 +272,7 @@ def _analyzer_options(top: sf.Fields, source: str, directory: Path) -> AnalyzerO
             "timeout",
             "image",
             "stability_retries",
+            *ServiceOptions.KEYS,
         ),
     )
     if ana.data.get("concurrency") is not None and ana.data.get("request_rate") is not None:
@@ -295,6 +303,7 @@ def _analyzer_options(top: sf.Fields, source: str, directory: Path) -> AnalyzerO
         stability_retries=ana.get(
             "stability_retries", 3, sf.int_in(0, _MAX_STABILITY_RETRIES), f"0 (no retries) to {_MAX_STABILITY_RETRIES}"
         ),
+        options=ServiceOptions.read(ana),
     )
     if analyzer.measurement_requests is None and analyzer.measurement_interval_ms is None:
         analyzer = AnalyzerOptions(**{**analyzer.__dict__, "measurement_requests": 200})

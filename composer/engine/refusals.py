@@ -59,3 +59,19 @@ def remember(key: str, ulimit: str, now: float | None = None) -> None:
         write_atomic(cache_file(), json.dumps(data, indent=2) + "\n")
     except OSError:
         pass
+
+
+def known_here(timeout_s: float = 5.0) -> frozenset[str]:
+    """What the engine this process would use refused before, when it answers; nothing when no
+    engine answers (`tisbench render` works without Docker and then asks for every advice)."""
+    from composer.core.errors import TisbenchError
+    from composer.engine.client import connect
+
+    try:
+        client = connect(timeout_s)
+    except TisbenchError:
+        return frozenset()
+    try:
+        return frozenset(known(engine_key(client)))
+    finally:
+        client.close()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 import docker.errors
@@ -30,16 +30,15 @@ from docker.types import (
 )
 
 from composer.core import interrupts
+from composer.core.design import SWARM_ENDPOINT_MODE, SWARM_RESTART, LabDesign
 from composer.core.errors import AnalyzerError, DockerUnavailable, ModelLoadError, StackError
 from composer.core.labels import ENGINE_LABEL, LAB_LABEL
-from composer.engine.containers import ContainerState, docker_mount
+from composer.engine.containers import ContainerState
+from composer.engine.create import docker_mount
 from composer.engine.exec import fetch_file
 from composer.engine.host import docker_host
 from composer.engine.lab_status import LabStatus
 from composer.engine.readiness import Ready, load_failure, wait_until_ready
-
-if TYPE_CHECKING:  # type names only: single-host labs and `down` need no stack-file reader (yaml, jinja2)
-    from composer.render.swarm_spec import SwarmLabSpec, SwarmService
 
 SWARM_INIT = "docker swarm init --advertise-addr 127.0.0.1"
 SWARM_FILTER = [LAB_LABEL, f"{ENGINE_LABEL}=swarm"]
@@ -66,45 +65,52 @@ def require_manager(client: docker.DockerClient) -> str:
     return str(swarm["NodeID"])
 
 
-def create_network(client: docker.DockerClient, spec: SwarmLabSpec) -> str:
+def create_network(client: docker.DockerClient, design: LabDesign) -> str:
     try:
         with interrupts.deferred():  # a Ctrl-C waits for the answer, so cleanup finds the network
             created = client.api.create_network(
-                spec.network, driver="overlay", attachable=spec.attachable, labels=spec.network_labels, scope="swarm"
+                design.network_name,
+                driver=design.network.driver,
+                attachable=design.network.attachable,
+                labels=design.network_labels(),
+                scope="swarm",
             )
     except docker.errors.APIError as exc:
         raise StackError(
-            f"creating overlay network {spec.network} failed: {exc.explanation}", "check the swarm"
+            f"creating overlay network {design.network_name} failed: {exc.explanation}", "check the swarm"
         ) from None
     return str(created["Id"])
 
 
-def create_service(client: docker.DockerClient, svc: SwarmService, network: str) -> str:
-    """One service as the compose file's ``deploy:`` section says; its short name is its DNS alias."""
+def create_service(client: docker.DockerClient, design: LabDesign, service: str) -> str:
+    """One service of a swarm design, as ``docker stack deploy`` makes it; its short name is its DNS alias."""
+    svc = design.service(service)
+    name = design.swarm_service_name(service)
+    service_labels, container_labels = design.swarm_labels(svc)
     container = ContainerSpec(
         svc.image,
-        command=svc.command,
-        env=svc.env or None,
+        command=list(svc.command) if svc.command else None,
+        env=dict(svc.environment) or None,
         workdir=svc.working_dir,
-        labels=svc.container_labels,
-        mounts=[docker_mount(m) for m in svc.mounts],
+        labels=container_labels,
+        mounts=[docker_mount(m, design) for m in svc.mounts],
     )
     template = TaskTemplate(
         container,
-        restart_policy=RestartPolicy(svc.restart_condition),
-        networks=[NetworkAttachmentConfig(network, aliases=[svc.service])],
+        restart_policy=RestartPolicy(SWARM_RESTART),
+        networks=[NetworkAttachmentConfig(design.network_name, aliases=[svc.name])],
     )
     try:
         with interrupts.deferred():  # a Ctrl-C waits for the answer, so cleanup finds the service
             created = client.api.create_service(
                 template,
-                name=svc.name,
-                labels=svc.labels,
+                name=name,
+                labels=service_labels,
                 mode=ServiceMode("replicated", replicas=svc.replicas),
-                endpoint_spec=EndpointSpec(mode=svc.endpoint_mode),
+                endpoint_spec=EndpointSpec(mode=SWARM_ENDPOINT_MODE),
             )
     except docker.errors.APIError as exc:
-        raise StackError(f"{svc.name}: could not create the service ({exc.explanation})", "check the swarm") from None
+        raise StackError(f"{name}: could not create the service ({exc.explanation})", "check the swarm") from None
     return str(created["ID"])
 
 

@@ -34,6 +34,7 @@ from composer.core.errors import (
 )
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
+from composer.core.modelconfig import read_disk_model
 from composer.core.run_dir import RunDir
 from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
@@ -41,7 +42,14 @@ from composer.engine.host import DOCKER_ERRORS
 from composer.labs.analyzer_execs import AnalyzerExecs
 from composer.labs.handle import LabHandle
 from composer.labs.request import BenchRequest
-from composer.labs.run_manifest import default_run_dir, image_facts, prepare_run_dir, started_manifest, utc_now
+from composer.labs.run_manifest import (
+    default_run_dir,
+    image_facts,
+    prepare_run_dir,
+    server_ulimits,
+    started_manifest,
+    utc_now,
+)
 from composer.labs.session import failure_record
 from composer.runs.scraper import ClientCount, MetricsRecorder
 
@@ -230,9 +238,24 @@ def run_bench(
     run_id = run_dir.resolve().name.replace("/", "_")
     outputs = outputs_for(f"{run_id}-{int(time.time() * 1000)}", settings.profile_export)
     argv, left_out = _fitted(seen, outputs, say)
-    served = (seen.metadata, seen.config, seen.reported_version)
     manifest = started_manifest(
-        lab, served, {"server": seen.server}, seen.images, seen.analyzer, argv, left_out, settings.timeout_s
+        lab=lab.name,
+        release=lab.release,
+        design=lab.design,
+        stack=lab.stack,
+        model={
+            "name": lab.stack.model,
+            "version": (seen.metadata.get("versions") or ["?"])[-1],
+            "config": seen.config,  # as the server serves it, after any auto-complete
+            "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
+        },
+        images=seen.images,
+        analyzer=seen.analyzer,
+        argv=argv,
+        timeout_s=settings.timeout_s,
+        server_version=seen.reported_version,
+        perf_analyzer_left_out=left_out,
+        server_ulimits=server_ulimits(seen.server),
     )
     if settings.streaming:
         manifest["decoupled"] = decoupled_note(settings)

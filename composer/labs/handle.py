@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from composer.core.config import Stack, load_stack
+from composer.core.design import LabDesign
 from composer.core.errors import ConfigError, UsageError
+from composer.core.labels import GPUS_LABEL, MODEL_LABEL, RELEASE_LABEL, STACK_LABEL
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
-from composer.labs.local import RunningLab, find_lab
+from composer.labs.local import RunningLab
+from composer.labs.registry import find_lab
 
 if TYPE_CHECKING:  # type names only
     import docker
@@ -30,6 +33,7 @@ class LabHandle:
     http_port: int
     metrics_port: int | None = None
     gpus: str = "none"
+    design: LabDesign | None = None  # known when this process brought the lab up
 
 
 
@@ -45,6 +49,7 @@ def handle_of(running: RunningLab) -> LabHandle:
         running.ports[SERVER_PORTS["http"]],
         running.ports.get(SERVER_PORTS["metrics"]),
         running.gpus,
+        running.design,
     )
 
 
@@ -57,9 +62,9 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
             f"lab {name} is not running (a container is missing or stopped)", f"tisbench down {name}, then up again"
         )
     labels = server.labels
-    stack_dir = Path(labels.get("tisbench.stack", ""))
+    stack_dir = Path(labels.get(STACK_LABEL, ""))
     try:
-        stack = load_stack(stack_dir, model=model or labels.get("tisbench.model"))
+        stack = load_stack(stack_dir, model=model or labels.get(MODEL_LABEL))
     except ConfigError as exc:
         raise ConfigError(
             f"lab {name}: its stack {stack_dir} no longer loads ({exc.message})", exc.hint or ""
@@ -69,10 +74,10 @@ def open_lab(client: docker.DockerClient, name: str, model: str | None = None) -
         client,
         name,
         stack,
-        labels.get("tisbench.release", "?"),
+        labels.get(RELEASE_LABEL, "?"),
         server.id,
         analyzer.id,
         ports[SERVER_PORTS["http"]],
         ports.get(SERVER_PORTS["metrics"]),
-        labels.get("tisbench.gpus", "none"),
+        labels.get(GPUS_LABEL, "none"),
     )

@@ -1,13 +1,10 @@
-"""Lab lifecycle: up (render → create → wait ready), status, down. Cleans up after any failure."""
+"""Single-host labs: up (design → create → wait ready) and the LocalBackend a LabSession holds.
+Cleans up after any failure; finding, listing and removing labs is composer.labs.registry's."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import socket
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,23 +12,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from composer.core import interrupts
-from composer.core.errors import StackError, UsageError
+from composer.core.design import LabDesign
 from composer.core.fsutil import write_atomic
-from composer.core.names import GENERATED_BASE_MAX, SUFFIX_HEX_BYTES
+from composer.core.labels import OWNER_LABEL, RUN_LABEL
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
-from composer.engine import swarm
+from composer.engine import create
 from composer.engine.host import docker_host
-from composer.engine.lab_status import LabStatus
+from composer.labs import registry
+from composer.labs.session import LabSession
 
-if TYPE_CHECKING:  # type names only: status and down should not import the render pipeline
+if TYPE_CHECKING:  # type names only
     import docker
 
     from composer.engine.readiness import Ready
-    from composer.engine.spec import LabSpec
     from composer.labs.plan import LabPlan
 
-RUN_AREA = ".tisbench"
 Say = Callable[[str], None]
 
 
@@ -44,35 +40,16 @@ class RunningLab:
     ports: dict[int, int]
     image_ids: dict[str, str]
     ready: Ready
-    compose_file: Path
+    design: LabDesign
     gpus: str = "none"
 
     @property
     def url(self) -> str:
         return f"{engine.probe_host(self.plan.stack.server.host)}:{self.ports[SERVER_PORTS['http']]}"
 
-
-def owner_tag() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def unique_name(client: docker.DockerClient, base: str) -> str:
-    """``<base>-<4 hex>``, unused by any lab on this engine, single-host or swarm."""
-    taken = {c.lab for c in engine.lab_containers(client)} | {n.lab for n in engine.lab_networks(client)}
-    taken |= set(swarm.swarm_lab_names(client))
-    while True:
-        name = f"{base[:GENERATED_BASE_MAX]}-{secrets.token_hex(SUFFIX_HEX_BYTES)}"
-        if name not in taken:
-            return name
-
-
-def _free_name(client: docker.DockerClient, name: str) -> str:
-    """The name asked for, when no lab on this engine has it."""
-    if engine.lab_containers(client, name) or engine.lab_networks(client, name):
-        raise StackError(
-            f"a lab named {name} already exists", f"remove it with tisbench down {name}, or choose another --name"
-        )
-    return name
+    @property
+    def run_area(self) -> Path:
+        return Path(self.design.config_file).parent
 
 
 def up(
@@ -87,72 +64,71 @@ def up(
     """Bring a lab up and wait until the server and the model are ready; on any failure or
     interruption remove everything that was created, then re-raise."""
     from composer.engine.gpus import resolve_on
-    from composer.engine.spec import lab_spec
 
     warning = plan.exposure_warning()
     if warning:
         say(warning)
     client = engine.connect()
     image_ids = ensure_plan_images(client, plan, say)
-    name = _free_name(client, name) if name else unique_name(client, plan.stack.name)
+    name = registry.free_name(client, name) if name else registry.unique_name(client, plan.stack.name)
     gpus = resolve_on(client, plan.gpus)
-    run_area = plan.stack.directory / RUN_AREA / name
-    compose_file = run_area / "docker-compose.yml"
-    transport = "bind" if engine.engine_is_local() else "copy"
-    text = plan.render(name, gpus, transport)
-    spec = lab_spec(text, plan.stack.directory, compose_file)
+    design = plan.design(name, gpus, "bind" if engine.engine_is_local() else "copy")
     run = secrets.token_hex(6)
-    extra = {engine.RUN_LABEL: run, **({engine.OWNER_LABEL: owner_tag()} if owned else {})}
-    wrote_run_area = False
+    extra = {RUN_LABEL: run, **({OWNER_LABEL: registry.owner_tag()} if owned else {})}
+    run_area = Path(design.config_file).parent
+    ours = False
     try:
         say(
-            f"creating lab {name}: network {spec.network}, "
-            f"containers {', '.join(s.container_name for s in spec.services)}"
+            f"creating lab {name}: network {design.network_name}, "
+            f"containers {', '.join(design.container_name(s.name) for s in design.services)}"
         )
-        engine.create_network(client, spec, extra)  # the name is ours from here on
-        write_atomic(compose_file, text)
-        wrote_run_area = True
-        if spec.volumes:
-            say(f"copying models/ and dataset/ into volumes on the engine at {docker_host()}")
-            engine.fill_volumes(
-                client,
-                spec,
-                {"models": plan.stack.models_dir, "dataset": plan.stack.dataset_dir},
-                plan.images.sdk,
-                extra,
-            )
-        ids, ports, ready = _start(client, plan, spec, extra, timeout_s, say, while_booting)
+        create.create_network(client, design, extra)  # the name is ours from here on
+        ours = True
+        if design.volumes:
+            copied = " and ".join(f"{v.key}/" for v in design.volumes)
+            say(f"copying {copied} into volumes on the engine at {docker_host()}")
+            create.fill_volumes(client, design, plan.images.sdk, extra)
+        ids, ports, ready = _start(client, plan, design, extra, timeout_s, say, while_booting)
         interrupts.checkpoint()  # an interrupt swallowed on the way (a finaliser, a library) removes the lab
     except BaseException:
         # Only what this process created: a lab that won a race for the name stays untouched.
-        engine.with_signals_masked(lambda: _remove(client, name, run_area if wrote_run_area else None, run))
+        engine.with_signals_masked(lambda: registry.remove(client, name, run_area if ours else None, run))
         raise
     host = engine.probe_host(plan.stack.server.host)
     say(
         f"lab {name} ready in {ready.seconds:.2f} s (HTTP {host}:{ports[SERVER_PORTS['http']]}, "
         f"gRPC {ports[SERVER_PORTS['grpc']]}, metrics {ports[SERVER_PORTS['metrics']]})"
     )
-    return RunningLab(client, name, plan, ids, ports, image_ids, ready, compose_file, gpus.describe())
+    return RunningLab(client, name, plan, ids, ports, image_ids, ready, design, gpus.describe())
+
+
+def _write_compose_file(design: LabDesign) -> None:
+    """The lab's docker-compose.yml beside it (`docker compose -p NAME` and `tisbench down` read
+    where it is from the labels): drawn from the same design, never read back."""
+    from composer.render.compose import render_lab
+
+    write_atomic(Path(design.config_file), render_lab(design))
 
 
 def _start(
     client: docker.DockerClient,
     plan: LabPlan,
-    spec: LabSpec,
+    design: LabDesign,
     extra: dict[str, str],
     timeout_s: float | None,
     say: Say,
     while_booting: Callable[[], None] | None = None,
 ) -> tuple[dict[str, str], dict[int, int], Ready]:
     """The server first: its boot is the long pole. The idle analyzer starts while it boots, and
-    so does ``while_booting`` (work the caller needs later: nothing else then competes with
-    creating the server for this process's CPU); leaving the executor waits for both, so a cleanup
-    never races a container being made."""
+    so do the compose file's rendering and ``while_booting`` (work the caller needs later: nothing
+    else then competes with creating the server for this process's CPU); leaving the executor
+    waits for all of them, so a cleanup never races a container being made."""
     from composer.engine.readiness import TritonHttpProbe, wait_until_ready
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        ids = {SERVER: engine.start_service(client, spec, SERVER, extra, say=say)}
-        analyzer = pool.submit(engine.start_service, client, spec, ANALYZER, extra)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        ids = {SERVER: create.start_service(client, design, SERVER, extra, say=say)}
+        analyzer = pool.submit(create.start_service, client, design, ANALYZER, extra)
+        written = pool.submit(_write_compose_file, design)
         if while_booting is not None:
             pool.submit(while_booting)
         ports = engine.host_ports(client, ids[SERVER])
@@ -171,6 +147,7 @@ def _start(
         finally:
             probe.close()
         ids[ANALYZER] = analyzer.result()
+        written.result()
     return ids, ports, ready
 
 
@@ -183,77 +160,6 @@ def ensure_plan_images(client: docker.DockerClient, plan: LabPlan, say: Say) -> 
         return ensure_images(
             client, [plan.images.server, plan.images.sdk], policy=plan.pull, image_set=plan.image_set, progress=view
         )
-
-
-def _remove(
-    client: docker.DockerClient,
-    name: str,
-    run_area: Path | None,
-    run: str | None = None,
-    found: list[engine.LabContainer] | None = None,
-    found_networks: list[engine.LabNetwork] | None = None,
-    held: dict[str, threading.Event] | None = None,
-) -> int:
-    removed = engine.remove_lab(client, name, run, found, found_networks, held)
-    if run_area is not None:
-        shutil.rmtree(run_area, ignore_errors=True)
-    return removed
-
-
-def _run_area_of(containers: list[engine.LabContainer]) -> Path | None:
-    config = next((c.compose_config for c in containers if c.compose_config), None)
-    return Path(config).parent if config else None
-
-
-def down(name: str) -> int:
-    """Remove what is left of a lab (containers removed by hand are fine); how many objects went,
-    0 for a lab that is already gone (like `docker compose down`, that is not an error).
-    Single-host labs are looked for first: the common case asks the engine nothing about swarms."""
-    client = engine.connect()
-    containers = engine.lab_containers(client, name)
-    networks = None if containers else engine.lab_networks(client, name)  # a lab whose containers went by hand
-    if containers or networks:
-        return _down(client, name, containers, networks)
-    if name in swarm.swarm_lab_names(client):
-        return _down_swarm(client, name)
-    return 0
-
-
-def _down_swarm(client: docker.DockerClient, name: str) -> int:
-    stacks = {s["Spec"]["Labels"].get("tisbench.stack") for s in swarm.lab_services(client, name)}
-    removed = int(engine.with_signals_masked(lambda: swarm.remove_swarm_lab(client, name)))
-    for stack in filter(None, stacks):
-        shutil.rmtree(Path(str(stack)) / RUN_AREA / name, ignore_errors=True)
-    return removed
-
-
-def _down(
-    client: docker.DockerClient,
-    name: str,
-    containers: list[engine.LabContainer] | None = None,
-    networks: list[engine.LabNetwork] | None = None,
-) -> int:
-    containers = engine.lab_containers(client, name) if containers is None else containers
-    run_area = _run_area_of(containers)
-    if run_area is not None and run_area.parent.name != RUN_AREA:
-        run_area = None  # only ever delete our own run area
-    return int(
-        engine.with_signals_masked(
-            lambda: _remove(client, name, run_area, found=containers, found_networks=networks)
-        )
-    )
-
-
-def down_all() -> list[str]:
-    """Remove every tisbench lab on the engine, found by label; nothing else is touched."""
-    client = engine.connect()
-    local = {c.lab for c in engine.lab_containers(client)} | {n.lab for n in engine.lab_networks(client)}
-    swarm_names = set(swarm.swarm_lab_names(client))
-    for name in sorted(local):
-        _down(client, name)
-    for name in sorted(swarm_names):
-        _down_swarm(client, name)
-    return sorted(local | swarm_names)
 
 
 @dataclass
@@ -286,43 +192,18 @@ class LocalBackend:
 
     def down(self, lab: RunningLab, reading: threading.Event | None = None) -> None:
         held = {lab.ids[ANALYZER]: reading} if reading is not None and ANALYZER in lab.ids else None
-        _remove(lab.client, lab.name, lab.compose_file.parent, held=held)
+        registry.remove(lab.client, lab.name, lab.run_area, held=held)
 
 
-def _owner_gone(owner: str | None) -> bool:
-    if not owner:
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    return not Path(f"/proc/{pid}").exists()
-
-
-def status() -> list[LabStatus]:
-    client = engine.connect()
-    labs: dict[str, LabStatus] = {}
-    kinds = {port: kind for kind, port in SERVER_PORTS.items()}
-    for c in engine.lab_containers(client):
-        lab = labs.setdefault(c.lab, LabStatus.from_labels(c.labels))
-        lab.services[c.service] = c.state
-        lab.age_s = max(lab.age_s, time.time() - c.created)
-        lab.orphaned = lab.orphaned or _owner_gone(c.owner)
-        if c.service == SERVER:
-            lab.ports |= {kinds.get(p.private, str(p.private)): p.public for p in c.ports if p.public}
-    for n in engine.lab_networks(client):
-        labs.setdefault(n.lab, LabStatus(n.lab, n.label("tisbench.release", "?"), "?", "?"))
-    for lab in labs.values():
-        missing = {SERVER, ANALYZER} - set(lab.services)
-        if missing:
-            lab.problem = f"missing {', '.join(sorted(missing))}"
-    return sorted([*labs.values(), *swarm.swarm_statuses(client)], key=lambda lab: lab.name)
-
-
-def find_lab(client: docker.DockerClient, name: str) -> list[engine.LabContainer]:
-    containers = engine.lab_containers(client, name)
-    if not containers:
-        known = sorted({c.lab for c in engine.lab_containers(client)})
-        known += swarm.swarm_lab_names(client)
-        hint = f"running labs: {', '.join(known)}" if known else "start one with tisbench up"
-        raise UsageError(f"no lab named {name!r} on this engine", hint)
-    return containers
+def local_session(
+    plan: LabPlan,
+    say: Say,
+    *,
+    keep: bool = False,
+    timeout_s: float | None = None,
+    while_booting: Callable[[], None] | None = None,
+) -> LabSession[RunningLab]:
+    """A single-host lab held by the one lifecycle: what `lab`, `matrix` and `tune` each hold.
+    A kept lab has no owner, so `status` never calls it orphaned once this process ends."""
+    backend = LocalBackend(plan, say, timeout_s=timeout_s, owned=not keep, while_booting=while_booting)
+    return LabSession(backend, say=say, keep=keep)

@@ -117,9 +117,8 @@ def run_matrix(
     """One full lab (up → ready → bench → collect → down) per release and repeat."""
     from composer.labs.bench import run_bench
     from composer.labs.handle import handle_of
-    from composer.labs.local import LocalBackend
+    from composer.labs.local import local_session
     from composer.labs.plan import plan_lab
-    from composer.labs.session import LabSession
 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UsageError(f"--out {out_dir}: exists and is not empty", "choose a new directory for the matrix")
@@ -133,7 +132,7 @@ def run_matrix(
             for index in range(1, repeat + 1):
                 run_dir = out_dir / release if repeat == 1 else out_dir / release / f"repeat-{index}"
                 say(f"release {release}: run {index} of {repeat}")
-                session = LabSession(LocalBackend(plan, say), say=say)
+                session = local_session(plan, say)
                 with session as running:
                     bench_request = replace(request, out=run_dir)
                     result = run_bench(handle_of(running), bench_request, say=say, lab_done=session.remove_early)

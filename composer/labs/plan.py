@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from composer.analyzer.inputs import Preflight
 from composer.core.config import Stack, load_stack
+from composer.core.design import LabDesign
+from composer.core.designer import local_design
 from composer.core.errors import UsageError
-from composer.core.gpus import AUTO, GpuRequest, parse_gpus
+from composer.core.gpus import AUTO, NONE, GpuRequest, parse_gpus
+from composer.core.image_refs import Images, image_refs
 from composer.core.release import Release, parse_release, server_version
-from composer.render.compose import Images, image_refs, render_compose
+
+if TYPE_CHECKING:  # type names only
+    from composer.labs.request import BenchRequest
 
 DEFAULT_RELEASE = "24.10"
 DEFAULT_IMAGES = "ngc"
@@ -26,13 +32,45 @@ class LabPlan:
     pull: str = "missing"  # missing | always | never (lab images are never pulled)
     explicit_models: bool = False  # the server loads only the stack's model and takes load/unload requests (tune)
 
-    def render(self, project: str, gpus: GpuRequest | None = None, transport: str = "bind") -> str:
-        """The compose file; ``gpus`` is the request resolved against the engine (auto renders as none)."""
-        chosen = gpus or (self.gpus if self.gpus.mode != "auto" else parse_gpus("none"))
-        policy = "never" if self.image_set == "lab" else self.pull
-        return render_compose(
-            self.stack, self.release, self.images, project, chosen, transport, policy, self.explicit_models
+    def design(
+        self,
+        project: str,
+        gpus: GpuRequest | None = None,
+        transport: str = "bind",
+        refused: frozenset[str] = frozenset(),
+    ) -> LabDesign:
+        """The single-host lab, once: ``gpus`` is the request resolved against the engine (auto is
+        none until then); ``copy`` for an engine that cannot see this machine's paths; ``refused``:
+        advisory ulimits the engine is known to refuse."""
+        design = local_design(
+            self.stack,
+            self.release,
+            self.images,
+            project,
+            gpus=gpus or (self.gpus if self.gpus.mode != "auto" else NONE),
+            pull_policy="never" if self.image_set == "lab" else self.pull,
+            explicit_models=self.explicit_models,
+            refused=refused,
         )
+        return design.copied() if transport == "copy" else design
+
+    def render(self, project: str, gpus: GpuRequest | None = None, transport: str = "bind") -> str:
+        """The compose file of :meth:`design`."""
+        from composer.render.compose import render_lab
+
+        return render_lab(self.design(project, gpus, transport))
+
+    def preflight(self, request: BenchRequest) -> str | None:
+        """What `lab`, `tune` and `matrix` check before any container starts, wherever config.pbtxt
+        tells the model: the input data fits it, and a decoupled model is not asked for over HTTP.
+        Returns a note on what waits for the server (Triton completes the config), if anything."""
+        from composer.analyzer.inputs import preflight
+        from composer.analyzer.perf_analyzer import refuse_http_if_decoupled
+
+        checked = preflight(self.stack, request.input_choice())
+        if checked.config is not None:
+            refuse_http_if_decoupled(self.stack.model, checked.config, request.protocol)
+        return checked.note()
 
     def check_input_data(self) -> Preflight:
         """Validate the input data against the model's config.pbtxt (no server needed): the --shape

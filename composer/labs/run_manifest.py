@@ -12,14 +12,15 @@ from composer import __version__
 from composer.analyzer.identity import AnalyzerIdentity
 from composer.core.errors import UsageError
 from composer.core.labels import ULIMITS_DROPPED_LABEL
-from composer.core.modelconfig import read_disk_model
-from composer.core.release import parse_release, server_version
+from composer.core.release import parse_release
+from composer.core.release import server_version as server_version_of
 from composer.core.run_dir import RunDir
 
 if TYPE_CHECKING:  # type names only: only composer.engine imports docker
     import docker
 
-    from composer.labs.handle import LabHandle
+    from composer.core.config import Stack
+    from composer.core.design import LabDesign
 
 
 def utc_now() -> str:
@@ -68,36 +69,37 @@ def server_ulimits(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def started_manifest(
-    lab: LabHandle,
-    served: tuple[dict[str, Any], dict[str, Any], str],
-    containers: dict[str, Any],
+    *,
+    lab: str,
+    release: str,
+    design: LabDesign | None,
+    stack: Stack,
+    model: dict[str, Any],
     images: dict[str, Any],
     analyzer: AnalyzerIdentity,
     argv: list[str],
-    left_out: list[str],
     timeout_s: float,
+    server_version: str | None = None,
+    **engine_fields: Any,
 ) -> dict[str, Any]:
-    """The manifest as a run starts: what runs, against what, where."""
-    metadata, config, reported_version = served
+    """The manifest as a run starts, for every engine: what runs, against what, where, and the lab
+    as its design asked for it (None for a lab this process found running: ``tisbench bench NAME``).
+    ``engine_fields``: what only that engine knows (a local server's ulimits, a swarm's clients)."""
     return {
         "tisbench_version": __version__,
-        "lab": lab.name,
-        "release": lab.release,
-        "server_version": reported_version,
-        "release_server_version": server_version(parse_release(lab.release)),
+        "lab": lab,
+        "engine": design.engine if design else "local",
+        "release": release,
+        "server_version": server_version,
+        "release_server_version": server_version_of(parse_release(release)),
         **image_manifest(images, analyzer),
-        "perf_analyzer_left_out": left_out,
-        "server_ulimits": server_ulimits(containers["server"]),
         "perf_analyzer_argv": argv,
         "timeout_s": timeout_s,
-        "model": {
-            "name": lab.stack.model,
-            "version": (metadata.get("versions") or ["?"])[-1],
-            "config": config,  # as the server serves it, after any auto-complete
-            "config_source": read_disk_model(lab.stack.models_dir, lab.stack.model).source,
-        },
-        "stack": str(lab.stack.directory),
+        "model": model,
+        "stack": str(stack.directory),
+        "lab_design": design.manifest() if design else None,
         "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
+        **engine_fields,
         "started_utc": utc_now(),
         "status": "running",
     }

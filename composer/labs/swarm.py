@@ -10,7 +10,6 @@ the lifecycle is the one LabSession (composer/labs/session.py).
 
 from __future__ import annotations
 
-import platform
 import re
 import shutil
 import threading
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composer import __version__
 from composer.analyzer.flags import fit_argv
 from composer.analyzer.identity import assumed, from_labels, planned
 from composer.analyzer.model_inputs import ModelInputs
@@ -32,27 +30,30 @@ from composer.analyzer.perf_analyzer import (
     with_deadline,
 )
 from composer.analyzer.results import parse_perf_csv, summarize_profile_export
+from composer.core.design import LabDesign
+from composer.core.designer import CSV_MARKER, STACK_FILE, run_area, swarm_design
 from composer.core.errors import AnalyzerError, UsageError
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.modelconfig import read_model_facts
-from composer.core.release import server_version
 from composer.core.run_dir import RunDir
+from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.engine import swarm
 from composer.labs.bench import BenchResult, settings_for
-from composer.labs.local import RUN_AREA, ensure_plan_images, unique_name
+from composer.labs.local import ensure_plan_images
 from composer.labs.plan import LabPlan
+from composer.labs.registry import unique_name
 from composer.labs.request import BenchRequest
-from composer.labs.run_manifest import default_run_dir, image_facts, image_manifest, prepare_run_dir, utc_now
+from composer.labs.run_manifest import default_run_dir, image_facts, prepare_run_dir, started_manifest, utc_now
 from composer.labs.session import LabSession, failure_record
-from composer.render.swarm_spec import CLIENTS, CSV_MARKER, SERVER, render_stack, swarm_spec
+from composer.render.compose import render_lab
 from composer.runs.merge import ClientRun, merge_clients
 
 if TYPE_CHECKING:
     import docker
 
 Say = Callable[[str], None]
-STACK_FILE = "docker-stack.yml"
+CLIENTS = ANALYZER  # the analyzer service: N perf_analyzer replicas on a swarm
 MAX_CLIENTS = 256
 SCHEDULING_SLACK_S = 60.0  # beyond perf_analyzer's own deadline: task scheduling and start-up
 LOG_SETTLE_S = 5.0  # a finished task's last log lines can reach the engine's log API a moment later
@@ -127,8 +128,9 @@ def _collect(
 
 @dataclass(frozen=True)
 class SwarmFile:
-    """A rendered swarm compose file and what it was rendered from."""
+    """A swarm lab's design, its stack file, and what they were drawn from."""
 
+    design: LabDesign
     text: str
     settings: BenchSettings
     outputs: Outputs
@@ -153,43 +155,33 @@ def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequ
     settings = settings_for(stack, str(plan.release), "none", request, inputs, analyzer)  # no GPUs on swarm yet
     outputs = outputs_for("client", settings.profile_export)
     argv = fit_argv(perf_analyzer_argv(settings, outputs), settings.extra_args, analyzer.version).argv
-    text = render_stack(
+    design = swarm_design(
         stack, plan.release, plan.images, name, clients, with_deadline(argv, settings.timeout_s), outputs.csv
     )
-    return SwarmFile(text, settings, outputs, argv, metadata, config)
+    return SwarmFile(design, render_lab(design), settings, outputs, argv, metadata, config)
 
 
 def _swarm_manifest(
-    client: docker.DockerClient,
-    plan: LabPlan,
-    rendered: SwarmFile,
-    spec: Any,
-    name: str,
-    clients: int,
-    node_id: str,
+    client: docker.DockerClient, plan: LabPlan, rendered: SwarmFile, clients: int, node_id: str
 ) -> dict[str, Any]:
-    stack, metadata, config = plan.stack, rendered.metadata, rendered.config
+    stack, metadata = plan.stack, rendered.metadata
     images = {"server": image_facts(client, plan.images.server), "sdk": image_facts(client, plan.images.sdk)}
-    return {
-        "tisbench_version": __version__,
-        "lab": name,
-        "engine": "swarm",
-        "clients": clients,
-        "release": str(plan.release),
-        "release_server_version": server_version(plan.release),
-        **image_manifest(images, from_labels(images["sdk"]["labels"]) or assumed(str(plan.release))),
-        "perf_analyzer_argv": rendered.argv,
-        "client_command": spec.services[CLIENTS].command,
-        "compose_file": STACK_FILE,
-        "timeout_s": rendered.settings.timeout_s,
-        "model": {"name": stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": config},
-        "model_source": f"{stack.models_dir / stack.model / 'config.pbtxt'} (read locally, not from the server)",
-        "stack": str(stack.directory),
-        "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
-        "swarm": {"node": node_id},
-        "started_utc": utc_now(),
-        "status": "running",
-    }
+    return started_manifest(
+        lab=rendered.design.project,
+        release=str(plan.release),
+        design=rendered.design,
+        stack=stack,
+        model={"name": stack.model, "version": (metadata.get("versions") or ["?"])[-1], "config": rendered.config},
+        images=images,
+        analyzer=from_labels(images["sdk"]["labels"]) or assumed(str(plan.release)),
+        argv=rendered.argv,
+        timeout_s=rendered.settings.timeout_s,
+        clients=clients,
+        client_command=list(rendered.design.service(CLIENTS).command or ()),
+        compose_file=STACK_FILE,
+        model_source=f"{stack.models_dir / stack.model / 'config.pbtxt'} (read locally, not from the server)",
+        swarm={"node": node_id},
+    )
 
 
 def run_swarm_lab(
@@ -209,20 +201,18 @@ def run_swarm_lab(
     ensure_plan_images(client, plan, say)
     name = unique_name(client, stack.name)
     rendered = render_swarm_file(plan, name, clients, request)
-    text, settings, outputs = rendered.text, rendered.settings, rendered.outputs
-    run_area = stack.directory / RUN_AREA / name
-    spec = swarm_spec(text, name, run_area / STACK_FILE)
+    design, text, settings, outputs = rendered.design, rendered.text, rendered.settings, rendered.outputs
     run_dir = prepare_run_dir(request.out or default_run_dir(name))
     files = RunDir(run_dir)
-    manifest = _swarm_manifest(client, plan, rendered, spec, name, clients, node_id)
+    manifest = _swarm_manifest(client, plan, rendered, clients, node_id)
     write_atomic(run_dir / STACK_FILE, text)
     write_json(files.manifest, manifest)
-    backend = SwarmBackend(client, name, spec, text, run_area, run_dir, manifest, stack.model, settings.protocol,
-                           timeout_s or stack.server.ready_timeout_s, say)  # fmt: skip
+    backend = SwarmBackend(client, design, text, run_area(stack, name), run_dir, manifest, stack.model,
+                           settings.protocol, timeout_s or stack.server.ready_timeout_s, say)  # fmt: skip
     try:
         with LabSession(backend, say=say, keep=keep) as lab:
             say(f"swarm lab {name} ready in {lab.ready_s:.2f} s; starting {clients} perf_analyzer client(s)")
-            lab.ids[CLIENTS] = swarm.create_service(client, spec.services[CLIENTS], spec.network)
+            lab.ids[CLIENTS] = swarm.create_service(client, design, CLIENTS)
             tasks = swarm.wait_tasks_done(
                 client,
                 lab.ids[CLIENTS],
@@ -265,8 +255,7 @@ class SwarmBackend:
     """Swarm labs for a LabSession: an overlay network and a server service, then client replicas."""
 
     client: docker.DockerClient
-    name: str
-    spec: Any
+    design: LabDesign
     text: str
     run_area: Path
     run_dir: Path
@@ -278,15 +267,15 @@ class SwarmBackend:
     kind: str = "swarm lab"
 
     def up(self) -> SwarmLab:
-        lab = SwarmLab(self.name, {})
+        lab = SwarmLab(self.design.project, {})
         try:
             write_atomic(self.run_area / STACK_FILE, self.text)
             self.say(
-                f"creating swarm lab {lab.name}: overlay network {self.spec.network}, "
-                f"service {self.spec.services[SERVER].name}"
+                f"creating swarm lab {lab.name}: overlay network {self.design.network_name}, "
+                f"service {self.design.swarm_service_name(SERVER)}"
             )
-            swarm.create_network(self.client, self.spec)
-            lab.ids[SERVER] = swarm.create_service(self.client, self.spec.services[SERVER], self.spec.network)
+            swarm.create_network(self.client, self.design)
+            lab.ids[SERVER] = swarm.create_service(self.client, self.design, SERVER)
             ready = swarm.wait_server_ready(
                 self.client,
                 lab.ids[SERVER],

@@ -34,7 +34,6 @@ from composer.labs.handle import LabHandle, handle_of
 from composer.labs.plan import LabPlan
 from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import utc_now
-from composer.labs.session import LabSession
 from composer.tuning.document import tune_document
 from composer.tuning.override import config_pbtxt, disk_config, override_json
 from composer.tuning.search import LoadFailed, MeasureFailed, Outcome, Search, Trial
@@ -220,7 +219,7 @@ def run_tune(
             log_file.write(message + "\n")
             log_file.flush()
 
-        with LabSession(local.LocalBackend(plan, say, timeout_s=timeout_s), say=say) as running:
+        with local.local_session(plan, say, timeout_s=timeout_s) as running:
             facts["lab"] = running.name
             return _search(handle_of(running), plan, settings, request, out, say, log, facts)
 

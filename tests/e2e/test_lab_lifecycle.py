@@ -223,3 +223,4 @@ def test_readiness_timeout_is_exit_4_with_the_server_log_and_removes_the_lab(
     assert "seed_model" in result.error, "the last server log lines say what it was doing"
     assert result.seconds < 15
     assert leftovers(docker_client, lab_name) == []
+

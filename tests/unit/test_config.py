@@ -384,3 +384,4 @@ def test_model_flag_absent_names_the_flag_and_lists_models(tmp_path: Path) -> No
 
 def test_stack_directory_that_does_not_exist(tmp_path: Path) -> None:
     assert f"{tmp_path / 'nope'}: not a directory" in _error(tmp_path / "nope")
+

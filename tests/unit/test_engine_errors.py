@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from composer.engine.containers import refused_ulimit
+from composer.engine.create import refused_ulimit
 
 RUNC_MEMLOCK = (
     "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container "

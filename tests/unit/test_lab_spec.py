@@ -1,6 +1,6 @@
-"""What a lab asks the engine for: the rendered compose file read back into container, network
-and volume specs (lab_spec, pure), and those specs turned into the docker API's requests, recorded
-by a fake APIClient (the SDK's own request builders, no engine)."""
+"""What a lab asks the engine for: the rendered compose file as compose reads it (the oracle,
+tests/unit/compose_oracle.py), the design's own requests to the docker API, recorded by a fake
+APIClient (the SDK's own request builders, no engine), and the two held equal."""
 
 from __future__ import annotations
 
@@ -13,20 +13,29 @@ import docker.errors
 import pytest
 import requests
 from bad_inputs import QUICKSTART, make_stack
+from compose_oracle import COMPOSE_VERSION, LabSpec, Mount, PortBinding, lab_spec
 
+from composer.core.design import LabDesign
 from composer.core.errors import StackError
 from composer.core.gpus import GpuRequest, parse_gpus
-from composer.engine.containers import LAB_LABEL, create_network, start_service
-from composer.engine.spec import COMPOSE_VERSION, NETWORK, LabSpec, Mount, PortBinding, lab_spec
+from composer.core.triton import NETWORK
+from composer.engine.containers import LAB_LABEL
+from composer.engine.create import create_network, start_service
 from composer.labs.plan import plan_lab
+from composer.render.compose import render_lab
 
 PROJECT = "lab1"
 CONFIG_FILE = Path("/runs/lab1/docker-compose.yml")
 
 
-def _spec(stack: Path, *, gpus: GpuRequest | None = None, transport: str = "bind") -> LabSpec:
+def _design(stack: Path, *, gpus: GpuRequest | None = None, transport: str = "bind") -> LabDesign:
     plan = plan_lab(stack, release="24.10", images="ngc")
-    return lab_spec(plan.render(PROJECT, gpus, transport), stack, CONFIG_FILE)
+    return plan.design(PROJECT, gpus, transport)
+
+
+def _spec(stack: Path, *, gpus: GpuRequest | None = None, transport: str = "bind") -> LabSpec:
+    """The lab as compose reads its rendered file (the run area's path, as tisbench writes it)."""
+    return lab_spec(render_lab(_design(stack, gpus=gpus, transport=transport)), stack, CONFIG_FILE)
 
 
 def _service(spec: LabSpec, name: str) -> Any:
@@ -199,24 +208,24 @@ def _client(api: RecordingAPI) -> docker.DockerClient:
 
 def test_the_network_is_a_labelled_bridge_that_refuses_a_duplicate() -> None:
     api = RecordingAPI()
-    spec = _spec(QUICKSTART)
+    design = _design(QUICKSTART)
 
-    create_network(_client(api), spec, {"tisbench.run": "r1"})
+    create_network(_client(api), design, {"tisbench.run": "r1"})
 
     ((call, name, kwargs),) = api.calls
     assert (call, name) == ("create_network", f"{PROJECT}_{NETWORK}")
     assert kwargs == {
         "driver": "bridge",
-        "labels": {**spec.network_labels, "tisbench.run": "r1"},
+        "labels": {**design.network_labels(), "tisbench.run": "r1"},
         "check_duplicate": True,
     }
 
 
 def test_the_server_is_created_with_its_mounts_ports_ulimits_and_aliases_then_started() -> None:
     api = RecordingAPI()
-    spec = _spec(QUICKSTART)
+    design = _design(QUICKSTART)
 
-    container = start_service(_client(api), spec, "triton_server", {"tisbench.run": "r1"})
+    container = start_service(_client(api), design, "triton_server", {"tisbench.run": "r1"})
 
     (create, start) = api.calls
     assert start == ("start", "id-1", {}) and container == "id-1"
@@ -234,16 +243,16 @@ def test_the_server_is_created_with_its_mounts_ports_ulimits_and_aliases_then_st
         {"Name": "memlock", "Soft": -1, "Hard": -1},
         {"Name": "stack", "Soft": 67108864, "Hard": 67108864},
     ]
-    assert host["ShmSize"] == 1 << 30 and host["NetworkMode"] == spec.network
+    assert host["ShmSize"] == 1 << 30 and host["NetworkMode"] == design.network_name
     assert "DeviceRequests" not in host
-    aliases = kwargs["networking_config"]["EndpointsConfig"][spec.network]["Aliases"]
+    aliases = kwargs["networking_config"]["EndpointsConfig"][design.network_name]["Aliases"]
     assert aliases == ["triton_server", f"{PROJECT}-triton_server-1"]
 
 
 def test_a_gpu_server_asks_the_engine_for_nvidia_devices() -> None:
     api = RecordingAPI()
 
-    start_service(_client(api), _spec(QUICKSTART, gpus=parse_gpus("device=1")), "triton_server", {})
+    start_service(_client(api), _design(QUICKSTART, gpus=parse_gpus("device=1")), "triton_server", {})
 
     (requested,) = api.calls[0][2]["host_config"]["DeviceRequests"]
     assert requested["Driver"] == "nvidia" and requested["DeviceIDs"] == ["1"]
@@ -258,7 +267,7 @@ def test_an_advisory_ulimit_the_engine_refuses_is_dropped_said_and_recorded() ->
     api = RecordingAPI(refuse=[refusal])
     said: list[str] = []
 
-    start_service(_client(api), _spec(QUICKSTART), "triton_server", {}, said.append)
+    start_service(_client(api), _design(QUICKSTART), "triton_server", {}, said.append)
 
     first, second = (c for c in api.calls if c[0] == "create_container")
     assert [u["Name"] for u in first[2]["host_config"]["Ulimits"]] == ["memlock", "stack"]
@@ -269,7 +278,7 @@ def test_an_advisory_ulimit_the_engine_refuses_is_dropped_said_and_recorded() ->
     # the next lab on this engine asks for it no more: no failed start to learn it again
     again = RecordingAPI()
     said.clear()
-    start_service(_client(again), _spec(QUICKSTART), "triton_server", {}, said.append)
+    start_service(_client(again), _design(QUICKSTART), "triton_server", {}, said.append)
     (create,) = (c for c in again.calls if c[0] == "create_container")
     assert [u["Name"] for u in create[2]["host_config"]["Ulimits"]] == ["stack"]
     assert create[2]["labels"]["tisbench.ulimits-dropped"] == "memlock"
@@ -281,7 +290,7 @@ def test_a_ulimit_the_stack_set_itself_is_never_dropped(tmp_path: Path) -> None:
     api = RecordingAPI(refuse=["error setting rlimit type 8: operation not permitted"])
 
     with pytest.raises(StackError) as caught:
-        start_service(_client(api), _spec(stack), "triton_server", {})
+        start_service(_client(api), _design(stack), "triton_server", {})
 
     assert caught.value.message.startswith("server.ulimits.memlock: this Docker engine cannot grant memlock=-1")
     assert [c[0] for c in api.calls] == ["create_container"]

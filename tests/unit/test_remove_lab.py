@@ -127,12 +127,12 @@ class ListingAPI(FakeAPI):
 
 
 def test_down_of_a_lab_left_with_only_its_network_lists_it_once(monkeypatch: Any) -> None:
-    from composer.labs import local
+    from composer.labs import registry
 
     api = ListingAPI()
-    monkeypatch.setattr(local.engine, "connect", lambda: _client(api))
+    monkeypatch.setattr(registry.engine, "connect", lambda: _client(api))
 
-    assert local.down(LAB) == 1 + 2  # the network and the two volumes
+    assert registry.down(LAB) == 1 + 2  # the network and the two volumes
     assert api.listed == ["containers", "networks"]
     assert [target for call, target in api.calls if call == "remove_network"] == ["n1"]
 

@@ -10,9 +10,9 @@ import yaml
 from bad_inputs import make_stack
 from compose_check import compose_config as run_compose_config
 from compose_check import require_compose
+from compose_oracle import unescape
 
 from composer.labs.plan import plan_lab
-from composer.render.mounts import unescape
 
 PROJECT = "lab1"
 

@@ -35,7 +35,7 @@ def test_the_editable_install_finds_the_checkouts_templates_and_stacks() -> None
 
 def test_every_template_the_code_renders_is_in_the_shipped_folder() -> None:
     names = {p.name for p in templates_dir().glob("*.j2")}
-    assert {"docker-compose.yml.j2", "docker-stack.yml.j2", "report.md.j2", "report.html.j2", "matrix.html.j2"} <= names
+    assert {"docker-compose.yml.j2", "report.md.j2", "report.html.j2", "matrix.html.j2"} <= names
 
 
 def test_init_writes_the_quickstart_stack_into_a_new_folder(tmp_path: Path) -> None:

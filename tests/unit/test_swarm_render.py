@@ -13,10 +13,11 @@ import yaml
 from bad_inputs import make_stack
 from compose_check import compose_config as run_compose_config
 from compose_check import require_compose
+from compose_oracle import swarm_spec, unescape
 
+from composer.core.designer import CSV_MARKER, WRAPPER, size_in_bytes, swarm_design
 from composer.labs.plan import plan_lab
-from composer.render.mounts import unescape
-from composer.render.swarm_spec import CSV_MARKER, WRAPPER, render_stack, size_in_bytes, swarm_spec
+from composer.render.compose import render_lab
 
 LAB = "swarmlab"
 ARGV = ["timeout", "-s", "KILL", "600", "perf_analyzer", "-m", "seed_model", "-u", "triton_server:8000"]
@@ -41,7 +42,8 @@ HOSTILE = [
 
 def _render(stack: Path, clients: int = 2, argv: list[str] | None = None) -> str:
     plan = plan_lab(stack, release="24.10", images="lab")
-    return render_stack(plan.stack, plan.release, plan.images, LAB, clients, argv or ARGV, "/tmp/tisbench-client.csv")
+    design = swarm_design(plan.stack, plan.release, plan.images, LAB, clients, argv or ARGV, "/tmp/tisbench-client.csv")
+    return render_lab(design)
 
 
 def _doc(text: str) -> dict[str, Any]:
