@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -22,6 +24,7 @@ from composer.core import labels as L
 from composer.core import stack_fields as sf
 from composer.core.gpus import NONE, GpuRequest
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # POSIX: what a shell can name
 # Swarm services: reached by name (service VIPs do not work on every host), and never restarted
 SWARM_ENDPOINT_MODE = "dnsrr"
 SWARM_RESTART = "none"
@@ -43,19 +46,39 @@ class Port:
     published: int | None  # None: an ephemeral host port
 
 
+def environment(value: Any) -> tuple[tuple[str, str], ...]:
+    """stack.yaml's ``environment:``: a mapping of POSIX names to strings (numbers are written as text)."""
+    if not isinstance(value, Mapping):
+        raise TypeError("expected a mapping of NAME: value")
+    pairs = []
+    for name, text in value.items():
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a variable name (letters, digits and _, not starting with a digit)")
+        if isinstance(text, bool) or not isinstance(text, str | int | float):
+            raise ValueError(f"{name}: the value must be a string (quote it: {name}: \"...\")")
+        if "\x00" in str(text):
+            raise ValueError(f"{name}: the value holds a NUL character, which no environment can carry")
+        pairs.append((name, str(text)))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class ServiceOptions:
     """What stack.yaml may set on either service, the same way for ``server:`` and ``analyzer:``."""
 
-    KEYS: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+
+    KEYS = ("environment",)
 
     @classmethod
     def read(cls, fields: sf.Fields) -> ServiceOptions:
-        return cls()
+        return cls(
+            environment=fields.get("environment", (), environment, 'a mapping such as {OMP_NUM_THREADS: "1"}'),
+        )
 
     def apply(self, service: Service) -> Service:
         """The service as the stack asks for it: the user's values after tisbench's own."""
-        return service
+        return replace(service, environment=(*service.environment, *self.environment))
 
 
 @dataclass(frozen=True)

@@ -224,3 +224,28 @@ def test_readiness_timeout_is_exit_4_with_the_server_log_and_removes_the_lab(
     assert result.seconds < 15
     assert leftovers(docker_client, lab_name) == []
 
+
+def test_the_environment_stack_yaml_sets_reaches_each_container(
+    make_stack: MakeStack, labs: LabRegistry, tisbench: Tisbench, docker_client: docker.DockerClient
+) -> None:
+    tricky = 'a: b $HOME "q" 日本'
+    stack = make_stack(
+        QUICKSTART,
+        "env",
+        {"server": {"environment": {"OMP_NUM_THREADS": "1", "TRICKY": tricky}},
+         "analyzer": {"environment": {"PA_NOTE": "${X}"}}},
+    )  # fmt: skip
+    name = labs.name("env")
+
+    up = tisbench("up", stack, "--images", "lab", "--name", name)
+
+    assert up.exit_code == 0, up
+    env = {
+        service: docker_client.api.inspect_container(service_container(docker_client, name, service)["Id"])["Config"][
+            "Env"
+        ]
+        for service in ("triton_server", "perf_analyzer")
+    }
+    assert {"OMP_NUM_THREADS=1", f"TRICKY={tricky}"} <= set(env["triton_server"])
+    assert "PA_NOTE=${X}" in env["perf_analyzer"] and not any(e.startswith("OMP_") for e in env["perf_analyzer"])
+    assert tisbench("down", name).exit_code == 0

@@ -385,3 +385,43 @@ def test_model_flag_absent_names_the_flag_and_lists_models(tmp_path: Path) -> No
 def test_stack_directory_that_does_not_exist(tmp_path: Path) -> None:
     assert f"{tmp_path / 'nope'}: not a directory" in _error(tmp_path / "nope")
 
+
+def test_environment_is_read_for_either_service_in_order(tmp_path: Path) -> None:
+    stack = load_stack(
+        make_stack(
+            tmp_path,
+            "model: seed_model\nserver:\n  environment: {OMP_NUM_THREADS: 1, _B2: 'x: y'}\n"
+            "analyzer:\n  environment: {EMPTY: ''}\n",
+        )
+    )
+
+    assert stack.server.options.environment == (("OMP_NUM_THREADS", "1"), ("_B2", "x: y"))
+    assert stack.analyzer.options.environment == (("EMPTY", ""),)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("server:\n  environment: [A=1]\n", "server.environment: ['A=1'] is not valid (expected a mapping"),
+        ("server:\n  environment: {1A: x}\n", "'1A' is not a variable name"),
+        ("analyzer:\n  environment: {A-B: x}\n", "analyzer.environment"),
+        ("server:\n  environment: {A: \"x\\0y\"}\n", "A: the value holds a NUL character"),
+        ("server:\n  environment: {A: true}\n", "A: the value must be a string"),
+        ("server:\n  environment: {A: null}\n", "A: the value must be a string"),
+        ("server:\n  enviroment: {A: x}\n", "did you mean 'environment'?"),
+    ],
+)
+def test_a_wrong_environment_is_one_line_naming_the_field(tmp_path: Path, text: str, says: str) -> None:
+    line = _error(make_stack(tmp_path, "model: seed_model\n" + text))
+
+    assert says in line and "\n" not in line
+
+
+def test_the_environment_reaches_the_design_after_tisbenchs_own(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path, "model: seed_model\nanalyzer:\n  environment: {PA: '1'}\n")
+
+    design = plan_lab(stack, release="24.10", images="lab").design("lab1")
+
+    assert design.service("perf_analyzer").environment == (("PA", "1"),)
+    assert design.manifest()["services"]["perf_analyzer"]["environment"] == {"PA": "1"}
+    assert design.service("triton_server").environment == ()

@@ -28,6 +28,8 @@ EXTRA = {"tisbench.run": "r1"}
 RICH = (
     "model: seed_model\nserver:\n  host: 0.0.0.0\n  ports: {http: 18000}\n  shm_size: 256m\n"
     "  ulimits: {memlock: 1024, stack: null, nofile: 65536}\n  args: ['--log-verbose=1', '$HOME']\n"
+    "  environment: {OMP_NUM_THREADS: '1', TRICKY: 'a: b $x \"q\"'}\n"
+    "analyzer:\n  environment: {PA_NOTE: '日本 ${X}'}\n"
 )
 
 
@@ -116,8 +118,10 @@ def test_a_local_lab_is_created_as_its_compose_file_says(gpus: GpuRequest | None
     _assert_agree(plan_lab(QUICKSTART, release="24.10", images="ngc").design(PROJECT, gpus))
 
 
-def test_ports_ulimits_shm_and_args_agree_too(tmp_path: Path) -> None:
+def test_ports_ulimits_shm_args_and_environment_agree_too(tmp_path: Path) -> None:
     design = plan_lab(make_stack(tmp_path, RICH), release="24.10", images="ngc").design(PROJECT)
+
+    assert dict(design.service("triton_server").environment)["TRICKY"] == 'a: b $x "q"'
     _assert_agree(design)
 
 

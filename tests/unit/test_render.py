@@ -305,3 +305,14 @@ def test_stack_directory_path_reaches_compose_unchanged(tmp_path: Path, compose_
     assert unescape(services["triton_server"]["volumes"][0]["source"]) == str(directory / "models")
     assert unescape(services["perf_analyzer"]["volumes"][0]["source"]) == str(directory / "dataset")
     assert unescape(services["perf_analyzer"]["labels"]["tisbench.stack"]) == str(directory)
+
+
+def test_environment_reaches_compose_unchanged(tmp_path: Path, compose_config: Any) -> None:
+    values = {f"V{i}": str(p.values[0]) for i, p in enumerate(INJECTIONS) if p.id in COMPOSE_SUBSET}
+    directory = make_stack(tmp_path, yaml.safe_dump({"model": "seed_model", "analyzer": {"environment": values}}))
+
+    config = compose_config(_plan(directory).render(PROJECT))
+
+    environment = config["services"]["perf_analyzer"]["environment"]
+    assert {name: unescape(value) for name, value in environment.items()} == values
+    assert "environment" not in config["services"]["triton_server"]
