@@ -119,15 +119,7 @@ def local_design(
         pull_policy=pull_policy,
         labels=labels,
     )
-    return LabDesign(
-        project,
-        str(release),
-        "local",
-        (server.options.apply(triton), stack.analyzer.options.apply(analyzer)),
-        Network(NETWORK, labels=labels),
-        str(stack.directory),
-        str(run_area(stack, project) / COMPOSE_FILE),
-    )
+    return _lab(stack, release, project, "local", triton, analyzer, Network(NETWORK, labels=labels))
 
 
 def swarm_design(
@@ -159,12 +151,20 @@ def swarm_design(
         labels=labels,
         replicas=clients,
     )
+    network = Network(NETWORK, driver="overlay", attachable=True, labels=labels)
+    return _lab(stack, release, project, "swarm", triton, analyzer, network)
+
+
+def _lab(
+    stack: Stack, release: Release, project: str, engine: str, triton: Service, analyzer: Service, network: Network
+) -> LabDesign:
+    """The design of tisbench's two services, each as the stack's options ask for it."""
     return LabDesign(
         project,
         str(release),
-        "swarm",
+        engine,
         (stack.server.options.apply(triton), stack.analyzer.options.apply(analyzer)),
-        Network(NETWORK, driver="overlay", attachable=True, labels=labels),
+        network,
         str(stack.directory),
-        str(run_area(stack, project) / STACK_FILE),
+        str(run_area(stack, project) / (STACK_FILE if engine == "swarm" else COMPOSE_FILE)),
     )

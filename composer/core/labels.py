@@ -15,6 +15,10 @@ GPUS_LABEL = "tisbench.gpus"
 CLIENTS_LABEL = "tisbench.clients"  # swarm: the perf_analyzer replicas
 
 # On the lab images tisbench builds (and on the probe containers that read their versions)
+LAB_IMAGE_LABEL = "tisbench.lab-image"
+KIND_LABEL = "tisbench.kind"  # server | sdk
+SERVER_WHEEL_LABEL = "tisbench.server-wheel"
+ANALYZER_WHEEL_LABEL = "tisbench.perf-analyzer-wheel"
 RECIPE_LABEL = "tisbench.recipe"
 SERVER_VERSION_LABEL = "tisbench.server-version"
 ANALYZER_VERSION_LABEL = "tisbench.perf-analyzer-version"

@@ -11,11 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from composer.core.labels import COMPOSE_CONFIG_FILES as CONFIG_FILES_LABEL
+from composer.core.labels import COMPOSE_SERVICE as SERVICE_LABEL
 from composer.core.labels import LAB_LABEL, OWNER_LABEL, RUN_LABEL
-
-# compose's own labels, which tisbench's labs carry too
-SERVICE_LABEL = "com.docker.compose.service"
-CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,16 @@ from typing import Any
 
 from composer.core.errors import ImageBuildError
 from composer.core.lab_releases import LabRecipe, Wheel, lab_image_tags, lab_recipe
-from composer.core.labels import ANALYZER_VERSION_LABEL, RECIPE_LABEL, RELEASE_LABEL, SERVER_VERSION_LABEL
+from composer.core.labels import (
+    ANALYZER_VERSION_LABEL,
+    ANALYZER_WHEEL_LABEL,
+    KIND_LABEL,
+    LAB_IMAGE_LABEL,
+    RECIPE_LABEL,
+    RELEASE_LABEL,
+    SERVER_VERSION_LABEL,
+    SERVER_WHEEL_LABEL,
+)
 from composer.images.rootfs import BaseRoot
 
 _STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -122,7 +131,7 @@ def server_spec(recipe: LabRecipe) -> ImageSpec:
         ),
         workdir=f"/{_SERVER_ROOT}",
         extra_dirs=(),
-        labels=_common_labels("server", recipe.release) + (("tisbench.server-wheel", server.wheel.requirement()),),
+        labels=_common_labels("server", recipe.release) + ((SERVER_WHEEL_LABEL, server.wheel.requirement()),),
         fingerprint=recipe.server_fingerprint(),
         expected_version=server.version,
     )
@@ -141,14 +150,14 @@ def sdk_spec(recipe: LabRecipe) -> ImageSpec:
         workdir="/workspace",
         extra_dirs=("workspace",),
         labels=_common_labels("sdk", recipe.release)
-        + (("tisbench.perf-analyzer-wheel", analyzer.wheel.requirement()),),
+        + ((ANALYZER_WHEEL_LABEL, analyzer.wheel.requirement()),),
         fingerprint=recipe.analyzer_fingerprint(),
         expected_version=analyzer.version,
     )
 
 
 def _common_labels(kind: str, release: str) -> tuple[tuple[str, str], ...]:
-    return (("tisbench.lab-image", "true"), ("tisbench.kind", kind), (RELEASE_LABEL, release))
+    return ((LAB_IMAGE_LABEL, "true"), (KIND_LABEL, kind), (RELEASE_LABEL, release))
 
 
 def image_specs(release: str) -> tuple[ImageSpec, ImageSpec]:

@@ -278,3 +278,19 @@ def test_passthrough_arguments_are_not_taken_for_an_empty_positional() -> None:
     kept: dict[str, object] = {"extra": ()}
     assert not reclaim_passthrough("mylab", kept) and kept["extra"] == ()
     assert not reclaim_passthrough(None, kept)
+
+
+@pytest.mark.parametrize(
+    "command", [["lab"], ["tune"], ["matrix", "--releases", "24.10"]], ids=["lab", "tune", "matrix"]
+)
+def test_lab_tune_and_matrix_refuse_a_decoupled_model_over_http_before_docker(
+    tmp_path: Path, command: list[str]
+) -> None:
+    stack = make_stack(tmp_path)
+    config = stack / "models" / "seed_model" / "config.pbtxt"
+    config.write_text(config.read_text() + "\nmodel_transaction_policy { decoupled: true }\n")
+
+    result = _invoke(*command, stack, "--images", "lab", "--protocol", "http", env={"DOCKER_HOST": "unix:///nonexistent"})
+
+    assert result.exit_code == 2, result.stderr
+    assert "is decoupled" in _one_error_line(result)
