@@ -152,6 +152,7 @@ def _last_lines(output: str, count: int = 6) -> str:
 # perf-analyzer wheel's console script argv[0], so that name, is the binary's full path).
 _ARGV0 = r"(?:\S*/)?perf_analyzer"
 _ERROR_LINE = re.compile(rf"(?i:^(?:error\b|failed\b|thread \[\d+\].*\berror\b|{_ARGV0}: .*option))|Failed")
+_MODEL_ERROR = re.compile(r"^Thread \[\d+\] had error: ")
 _OPTION_REJECTED = re.compile(rf"^{_ARGV0}: .*option|^Usage: {_ARGV0} ", re.MULTILINE)
 
 
@@ -168,6 +169,15 @@ def explain_failure(
     exit status was lost (a console script that drops it), and its output showed the failure."""
     found = error_lines(output)
     first_error = found[0] if found else _last_lines(output)
+    model_error = next((line for line in found if _MODEL_ERROR.match(line)), None)
+    if model_error is not None:  # what the model itself answered, behind perf_analyzer's generic line
+        missing_file = "No such file or directory" in model_error
+        return AnalyzerError(
+            f"perf_analyzer: the model answered with an error: {model_error}",
+            "the model opens a path the server cannot see: mount it with server.volumes (e.g. ./data:/data)"
+            if missing_file
+            else f"fix the model or the input data; its traceback is in {LOGS}/triton_server.log in the run dir",
+        )
     if _SHAPE_ERROR in output:
         match = re.search(r'tensor "([^"]+)" with model shape (\[[^\]]*\])', output)
         name = match.group(1) if match else "INPUT"

@@ -191,7 +191,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     images = top.get("images", None, lambda v: sf.choice(v, IMAGE_SETS), "images: ngc or images: lab")
     chosen = model or top.get("model", None, sf.string, "model: NAME of a directory in models/")
 
-    server = _server_options(top, source)
+    server = _server_options(top, source, directory)
     analyzer = _analyzer_options(top, source, directory)
 
     models = find_models(directory / "models")
@@ -223,7 +223,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
     )
 
 
-def _server_options(top: sf.Fields, source: str) -> ServerOptions:
+def _server_options(top: sf.Fields, source: str, directory: Path) -> ServerOptions:
     """stack.yaml's server: section."""
     srv = top.section(
         "server",
@@ -245,7 +245,7 @@ def _server_options(top: sf.Fields, source: str) -> ServerOptions:
         ulimits_set=ulimits_set,
         gpus=srv.get("gpus", None, lambda v: str(v), "auto, none, all, a count, or device=0,1"),
         image=srv.get("image", None, sf.image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3"),
-        options=ServiceOptions.read(srv),
+        options=ServiceOptions.read(srv, directory),
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]
     if len(fixed) != len(set(fixed)):
@@ -303,7 +303,7 @@ def _analyzer_options(top: sf.Fields, source: str, directory: Path) -> AnalyzerO
         stability_retries=ana.get(
             "stability_retries", 3, sf.int_in(0, _MAX_STABILITY_RETRIES), f"0 (no retries) to {_MAX_STABILITY_RETRIES}"
         ),
-        options=ServiceOptions.read(ana),
+        options=ServiceOptions.read(ana, directory),
     )
     if analyzer.measurement_requests is None and analyzer.measurement_interval_ms is None:
         analyzer = AnalyzerOptions(**{**analyzer.__dict__, "measurement_requests": 200})

@@ -17,14 +17,17 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from composer.core import labels as L
 from composer.core import stack_fields as sf
+from composer.core.errors import ConfigError
 from composer.core.gpus import NONE, GpuRequest
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # POSIX: what a shell can name
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # what the engine accepts as a volume's name
+RESERVED_TARGETS = ("/models", "/workspace/dataset", "/dev/shm")  # tisbench's own mounts
 # Swarm services: reached by name (service VIPs do not work on every host), and never restarted
 SWARM_ENDPOINT_MODE = "dnsrr"
 SWARM_RESTART = "none"
@@ -62,23 +65,100 @@ def environment(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+_VOLUME_FORMS = (
+    "compose's short syntax ./data:/data[:ro|rw] (a path relative to the stack, or absolute; a bare name is "
+    "a named volume) or {type: bind|volume, source: ..., target: /data, read_only: true}"
+)
+
+
+def _volume_form(raw: Any) -> tuple[str, str, str, bool]:
+    """(type, source, target, read_only) from compose's short or long syntax."""
+    if isinstance(raw, str):
+        parts = raw.split(":")
+        if len(parts) not in (2, 3) or not all(parts[:2]):
+            raise ValueError(f"{raw!r} is not SOURCE:TARGET[:MODE]")
+        mode = parts[2] if len(parts) == 3 else "ro"
+        if mode not in ("ro", "rw"):
+            raise ValueError(f"mode {mode!r}: use ro or rw")
+        return ("bind" if parts[0][0] in "./~" else "volume"), parts[0], parts[1], mode == "ro"
+    if not isinstance(raw, Mapping):
+        raise ValueError("expected a string or a mapping")
+    unknown = set(raw) - {"type", "source", "target", "read_only"}
+    if unknown:
+        raise ValueError(f"unknown key {sorted(unknown)[0]!r}: the keys are type, source, target, read_only")
+    kind, source, target, read_only = raw.get("type", "bind"), raw.get("source"), raw.get("target"), raw.get(
+        "read_only", True
+    )
+    if kind not in ("bind", "volume") or not isinstance(read_only, bool):
+        raise ValueError("type is bind or volume, read_only true or false")
+    if not isinstance(source, str) or not source or not isinstance(target, str) or not target:
+        raise ValueError("source and target are both needed, as strings")
+    return str(kind), source, target, read_only
+
+
+def _volume(raw: Any, directory: Path) -> Mount:
+    """One entry of ``volumes:`` as a mount; read-only unless ``rw`` (or ``read_only: false``) is written."""
+    kind, source, target, read_only = _volume_form(raw)
+    if "\x00" in source + target:
+        raise ValueError("a path holds a NUL character")
+    if not target.startswith("/"):
+        raise ValueError(f"target {target!r} is relative: give an absolute path in the container, e.g. /data")
+    clean = str(PurePosixPath(target))
+    for reserved in RESERVED_TARGETS:
+        if clean == reserved or clean.startswith(reserved + "/") or clean == "/":
+            raise ValueError(f"target {target} collides with tisbench's own mount at {reserved}: pick another")
+    if kind == "volume":
+        if not VOLUME_NAME.fullmatch(source):
+            raise ValueError(f"{source!r} is not a volume name (a path starts with ./, / or ~)")
+        return Mount(source, clean, read_only, "volume")
+    path = (directory / Path(source).expanduser()).resolve()
+    if not path.exists():
+        raise ValueError(f"source {source} does not exist ({path}): create it, or fix the path")
+    return Mount(str(path), clean, read_only, "bind")
+
+
+def _volumes(fields: sf.Fields, directory: Path) -> tuple[Mount, ...]:
+    raw = fields.data.get("volumes")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise fields.fail("volumes", f"expected a list, got {type(raw).__name__}", _VOLUME_FORMS)
+    mounts = []
+    for index, entry in enumerate(raw):
+        try:
+            mounts.append(_volume(entry, directory))
+        except ValueError as exc:
+            raise fields.fail(f"volumes[{index}]", str(exc), _VOLUME_FORMS) from None
+    targets = [m.target for m in mounts]
+    for index, target in enumerate(targets):
+        if target in targets[:index]:
+            raise fields.fail(f"volumes[{index}]", f"target {target} is mounted twice", "give each its own target")
+    return tuple(mounts)
+
+
 @dataclass(frozen=True)
 class ServiceOptions:
     """What stack.yaml may set on either service, the same way for ``server:`` and ``analyzer:``."""
 
     environment: tuple[tuple[str, str], ...] = ()
+    volumes: tuple[Mount, ...] = ()  # host paths (bind) and named volumes, read-only unless rw
 
-    KEYS = ("environment",)
+    KEYS = ("environment", "volumes")
 
     @classmethod
-    def read(cls, fields: sf.Fields) -> ServiceOptions:
+    def read(cls, fields: sf.Fields, directory: Path) -> ServiceOptions:
         return cls(
             environment=fields.get("environment", (), environment, 'a mapping such as {OMP_NUM_THREADS: "1"}'),
+            volumes=_volumes(fields, directory),
         )
 
     def apply(self, service: Service) -> Service:
         """The service as the stack asks for it: the user's values after tisbench's own."""
-        return replace(service, environment=(*service.environment, *self.environment))
+        return replace(
+            service,
+            environment=(*service.environment, *self.environment),
+            mounts=(*service.mounts, *self.volumes),
+        )
 
 
 @dataclass(frozen=True)
@@ -117,9 +197,10 @@ class Network:
 
 @dataclass(frozen=True)
 class Volume:
-    key: str  # compose's key; the engine's name is <project>_<key>
+    key: str  # compose's key; the engine's name is <project>_<key>, or the key itself when external
     fill: str | None = None  # a host path whose content tisbench copies in (remote engines)
     labels: tuple[tuple[str, str], ...] = ()
+    external: bool = False  # the user's named volume: used as it is, never created or removed
 
 
 @dataclass(frozen=True)
@@ -144,23 +225,43 @@ class LabDesign:
         return f"{self.project}-{service}-1"
 
     def volume_name(self, key: str) -> str:
-        return f"{self.project}_{key}"
+        external = any(v.key == key and v.external for v in self.volumes)
+        return key if external else f"{self.project}_{key}"
+
+    @property
+    def external_volumes(self) -> tuple[str, ...]:
+        return tuple(v.key for v in self.volumes if v.external)
 
     @property
     def transport(self) -> str:
         """bind: the engine sees this machine's paths; copy: they travel into volumes."""
         return "copy" if any(v.fill for v in self.volumes) else "bind"
 
+    def host_path(self, mount: Mount) -> str | None:
+        """The path on this machine whose content the mount shows: a bind's source, or what a
+        remote engine's volume was filled from."""
+        if mount.type == "bind":
+            return mount.source
+        return next((v.fill for v in self.volumes if v.key == mount.source and v.fill), None)
+
     def copied(self) -> LabDesign:
         """The same lab for an engine that cannot see this machine's paths: every bind mount becomes
         a labelled volume, filled from that path before the containers start."""
         keys: dict[str, str] = {}
+        taken = {v.key for v in self.volumes}
         for service in self.services:
             for mount in service.mounts:
+                if mount.type == "bind" and Path(str(mount.source)).is_file():
+                    field = "server" if service.name == "triton_server" else "analyzer"
+                    raise ConfigError(
+                        f"{field}.volumes: {mount.source} is a file; a remote engine gets each source copied "
+                        "into a volume, which holds a folder",
+                        f"mount the folder that holds it (e.g. at {PurePosixPath(mount.target).parent})",
+                    )
                 if mount.type == "bind" and mount.source not in keys:
                     base = PurePosixPath(str(mount.source)).name or "data"
                     key, n = base, 2
-                    while key in keys.values():
+                    while key in taken or key in keys.values():
                         key, n = f"{base}{n}", n + 1
                     keys[str(mount.source)] = key
         services = tuple(
@@ -220,7 +321,13 @@ class LabDesign:
                     "command": list(s.command) if s.command else None,
                     "environment": dict(s.environment),
                     "mounts": [
-                        {"type": m.type, "source": m.source, "target": m.target, "read_only": m.read_only}
+                        {
+                            "type": m.type,
+                            "source": m.source,
+                            "target": m.target,
+                            "read_only": m.read_only,
+                            "host_path": self.host_path(m),
+                        }
                         for m in s.mounts
                     ],
                     "replicas": s.replicas,

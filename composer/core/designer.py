@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from composer.core.config import Stack
-from composer.core.design import LabDesign, Mount, Network, Port, Service
+from composer.core.design import LabDesign, Mount, Network, Port, Service, Volume
 from composer.core.gpus import NONE, GpuRequest
 from composer.core.image_refs import Images
 from composer.core.labels import (
@@ -158,13 +158,17 @@ def swarm_design(
 def _lab(
     stack: Stack, release: Release, project: str, engine: str, triton: Service, analyzer: Service, network: Network
 ) -> LabDesign:
-    """The design of tisbench's two services, each as the stack's options ask for it."""
+    """The design of tisbench's two services, each as the stack's options ask for it; the named
+    volumes they mount are the user's own (external: never created or removed)."""
+    services = (stack.server.options.apply(triton), stack.analyzer.options.apply(analyzer))
+    named = dict.fromkeys(m.source for s in services for m in s.mounts if m.type == "volume")
     return LabDesign(
         project,
         str(release),
         engine,
-        (stack.server.options.apply(triton), stack.analyzer.options.apply(analyzer)),
+        services,
         network,
         str(stack.directory),
         str(run_area(stack, project) / (STACK_FILE if engine == "swarm" else COMPOSE_FILE)),
+        tuple(Volume(str(name), external=True) for name in named),
     )

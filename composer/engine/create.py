@@ -109,7 +109,8 @@ def fill_volumes(client: docker.DockerClient, design: LabDesign, image: str, ext
 
 def _fill_volumes(api: Any, design: LabDesign, image: str, extra_labels: dict[str, str]) -> None:
     for volume in design.volumes:
-        api.create_volume(design.volume_name(volume.key), labels={**design.volume_labels(volume), **extra_labels})
+        if not volume.external:
+            api.create_volume(design.volume_name(volume.key), labels={**design.volume_labels(volume), **extra_labels})
     filled = [v for v in design.volumes if v.fill]
     loader = api.create_container(
         image=image,
@@ -128,6 +129,17 @@ def _fill_volumes(api: Any, design: LabDesign, image: str, extra_labels: dict[st
                 api.put_archive(loader, f"/tisbench-fill/{volume.key}", data)
     finally:
         api.remove_container(loader, force=True)
+
+
+def missing_volumes(client: docker.DockerClient, names: tuple[str, ...]) -> list[str]:
+    """The named volumes of ``names`` that this engine does not have."""
+    missing = []
+    for name in names:
+        try:
+            client.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            missing.append(name)
+    return missing
 
 
 def create_network(client: docker.DockerClient, design: LabDesign, extra_labels: dict[str, str]) -> None:

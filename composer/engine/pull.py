@@ -16,6 +16,7 @@ import docker
 import docker.errors
 
 from composer.core.errors import ImageMissing, TisbenchError
+from composer.core.lab_releases import LAB_REPOSITORY
 from composer.engine.images import image_id
 
 POLICIES = ("missing", "always", "never")
@@ -150,7 +151,9 @@ def ensure_images(
             if present is None:
                 raise ImageMissing(
                     f"image {ref} is not on this Docker engine",
-                    "build it with: make lab-images (or tisbench images build)",
+                    "build it with: make lab-images (or tisbench images build)"
+                    if ref.startswith(LAB_REPOSITORY)
+                    else f"build it here (docker build -t {ref} …), or fix server.image / analyzer.image in stack.yaml",
                 )
             found[ref] = present
             continue

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from composer.core import interrupts
 from composer.core.design import LabDesign
+from composer.core.errors import ConfigError
 from composer.core.fsutil import write_atomic
+from composer.core.host_data import human_size, tree_size
 from composer.core.labels import OWNER_LABEL, RUN_LABEL
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
@@ -73,6 +75,7 @@ def up(
     name = registry.free_name(client, name) if name else registry.unique_name(client, plan.stack.name)
     gpus = resolve_on(client, plan.gpus)
     design = plan.design(name, gpus, "bind" if engine.engine_is_local() else "copy")
+    require_named_volumes(client, design)
     run = secrets.token_hex(6)
     extra = {RUN_LABEL: run, **({OWNER_LABEL: registry.owner_tag()} if owned else {})}
     run_area = Path(design.config_file).parent
@@ -84,9 +87,11 @@ def up(
         )
         create.create_network(client, design, extra)  # the name is ours from here on
         ours = True
-        if design.volumes:
-            copied = " and ".join(f"{v.key}/" for v in design.volumes)
-            say(f"copying {copied} into volumes on the engine at {docker_host()}")
+        if design.transport == "copy":
+            filled = [v for v in design.volumes if v.fill]
+            sizes = ", ".join(f"{v.key}/ {human_size(tree_size(Path(str(v.fill))))}" for v in filled)
+            copied = " and ".join(f"{v.key}/" for v in filled)
+            say(f"copying {copied} into volumes on the engine at {docker_host()} ({sizes})")
             create.fill_volumes(client, design, plan.images.sdk, extra)
         ids, ports, ready = _start(client, plan, design, extra, timeout_s, say, while_booting)
         interrupts.checkpoint()  # an interrupt swallowed on the way (a finaliser, a library) removes the lab
@@ -100,6 +105,18 @@ def up(
         f"gRPC {ports[SERVER_PORTS['grpc']]}, metrics {ports[SERVER_PORTS['metrics']]})"
     )
     return RunningLab(client, name, plan, ids, ports, image_ids, ready, design, gpus.describe())
+
+
+def require_named_volumes(client: docker.DockerClient, design: LabDesign) -> None:
+    """A named volume the stack mounts must be on the engine already: refused before anything starts."""
+    missing = create.missing_volumes(client, design.external_volumes)
+    if missing:
+        service = next(s for s in design.services for m in s.mounts if m.type == "volume" and m.source == missing[0])
+        field = "server" if service.name == SERVER else "analyzer"
+        raise ConfigError(
+            f"{field}.volumes: named volume {missing[0]!r} is not on the Docker engine at {docker_host()}",
+            f"create it (docker volume create {missing[0]}) and fill it, or mount a host path (./dir:/target)",
+        )
 
 
 def _write_compose_file(design: LabDesign) -> None:

@@ -170,11 +170,9 @@ def _images(stack: Stack, release: Release, image_set: str, image_repo: str | No
     from composer.core.stack_fields import parse_image_repo
 
     repo = parse_image_repo(image_repo) if image_repo is not None else stack.image_repo
-    exact = {"server.image": stack.server.image, "analyzer.image": stack.analyzer.image}
-    if image_set == "lab" and (image_repo is not None or any(exact.values())):
-        what = "--image-repo" if image_repo is not None else next(f"{stack.file}: {k}" for k, v in exact.items() if v)
+    if image_set == "lab" and image_repo is not None:
         raise UsageError(
-            f"{what} names registry images, but the image set is lab (built here, never pulled)",
-            "use --images ngc with it, or drop it to run the lab images",
+            "--image-repo names registry images, but the image set is lab (built here, never pulled)",
+            "use --images ngc with it, or drop it to run the lab images (server.image names an image built here)",
         )
     return image_refs(release, image_set, repo, stack.server.image, stack.analyzer.image)

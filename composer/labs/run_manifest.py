@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from composer import __version__
 from composer.analyzer.identity import AnalyzerIdentity
 from composer.core.errors import UsageError
+from composer.core.host_data import fingerprint, tree_size
 from composer.core.labels import ULIMITS_DROPPED_LABEL
 from composer.core.release import parse_release
 from composer.core.release import server_version as server_version_of
@@ -68,6 +69,19 @@ def server_ulimits(container: dict[str, Any]) -> dict[str, Any]:
     return {"granted": granted, "dropped": [name for name in dropped.split(",") if name]}
 
 
+def lab_design(design: LabDesign) -> dict[str, Any]:
+    """The design as a run records it, each mount of this machine's data with its content's
+    fingerprint (or its size, when too large to hash for every run)."""
+    doc = design.manifest()
+    for service in doc["services"].values():
+        for mount in service["mounts"]:
+            if mount["host_path"]:
+                path = Path(mount["host_path"])
+                mount["fingerprint"] = fingerprint(path) if path.exists() else None
+                mount["bytes"] = tree_size(path) if path.exists() else None
+    return doc
+
+
 def started_manifest(
     *,
     lab: str,
@@ -97,7 +111,7 @@ def started_manifest(
         "timeout_s": timeout_s,
         "model": model,
         "stack": str(stack.directory),
-        "lab_design": design.manifest() if design else None,
+        "lab_design": lab_design(design) if design else None,
         "host": {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version()},
         **engine_fields,
         "started_utc": utc_now(),

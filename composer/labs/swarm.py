@@ -40,7 +40,7 @@ from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.engine import swarm
 from composer.labs.bench import BenchResult, settings_for
-from composer.labs.local import ensure_plan_images
+from composer.labs.local import ensure_plan_images, require_named_volumes
 from composer.labs.plan import LabPlan
 from composer.labs.registry import unique_name
 from composer.labs.request import BenchRequest
@@ -201,6 +201,7 @@ def run_swarm_lab(
     ensure_plan_images(client, plan, say)
     name = unique_name(client, stack.name)
     rendered = render_swarm_file(plan, name, clients, request)
+    require_named_volumes(client, rendered.design)
     design, text, settings, outputs = rendered.design, rendered.text, rendered.settings, rendered.outputs
     run_dir = prepare_run_dir(request.out or default_run_dir(name))
     files = RunDir(run_dir)

@@ -116,7 +116,37 @@ def compare_runs(a: Path, b: Path, max_regression_pct: float | None) -> Comparis
         else:
             points.append(_point(row, match, max_regression_pct))
     notes += [f"{r.sweep} {r.value:g} is only in B ({b})" for r in rows_b.values()]
+    notes += _data_notes(_mounts(a), _mounts(b))
     return Comparison(_ref(a, summary_a), _ref(b, summary_b), max_regression_pct, tuple(points), tuple(notes))
+
+
+def _mounts(run_dir: Path) -> dict[tuple[str, str], str | None]:
+    """(service, target) → content fingerprint of each mount of this machine's data, from the manifest."""
+    try:
+        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    services = (manifest.get("lab_design") or {}).get("services") or {}
+    return {
+        (name, str(m.get("target"))): m.get("fingerprint")
+        for name, service in services.items()
+        for m in service.get("mounts") or []
+        if m.get("host_path")
+    }
+
+
+def _data_notes(a: dict[tuple[str, str], str | None], b: dict[tuple[str, str], str | None]) -> list[str]:
+    """What the two runs read differently: the data behind a mount, or a mount only one of them had."""
+    notes = []
+    for key in sorted(a.keys() | b.keys()):
+        service, target = key
+        if key not in a or key not in b:
+            notes.append(f"{service} mounts {target} only in {'A' if key in a else 'B'}")
+        elif a[key] is None or b[key] is None:
+            notes.append(f"{service} {target}: too large to fingerprint, cannot tell whether the data are the same")
+        elif a[key] != b[key]:
+            notes.append(f"{service} {target}: the data differ ({a[key]} vs {b[key]})")
+    return notes
 
 
 def check_regressions(comparison: Comparison) -> None:

@@ -18,6 +18,7 @@ import pytest
 from .conftest import MakeStack, Tisbench
 from .support import (
     BROKEN_STACK,
+    ORIGIN_STACK,
     QUICKSTART,
     REPO,
     CliProcess,
@@ -261,13 +262,15 @@ def _answers_200(url: str) -> bool:
 def test_the_rendered_file_runs_with_docker_compose_as_the_lab_tisbench_makes(
     make_stack: MakeStack, labs: LabRegistry, tisbench: Tisbench, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    """A user's path: render, `docker compose up -d`, bench it with tisbench, `docker compose down`.
+    """A user's path: render, `docker compose up -d`, bench it with tisbench, `docker compose down`:
+    the same lab, its data volume and environment included.
     A lab run first teaches tisbench what this engine refuses (memlock -1 on CI's engine), and the
     rendered file leaves that out, so compose's own start does not fail on it."""
     docker_cli = shutil.which("docker")
     if docker_cli is None or subprocess.run([docker_cli, "compose", "version"], capture_output=True).returncode:
         unavailable("docker compose is not installed")
-    stack = make_stack(QUICKSTART, "composed", {"server": {"environment": {"OMP_NUM_THREADS": "1"}}})
+    # the origin stack: its model opens files from the data volume, so the bench proves compose mounted it
+    stack = make_stack(ORIGIN_STACK, "composed", {"server": {"environment": {"OMP_NUM_THREADS": "1"}}})
     first = labs.name("learn")
     assert tisbench("up", stack, "--images", "lab", "--name", first).exit_code == 0
     assert tisbench("down", first).exit_code == 0

@@ -77,3 +77,29 @@ def test_lab_runs_on_a_remote_engine_with_data_copied_into_volumes(
     assert not remote.api.volumes(filters={"label": "tisbench.lab=e2e-remote-1"}).get("Volumes")
     assert not remote.api.networks(filters={"label": "tisbench.lab=e2e-remote-1"})
     remote.close()
+
+
+def test_the_stacks_own_data_volume_travels_to_a_remote_engine(
+    remote_url: str, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    from .support import ORIGIN_STACK, copy_stack
+
+    stack = copy_stack(ORIGIN_STACK, tmp_path / "stack", {"name": "e2e-remote-origin"})
+    local_before = _local_objects(docker_client)
+    out = tmp_path / "run"
+
+    result = run_cli(
+        ["--docker-host", remote_url, "lab", stack, "--images", "lab", "--out", out, *STEADY], cwd=tmp_path, timeout=300
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert "copying models/ and data/ and dataset/ into volumes on the engine at" in result.stderr
+    assert json.loads((out / "summary.json").read_text())["rows"][0]["throughput_infer_per_sec"] > 0
+    mounts = json.loads((out / "manifest.json").read_text())["lab_design"]["services"]["triton_server"]["mounts"]
+    assert [(m["type"], m["target"]) for m in mounts] == [("volume", "/models"), ("volume", "/data")]
+    assert mounts[1]["host_path"] == str((stack / "data").resolve()) and mounts[1]["fingerprint"]
+    assert _local_objects(docker_client) == local_before
+    remote = docker.DockerClient(base_url=remote_url, timeout=60)
+    lab = {"label": f"tisbench.lab={json.loads((out / 'manifest.json').read_text())['lab']}"}
+    assert not remote.api.containers(all=True, filters=lab) and not remote.api.volumes(filters=lab).get("Volumes")
+    remote.close()

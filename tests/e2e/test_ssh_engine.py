@@ -115,3 +115,20 @@ def test_a_refused_login_is_exit_3_with_the_sdks_reason(
     assert f"at {engine.url}: " in result.error
     assert reason in result.error
     assert "Traceback" not in result.stderr
+
+
+def test_the_origin_stacks_data_volume_travels_over_ssh(engine: SshEngine, tmp_path: Path) -> None:
+    from .support import ORIGIN_STACK
+
+    stack = copy_stack(ORIGIN_STACK, tmp_path / "stack", {"name": "e2e-ssh-origin"})
+    out = tmp_path / "run"
+
+    result = run_cli(
+        ["lab", stack, "--images", "lab", "--out", out, "--docker-host", engine.url, *STEADY],
+        cwd=tmp_path, env=engine.client_env(), timeout=300,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert f"copying models/ and data/ and dataset/ into volumes on the engine at {engine.url}" in result.stderr
+    assert json.loads((out / "summary.json").read_text())["rows"][0]["throughput_infer_per_sec"] > 0
+

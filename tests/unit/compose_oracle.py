@@ -40,14 +40,15 @@ class Mount:
     size_bytes: int | None = None
 
 
-def compose_mount(raw: dict[str, Any], project: str) -> Mount:
-    """One entry of a service's ``volumes:``; a volume's name is ``<project>_<key>``, as compose names it."""
+def compose_mount(raw: dict[str, Any], project: str, external: frozenset[str] = frozenset()) -> Mount:
+    """One entry of a service's ``volumes:``; a volume's name is ``<project>_<key>``, as compose names
+    it, unless the file declares it external."""
     kind = str(raw.get("type", "bind"))
     target = str(raw["target"])
     if kind == "tmpfs":
         return Mount(None, target, type="tmpfs", size_bytes=int((raw.get("tmpfs") or {})["size"]))
     source = unescape(str(raw["source"]))
-    if kind == "volume":
+    if kind == "volume" and source not in external:
         source = f"{project}_{source}"
     return Mount(source, target, bool(raw.get("read_only", False)), kind)
 
@@ -117,7 +118,13 @@ def _config_hash(service: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(service, sort_keys=True).encode()).hexdigest()
 
 
-def _service_spec(name: str, svc: dict[str, Any], project: str, base: dict[str, str]) -> ServiceSpec:
+def _external(doc: dict[str, Any]) -> frozenset[str]:
+    return frozenset(k for k, conf in (doc.get("volumes") or {}).items() if (conf or {}).get("external"))
+
+
+def _service_spec(
+    name: str, svc: dict[str, Any], project: str, base: dict[str, str], external: frozenset[str] = frozenset()
+) -> ServiceSpec:
     """One service of the rendered file, with the labels compose itself would set on its container."""
     labels = {
         **base,
@@ -136,7 +143,7 @@ def _service_spec(name: str, svc: dict[str, Any], project: str, base: dict[str, 
         command=_strings(svc.get("command")),
         entrypoint=_strings(svc.get("entrypoint")),
         working_dir=svc.get("working_dir"),
-        mounts=[compose_mount(v, project) for v in svc.get("volumes", [])],
+        mounts=[compose_mount(v, project, external) for v in svc.get("volumes", [])],
         ports=[
             PortBinding(
                 int(p["target"]),
@@ -174,7 +181,8 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
         "com.docker.compose.network": NETWORK,
         **_labels((doc.get("networks", {}).get(NETWORK) or {}).get("labels")),
     }
-    specs = [_service_spec(name, svc, project, base) for name, svc in services.items()]
+    external = _external(doc)
+    specs = [_service_spec(name, svc, project, base, external) for name, svc in services.items()]
     volumes = [
         VolumeSpec(
             key,
@@ -182,6 +190,7 @@ def lab_spec(compose_text: str, working_dir: Path, config_file: Path) -> LabSpec
             {**base, "com.docker.compose.volume": key, **_labels((conf or {}).get("labels"))},
         )
         for key, conf in (doc.get("volumes") or {}).items()
+        if key not in external
     ]
     return LabSpec(project, f"{project}_{NETWORK}", net_labels, specs, volumes)
 
@@ -267,7 +276,7 @@ def swarm_spec(text: str, project: str, config_file: Path) -> SwarmLabSpec:
                 command=[unescape(str(a)) for a in svc["command"]],
                 env=_labels(svc.get("environment")),
                 working_dir=svc.get("working_dir"),
-                mounts=[compose_mount(v, project) for v in svc.get("volumes", [])],
+                mounts=[compose_mount(v, project, _external(doc)) for v in svc.get("volumes", [])],
                 replicas=int(deploy["replicas"]),
                 endpoint_mode=str(deploy["endpoint_mode"]),
                 restart_condition=str(deploy["restart_policy"]["condition"]),

@@ -425,3 +425,62 @@ def test_the_environment_reaches_the_design_after_tisbenchs_own(tmp_path: Path) 
     assert design.service("perf_analyzer").environment == (("PA", "1"),)
     assert design.manifest()["services"]["perf_analyzer"]["environment"] == {"PA": "1"}
     assert design.service("triton_server").environment == ()
+
+
+def _volumes_stack(tmp_path: Path, volumes: str, service: str = "server") -> Path:
+    stack = make_stack(tmp_path, f"model: seed_model\n{service}:\n  volumes: {volumes}\n")
+    (stack / "data").mkdir()
+    (stack / "data" / "a.json").write_text("{}")
+    return stack
+
+
+def test_volumes_short_and_long_syntax_are_read_only_unless_rw(tmp_path: Path) -> None:
+    from composer.core.design import Mount
+
+    stack = load_stack(
+        _volumes_stack(
+            tmp_path,
+            "['./data:/data', './data/a.json:/etc/a.json:rw', 'cache:/cache', "
+            "{type: bind, source: data, target: /d2}, {type: volume, source: vol, target: /v, read_only: false}]",
+        )
+    )
+
+    data = str((tmp_path / "stack" / "data").resolve())
+    assert stack.server.options.volumes == (
+        Mount(data, "/data", True, "bind"),
+        Mount(data + "/a.json", "/etc/a.json", False, "bind"),
+        Mount("cache", "/cache", True, "volume"),
+        Mount(data, "/d2", True, "bind"),
+        Mount("vol", "/v", False, "volume"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("volumes", "says"),
+    [
+        ("['./nowhere:/data']", "server.volumes[0]: source ./nowhere does not exist"),
+        ("['./data:/models']", "server.volumes[0]: target /models collides with tisbench's own mount at /models"),
+        ("['./data:/models/extra']", "collides with tisbench's own mount at /models"),
+        ("['./data:/workspace/dataset']", "collides with tisbench's own mount at /workspace/dataset"),
+        ("['./data:data']", "server.volumes[0]: target 'data' is relative"),
+        ("['./data:/data:rx']", "mode 'rx': use ro or rw"),
+        ("['./data']", "is not SOURCE:TARGET[:MODE]"),
+        ("[{source: ./data}]", "source and target are both needed"),
+        ("[{type: tmpfs, source: x, target: /x}]", "type is bind or volume"),
+        ("[{type: bind, source: ./data, target: /x, mode: ro}]", "unknown key 'mode'"),
+        ("['./data:/data', './data:/data']", "server.volumes[1]: target /data is mounted twice"),
+        ("['bad name!:/x']", "is not a volume name"),
+        ("./data:/data", "server.volumes: expected a list"),
+        ("[3]", "expected a string or a mapping"),
+    ],
+)
+def test_a_wrong_volume_is_one_line_naming_the_entry(tmp_path: Path, volumes: str, says: str) -> None:
+    line = _error(_volumes_stack(tmp_path, volumes))
+
+    assert says in line and "\n" not in line
+
+
+def test_analyzer_volumes_are_read_the_same_way(tmp_path: Path) -> None:
+    line = _error(_volumes_stack(tmp_path, "['./data:/workspace/dataset/x']", service="analyzer"))
+
+    assert "analyzer.volumes[0]: target /workspace/dataset/x collides" in line

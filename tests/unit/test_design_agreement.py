@@ -29,8 +29,16 @@ RICH = (
     "model: seed_model\nserver:\n  host: 0.0.0.0\n  ports: {http: 18000}\n  shm_size: 256m\n"
     "  ulimits: {memlock: 1024, stack: null, nofile: 65536}\n  args: ['--log-verbose=1', '$HOME']\n"
     "  environment: {OMP_NUM_THREADS: '1', TRICKY: 'a: b $x \"q\"'}\n"
-    "analyzer:\n  environment: {PA_NOTE: '日本 ${X}'}\n"
+    "  volumes: ['./data:/data', 'cache:/cache:rw', {type: bind, source: ./data, target: /d2, read_only: false}]\n"
+    "analyzer:\n  environment: {PA_NOTE: '日本 ${X}'}\n  volumes: ['./data:/extra']\n"
 )
+
+
+def _rich(tmp_path: Path, text: str = RICH) -> Path:
+    stack = make_stack(tmp_path, text)
+    (stack / "data").mkdir()
+    (stack / "data" / "kim.json").write_text("{}")
+    return stack
 
 
 class RecordingAPI(docker.APIClient):  # type: ignore[misc]
@@ -119,18 +127,22 @@ def test_a_local_lab_is_created_as_its_compose_file_says(gpus: GpuRequest | None
 
 
 def test_ports_ulimits_shm_args_and_environment_agree_too(tmp_path: Path) -> None:
-    design = plan_lab(make_stack(tmp_path, RICH), release="24.10", images="ngc").design(PROJECT)
+    design = plan_lab(_rich(tmp_path), release="24.10", images="ngc").design(PROJECT)
 
     assert dict(design.service("triton_server").environment)["TRICKY"] == 'a: b $x "q"'
     _assert_agree(design)
 
 
 def test_a_remote_engine_lab_fills_the_volumes_its_file_names(tmp_path: Path) -> None:
-    design = plan_lab(make_stack(tmp_path, RICH), release="24.10", images="lab").design(PROJECT, transport="copy")
+    design = plan_lab(_rich(tmp_path), release="24.10", images="lab").design(PROJECT, transport="copy")
 
     _assert_agree(design)
     api = _created(design)
-    assert [kw["path"] for _, kw in api.of("put_archive")] == ["/tisbench-fill/models", "/tisbench-fill/dataset"]
+    assert [kw["path"] for _, kw in api.of("put_archive")] == [
+        "/tisbench-fill/models",
+        "/tisbench-fill/data",
+        "/tisbench-fill/dataset",
+    ]
 
 
 def test_advice_the_engine_refused_before_is_left_out_of_the_file_and_the_lab(tmp_path: Path) -> None:
@@ -146,7 +158,7 @@ def test_advice_the_engine_refused_before_is_left_out_of_the_file_and_the_lab(tm
 
 @pytest.mark.parametrize("clients", [1, 3])
 def test_a_swarm_lab_is_created_as_its_stack_file_says(tmp_path: Path, clients: int) -> None:
-    plan = plan_lab(make_stack(tmp_path, RICH.replace("  host: 0.0.0.0\n  ports: {http: 18000}\n", "")),
+    plan = plan_lab(_rich(tmp_path, RICH.replace("  host: 0.0.0.0\n  ports: {http: 18000}\n", "")),
                     release="24.10", images="lab")  # fmt: skip
     design = render_swarm_file(plan, PROJECT, clients, BenchRequest()).design
     spec = swarm_spec(render_lab(design), PROJECT, Path(design.config_file))

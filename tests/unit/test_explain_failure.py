@@ -127,3 +127,32 @@ def test_error_lines_include_an_unstable_measurement_and_skip_the_rest() -> None
         "Failed to obtain stable measurement.",
     ]
     assert error_lines(DECOUPLED_ERROR) == []
+
+
+# perf_analyzer 2.60 on tests/e2e/stacks/origin without its data volume: the generic line first, the
+# model's own error behind it
+MODEL_ERROR = (
+    "Request concurrency: 1\n"
+    "  Pass [1] cb::Error: Failed to maintain requested inference load. Worker thread(s) failed to generate "
+    "concurrent requests.\n"
+    "Failed to maintain requested inference load. Worker thread(s) failed to generate concurrent requests.\n"
+    "Thread [0] had error: Failed to process the request(s) for model 'profile_model_0_0', message: "
+    "FileNotFoundError: [Errno 2] No such file or directory: '/data/people/kim.json'\n\nAt:\n"
+    "  /models/profile_model/1/model.py(17): execute\n"
+)
+
+
+def test_the_models_own_error_is_the_line_not_perf_analyzers_generic_one() -> None:
+    error = explain_failure(99, MODEL_ERROR, 600)
+
+    assert error.message.startswith("perf_analyzer: the model answered with an error: Thread [0] had error: ")
+    assert error.message.endswith("No such file or directory: '/data/people/kim.json'")
+    assert "server.volumes" in (error.hint or "")
+
+
+def test_another_model_error_points_at_the_servers_log() -> None:
+    output = MODEL_ERROR.replace("FileNotFoundError: [Errno 2] No such file or directory", "KeyError")
+
+    error = explain_failure(99, output, 600)
+
+    assert "KeyError" in error.message and "triton_server.log" in (error.hint or "")

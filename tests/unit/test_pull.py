@@ -112,3 +112,13 @@ def test_pull_policy_flag_over_stack_yaml(tmp_path: Path) -> None:
 def test_image_repo_with_lab_images_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--image-repo names registry images"):
         plan_lab(make_stack(tmp_path), release=None, images="lab", image_repo="mirror.example/t")
+
+
+def test_an_image_built_here_serves_under_lab_images_with_the_labs_sdk(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path, "model: seed_model\nserver:\n  image: my/triton-pil:24.10\n")
+
+    plan = plan_lab(stack, release="24.10", images="lab")
+
+    assert plan.images.server == "my/triton-pil:24.10"
+    assert plan.images.sdk == "tisbench-lab/tritonserver:24.10-py3-sdk"
+    assert plan.design("p").service("triton_server").pull_policy == "never"
