@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import urllib.parse
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import docker
+import docker.api.client
+from docker.transport import SSHHTTPAdapter
 
 from composer.engine.host import DEFAULT_URL, docker_host, engine_failures, unreachable
 
@@ -29,6 +34,43 @@ class _DockerClient(docker.DockerClient):  # type: ignore[misc]
         self.api = _APIClient(*args, **kwargs)
 
 
+class _SshAdapter(SSHHTTPAdapter):  # type: ignore[misc]
+    """docker-py's ssh transport, taking from ~/.ssh/config what ssh itself takes. docker-py reads
+    HostName, User, IdentityFile and ProxyCommand there, but not Port (it writes 22 into a URL that
+    names none), and always refuses a host missing from ~/.ssh/known_hosts: a host that ``ssh``
+    reaches under ``StrictHostKeyChecking no`` (or ``accept-new``) was refused, and
+    ``UserKnownHostsFile`` was never read."""
+
+    def _create_paramiko_client(self, base_url: str) -> None:
+        super()._create_paramiko_client(base_url)
+        import paramiko
+
+        config_file = os.path.expanduser("~/.ssh/config")
+        if not os.path.exists(config_file):
+            return
+        config = paramiko.SSHConfig.from_path(config_file).lookup(urllib.parse.urlsplit(base_url).hostname or "")
+        if urllib.parse.urlsplit(docker_host()).port is None and "port" in config:
+            self.ssh_params["port"] = int(config["port"])  # the SDK wrote its default 22 into the URL
+        for known in str(config.get("userknownhostsfile", "")).split():
+            path = os.path.expanduser(known)
+            if path != os.devnull and os.path.isfile(path):
+                self.ssh_client.load_host_keys(path)  # as ssh: new keys are written where it reads them
+        if str(config.get("stricthostkeychecking", "ask")).lower() in ("no", "off", "accept-new"):
+            self.ssh_client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+
+
+@contextlib.contextmanager
+def _ssh_config_honoured() -> Iterator[None]:
+    """docker-py makes its ssh adapter inside the client's constructor, and connects there: the one
+    way to give it ours is its module's name for the class, for the length of that call."""
+    made = docker.api.client.SSHHTTPAdapter
+    docker.api.client.SSHHTTPAdapter = _SshAdapter
+    try:
+        yield
+    finally:
+        docker.api.client.SSHHTTPAdapter = made
+
+
 def connect(timeout_s: float = 120.0) -> docker.DockerClient:
     """A client for the engine DOCKER_HOST names (or the local socket), checked by the /version
     request the SDK makes to settle the API version (kept: engine_facts answers from it).
@@ -39,7 +81,10 @@ def connect(timeout_s: float = 120.0) -> docker.DockerClient:
         # OpenSSH allows 10 per login (MaxSessions), and the SDK's pool of 10 plus a burst overran it
         # ("Secsh channel open FAILED"). Fewer pooled sessions stay inside an sshd's default.
         ssh = docker_host().startswith("ssh://")
-        client = _DockerClient.from_env(timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {}))
+        with _ssh_config_honoured() if ssh else contextlib.nullcontext():
+            client = _DockerClient.from_env(
+                timeout=int(timeout_s), **({"max_pool_size": SSH_POOL_SIZE} if ssh else {})
+            )
         if ssh:
             _one_pool(client)
         engine_facts(client)

@@ -132,3 +132,23 @@ def test_the_origin_stacks_data_volume_travels_over_ssh(engine: SshEngine, tmp_p
     assert f"copying models/ and data/ and dataset/ into volumes on the engine at {engine.url}" in result.stderr
     assert json.loads((out / "summary.json").read_text())["rows"][0]["throughput_infer_per_sec"] > 0
 
+
+@pytest.mark.parametrize("checking", ["no", "accept-new"])
+def test_an_ssh_engine_honours_what_ssh_itself_would_from_the_ssh_config(
+    engine: SshEngine, checking: str, tmp_path: Path
+) -> None:
+    """No known_hosts entry: ssh reaches this host without a prompt under StrictHostKeyChecking
+    no/accept-new, with its keys kept in the UserKnownHostsFile the config names; so does tisbench."""
+    home = client_home(tmp_path / "home", engine.port, key=None, host_key_line=None)
+    known = home / ".ssh" / "lab_hosts"
+    (home / ".ssh" / "config").write_text(
+        f"Host labbox\n    HostName 127.0.0.1\n    Port {engine.port}\n    User root\n"
+        f"    IdentityFile {engine.key}\n    StrictHostKeyChecking {checking}\n    UserKnownHostsFile {known}\n"
+    )
+    known.write_text("")
+
+    result = run_cli(["status", "--docker-host", "ssh://labbox"], cwd=tmp_path, env=engine.client_env(home), timeout=60)
+
+    assert result.exit_code == 0, result.stderr
+    assert engine.host_key_line.split()[1] in known.read_text()  # kept where ssh keeps it
+    assert not (home / ".ssh" / "known_hosts").exists()
