@@ -18,12 +18,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from composer.core import labels as L
-from composer.core import stack_fields as sf
 from composer.core.errors import ConfigError
 from composer.core.gpus import NONE, GpuRequest
+
+if TYPE_CHECKING:  # type names only: `down` and `status` read no stack.yaml (yaml)
+    from composer.core import stack_fields as sf
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # POSIX: what a shell can name
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # what the engine accepts as a volume's name

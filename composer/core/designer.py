@@ -20,10 +20,10 @@ from composer.core.labels import (
     STACK_LABEL,
     ULIMITS_DROPPED_LABEL,
 )
+from composer.core.names import RUN_AREA
 from composer.core.release import Release
 from composer.core.triton import ANALYZER, NETWORK, SERVER, SERVER_PORTS
 
-RUN_AREA = ".tisbench"  # <stack>/.tisbench/<lab>/: where a lab's rendered file is kept
 COMPOSE_FILE = "docker-compose.yml"
 STACK_FILE = "docker-stack.yml"
 MODELS, DATASET, WORKSPACE = "/models", "/workspace/dataset", "/workspace"

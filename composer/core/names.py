@@ -14,6 +14,7 @@ NAME_RULE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{LAB_NAME_MAX - 1}}}")
 SUFFIX_HEX_BYTES = 2  # a generated name ends in "-" and this many random bytes in hex
 GENERATED_BASE_MAX = LAB_NAME_MAX - 1 - 2 * SUFFIX_HEX_BYTES  # so "<base>-<hex>" is a lab name itself
 DEFAULT_NAME_MAX = 30  # a directory's name, shortened: lab names made from it stay easy to read and type
+RUN_AREA = ".tisbench"  # <stack>/.tisbench/<lab>/: where a lab's rendered file is kept
 
 
 def parse_lab_name(value: Any, field: str = "--name") -> str:

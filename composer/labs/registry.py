@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from composer.core.designer import RUN_AREA
 from composer.core.errors import StackError, UsageError
 from composer.core.labels import RELEASE_LABEL, STACK_LABEL
-from composer.core.names import GENERATED_BASE_MAX, SUFFIX_HEX_BYTES
+from composer.core.names import GENERATED_BASE_MAX, RUN_AREA, SUFFIX_HEX_BYTES
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
 from composer.engine import swarm
