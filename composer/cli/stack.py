@@ -227,7 +227,8 @@ def _print_swarm_logs(client: Any, name: str, service: str) -> bool:
 @click.group()
 @docker_host_option
 def images() -> None:
-    """Build and list the CPU-only lab images (tisbench-lab/tritonserver:<R>-py3[-sdk])."""
+    """Build and list the CPU-only lab images (tisbench-lab/tritonserver:<R>-py3[-sdk]), and the
+    server images made for stacks (server.requirements, server.build)."""
 
 
 @images.command("build")
@@ -300,6 +301,7 @@ def images_list(as_json: bool) -> None:
     from composer.core.lab_releases import LAB_RECIPES
     from composer.engine import containers as engine
     from composer.engine.images import image_labels
+    from composer.images.derived import derived_images
     from composer.images.lab_images import image_specs, listing
 
     client = engine.connect()
@@ -307,8 +309,9 @@ def images_list(as_json: bool) -> None:
         listing(release, [image_labels(client, spec.tag) for spec in image_specs(release)])
         for release in sorted(LAB_RECIPES)
     ]
+    derived = derived_images(client)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows + [{"derived": row} for row in derived], indent=2))
         return
     from composer.cli.console import table
 
@@ -328,5 +331,31 @@ def images_list(as_json: bool) -> None:
     stale = [r["release"] for r in rows if "stale" in (r["server"]["state"], r["perf_analyzer"]["state"])]
     if stale:
         say(f"stale images were built by another recipe: tisbench images build --release {' --release '.join(stale)}")
+    if derived:
+        table(
+            ["server image made for a stack", "from", "made with", "stack"],
+            [[row["tag"], row["base"], row["kind"], row["stack"]] for row in derived],
+        )
 
+
+@images.command("rm")
+@click.argument("tags", nargs=-1)
+@click.option("--all", "all_derived", is_flag=True, help="Every server image tisbench made for a stack here.")
+@docker_host_option
+def images_rm(tags: tuple[str, ...], all_derived: bool) -> None:
+    """Remove server images tisbench made for stacks (server.requirements, server.build), by TAG or
+    --all. Lab images, NGC images and any other image are never touched."""
+    from composer.engine import containers as engine
+    from composer.images.derived import derived_images, remove_derived
+
+    if all_derived == bool(tags):
+        raise UsageError("images rm takes TAG… or --all", "see tisbench images list for the images tisbench made")
+    client = engine.connect()
+    for tag in [row["tag"] for row in derived_images(client)] if all_derived else list(tags):
+        if not remove_derived(client, tag):
+            raise UsageError(
+                f"{tag}: not a server image tisbench made for a stack (or in use by a container)",
+                "tisbench images list shows them; other images are docker image rm's",
+            )
+        say(f"removed {tag}")
 COMMANDS = (init, render, check, up, down, status, logs, images)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer.core import server_image
 from composer.core import stack_fields as sf
 from composer.core.design import ServiceOptions
 from composer.core.errors import ConfigError
@@ -45,6 +46,7 @@ class ServerOptions:
     gpus: str | None = None  # auto | none | all | N | device=ID,… (parsed by composer.core.gpus)
     image: str | None = None  # an exact server image reference, instead of <image_repo>:<release>-py3
     options: ServiceOptions = ServiceOptions()  # what either service may set (environment, …)
+    own_image: server_image.ServerImage = server_image.ServerImage()  # requirements or a build on the server image
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,8 @@ def _server_options(top: sf.Fields, source: str, directory: Path) -> ServerOptio
     """stack.yaml's server: section."""
     srv = top.section(
         "server",
-        ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits", "gpus", "image", *ServiceOptions.KEYS),
+        ("args", "shm_size", "host", "ports", "ready_timeout", "ulimits", "gpus", "image", *ServiceOptions.KEYS,
+         *server_image.KEYS),  # fmt: skip
     )
     ports = srv.section("ports", ("http", "grpc", "metrics"))
     port = sf.int_in(0, 65535)
@@ -246,6 +249,7 @@ def _server_options(top: sf.Fields, source: str, directory: Path) -> ServerOptio
         gpus=srv.get("gpus", None, lambda v: str(v), "auto, none, all, a count, or device=0,1"),
         image=srv.get("image", None, sf.image_ref, "e.g. registry.example.com/nvidia/tritonserver:24.10-py3"),
         options=ServiceOptions.read(srv, directory),
+        own_image=server_image.read(srv, directory),
     )
     fixed = [p for p in (server.http_port, server.grpc_port, server.metrics_port) if p]
     if len(fixed) != len(set(fixed)):

@@ -24,7 +24,8 @@ RECIPE_VERSION = 2
 STUB_PYTHON = "3.11"  # bookworm's python; the 3.13 stub on trixie cannot see Debian's numpy
 SUITE_GLIBC_MINOR = {"bullseye": 31, "bookworm": 36, "trixie": 41}
 SERVER_SUITE = "bookworm"
-SERVER_DEBS = ("python3", "python3-numpy", f"libpython{STUB_PYTHON}", "libssl3", "zlib1g", "libstdc++6")
+# python3-pip: server.requirements installs wheels into the server image, as into NGC's (which has pip)
+SERVER_DEBS = ("python3", "python3-numpy", "python3-pip", f"libpython{STUB_PYTHON}", "libssl3", "zlib1g", "libstdc++6")
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,8 @@ COMPOSE_VOLUME = "com.docker.compose.volume"
 # Docker's `stack deploy` labels: `docker stack ps|rm NAME` see a swarm lab as their own
 STACK_NAMESPACE = "com.docker.stack.namespace"
 STACK_IMAGE = "com.docker.stack.image"
+# On a server image tisbench made for a stack (server.requirements, server.build)
+DERIVED_LABEL = "tisbench.derived"  # requirements | build
+BASE_IMAGE_LABEL = "tisbench.base-image"  # the reference it was made from
+BASE_ID_LABEL = "tisbench.base-id"
+REQUIREMENTS_LABEL = "tisbench.requirements"  # the requirement lines, one per line

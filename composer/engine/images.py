@@ -8,13 +8,15 @@ only what the docker SDK is asked, and its failures as ImageBuildError.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
-from composer.core.errors import ImageBuildError
+from composer.core.errors import ImageBuildError, StackError
 from composer.core.labels import PROBE_LABEL
 
 
@@ -99,3 +101,42 @@ def remove_image(client: docker.DockerClient, ref: str) -> bool:
     except docker.errors.APIError:
         return False
     return True
+
+
+def build_image(
+    client: docker.DockerClient,
+    *,
+    tag: str,
+    what: str,
+    on_step: Callable[[str], None],
+    labels: dict[str, str] | None = None,
+    **build: Any,
+) -> str:
+    """Build ``tag`` with the SDK (``build``: path or fileobj with custom_context, dockerfile,
+    buildargs, network_mode); each Dockerfile step said through ``on_step``; the image's id. A step
+    that fails is a StackError (exit 4) naming ``what`` and the step; an engine that fails is an
+    ImageBuildError (exit 3)."""
+    step = "the build"
+    try:
+        events = client.api.build(tag=tag, labels=labels, rm=True, forcerm=True, pull=False, decode=True, **build)
+        for event in events:
+            line = str(event.get("stream") or "").strip()
+            if line.startswith("Step "):
+                step = line
+                on_step(line)
+            if "error" in event:
+                message = str(event["error"]).strip().splitlines()[-1]
+                raise StackError(f"{what}: {step} failed: {message}", "fix that step, then run again")
+        return str(client.api.inspect_image(tag)["Id"])
+    except docker.errors.APIError as exc:
+        raise ImageBuildError(f"{what}: the engine could not build {tag}: {exc.explanation or exc}") from None
+    except requests.exceptions.RequestException as exc:
+        raise ImageBuildError(f"{what}: the engine went away while building {tag}: {exc}") from None
+
+
+def labelled_images(client: docker.DockerClient, label: str) -> list[tuple[str, dict[str, str]]]:
+    """(tag, labels) of every tagged image that carries ``label``, by tag."""
+    found = []
+    for image in client.api.images(filters={"label": label}):
+        found += [(str(tag), dict(image.get("Labels") or {})) for tag in image.get("RepoTags") or []]
+    return sorted(found)

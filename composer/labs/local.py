@@ -7,7 +7,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,6 +72,7 @@ def up(
         say(warning)
     client = engine.connect()
     image_ids = ensure_plan_images(client, plan, say)
+    plan = with_own_server(client, plan, say)
     name = registry.free_name(client, name) if name else registry.unique_name(client, plan.stack.name)
     gpus = resolve_on(client, plan.gpus)
     design = plan.design(name, gpus, "bind" if engine.engine_is_local() else "copy")
@@ -174,9 +175,21 @@ def ensure_plan_images(client: docker.DockerClient, plan: LabPlan, say: Say) -> 
     from composer.labs.pull_view import PullView
 
     with PullView(say) as view:
-        return ensure_images(
-            client, [plan.images.server, plan.images.sdk], policy=plan.pull, image_set=plan.image_set, progress=view
-        )
+        return ensure_images(client, plan.fetched_images, policy=plan.pull, image_set=plan.image_set, progress=view)
+
+
+def with_own_server(client: docker.DockerClient, plan: LabPlan, say: Say) -> LabPlan:
+    """The plan with the stack's own server image (server.requirements, server.build), made or
+    reused now; the plan as it was when the stack asks for none."""
+    from composer.images.derived import server_image
+
+    own = plan.stack.server.own_image
+    if not own.derived:
+        return plan
+    stack = plan.stack
+    tag = stack.server.image if own.build is not None else None
+    server = server_image(client, own, plan.server_base, str(plan.release), stack.directory, stack.name, say, tag)
+    return replace(plan, images=replace(plan.images, server=server))
 
 
 @dataclass

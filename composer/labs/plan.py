@@ -32,6 +32,20 @@ class LabPlan:
     pull: str = "missing"  # missing | always | never (lab images are never pulled)
     explicit_models: bool = False  # the server loads only the stack's model and takes load/unload requests (tune)
 
+    @property
+    def server_base(self) -> str:
+        """What the stack's own server image is made FROM: the server image, or, for server.build,
+        the release's (server.image then names the build's tag, as compose's image beside build does)."""
+        if self.stack.server.own_image.build is not None:
+            repo = self.stack.image_repo if self.image_set != "lab" else None
+            return image_refs(self.release, self.image_set, repo).server
+        return self.images.server
+
+    @property
+    def fetched_images(self) -> list[str]:
+        """The images that must be on the engine before anything is made: the server's base and the sdk."""
+        return [self.server_base, self.images.sdk]
+
     def design(
         self,
         project: str,

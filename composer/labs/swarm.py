@@ -40,7 +40,7 @@ from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.engine import swarm
 from composer.labs.bench import BenchResult, settings_for
-from composer.labs.local import ensure_plan_images, require_named_volumes
+from composer.labs.local import ensure_plan_images, require_named_volumes, with_own_server
 from composer.labs.plan import LabPlan
 from composer.labs.registry import unique_name
 from composer.labs.request import BenchRequest
@@ -199,6 +199,7 @@ def run_swarm_lab(
     client = engine.connect()
     node_id = swarm.require_manager(client)
     ensure_plan_images(client, plan, say)
+    plan = with_own_server(client, plan, say)
     name = unique_name(client, stack.name)
     rendered = render_swarm_file(plan, name, clients, request)
     require_named_volumes(client, rendered.design)

@@ -41,6 +41,7 @@ from composer.core.shipped import quickstart_stack
 QUICKSTART = quickstart_stack()  # the checkout's stacks/quickstart, in the editable install tests run from
 BROKEN_STACK = E2E_STACKS / "broken_model"
 BATCHED_STACK = E2E_STACKS / "batched"
+PILLOW_STACK = E2E_STACKS / "pillow"  # a python model that imports Pillow, which no server image has
 ORIGIN_STACK = E2E_STACKS / "origin"  # the blog's model: opens the file each request names, from /data
 
 # The console script of the venv running pytest; `python -m composer.cli.app` has no __main__ entry.

@@ -66,6 +66,7 @@ DOCKER_COMMANDS = {
     "images-build": ("images", "build"),
     "images-pull": ("images", "pull", "{stack}"),
     "images-list": ("images", "list"),
+    "images-rm": ("images", "rm", "--all"),
     "dataset-skeleton": ("dataset", "skeleton", "some-lab"),
 }
 
