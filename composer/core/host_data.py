@@ -37,12 +37,3 @@ def fingerprint(path: Path, limit: int = FINGERPRINT_LIMIT) -> str | None:
         digest.update(file.read_bytes())
         digest.update(b"\0")
     return f"sha256:{digest.hexdigest()}"
-
-
-def human_size(size: int) -> str:
-    value, unit = float(size), "B"
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            break
-        value /= 1024
-    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"

@@ -15,7 +15,7 @@ from composer.core import interrupts
 from composer.core.design import LabDesign
 from composer.core.errors import ConfigError
 from composer.core.fsutil import write_atomic
-from composer.core.host_data import human_size, tree_size
+from composer.core.host_data import tree_size
 from composer.core.labels import OWNER_LABEL, RUN_LABEL
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
@@ -90,7 +90,9 @@ def up(
         ours = True
         if design.transport == "copy":
             filled = [v for v in design.volumes if v.fill]
-            sizes = ", ".join(f"{v.key}/ {human_size(tree_size(Path(str(v.fill))))}" for v in filled)
+            from rich.filesize import decimal
+
+            sizes = ", ".join(f"{v.key}/ {decimal(tree_size(Path(str(v.fill))))}" for v in filled)
             copied = " and ".join(f"{v.key}/" for v in filled)
             say(f"copying {copied} into volumes on the engine at {docker_host()} ({sizes})")
             create.fill_volumes(client, design, plan.images.sdk, extra)

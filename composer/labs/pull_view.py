@@ -8,16 +8,9 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
+from rich.filesize import decimal
+
 from composer.engine.pull import LayerTally
-
-
-def _size(count: int) -> str:
-    value, unit = float(count), "B"
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            break
-        value /= 1000
-    return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
 
 
 class PullView:
@@ -74,7 +67,7 @@ class PullView:
     def done(self, ref: str) -> None:
         tally = self._tallies[ref]
         seconds = time.monotonic() - self._began[ref]
-        line = f"pulled {ref}: {len(tally.layers)} layers, {_size(tally.bytes_total)} in {seconds:.1f} s"
+        line = f"pulled {ref}: {len(tally.layers)} layers, {decimal(tally.bytes_total)} in {seconds:.1f} s"
         if self._progress is not None and ref in self._tasks:
             self._progress.update(self._tasks[ref], completed=tally.bytes_total, total=tally.bytes_total or 1)
             self._progress.console.print(f"tisbench: {line}", highlight=False, markup=False)
