@@ -17,7 +17,6 @@ from composer.core.labels import RELEASE_LABEL, STACK_LABEL
 from composer.core.names import GENERATED_BASE_MAX, RUN_AREA, SUFFIX_HEX_BYTES
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
-from composer.engine import swarm
 from composer.engine.lab_status import LabStatus
 
 if TYPE_CHECKING:  # type names only
@@ -30,6 +29,8 @@ def owner_tag() -> str:
 
 def unique_name(client: docker.DockerClient, base: str) -> str:
     """``<base>-<4 hex>``, unused by any lab on this engine, single-host or swarm."""
+    from composer.engine import swarm
+
     taken = {c.lab for c in engine.lab_containers(client)} | {n.lab for n in engine.lab_networks(client)}
     taken |= set(swarm.swarm_lab_names(client))
     while True:
@@ -71,18 +72,23 @@ def _run_area_of(containers: list[engine.LabContainer]) -> Path | None:
 def down(name: str) -> int:
     """Remove what is left of a lab (containers removed by hand are fine); how many objects went,
     0 for a lab that is already gone (like `docker compose down`, that is not an error).
-    Single-host labs are looked for first: the common case asks the engine nothing about swarms."""
+    Single-host labs are looked for first: the common case asks the engine nothing about swarms
+    (and imports nothing of them: composer.engine.swarm is imported where it is used)."""
     client = engine.connect()
     containers = engine.lab_containers(client, name)
     networks = None if containers else engine.lab_networks(client, name)  # a lab whose containers went by hand
     if containers or networks:
         return _down(client, name, containers, networks)
+    from composer.engine import swarm
+
     if name in swarm.swarm_lab_names(client):
         return _down_swarm(client, name)
     return 0
 
 
 def _down_swarm(client: docker.DockerClient, name: str) -> int:
+    from composer.engine import swarm
+
     stacks = {s["Spec"]["Labels"].get(STACK_LABEL) for s in swarm.lab_services(client, name)}
     removed = int(engine.with_signals_masked(lambda: swarm.remove_swarm_lab(client, name)))
     for stack in filter(None, stacks):
@@ -107,6 +113,8 @@ def _down(
 
 def down_all() -> list[str]:
     """Remove every tisbench lab on the engine, found by label; nothing else is touched."""
+    from composer.engine import swarm
+
     client = engine.connect()
     local = {c.lab for c in engine.lab_containers(client)} | {n.lab for n in engine.lab_networks(client)}
     swarm_names = set(swarm.swarm_lab_names(client))
@@ -127,6 +135,8 @@ def _owner_gone(owner: str | None) -> bool:
 
 
 def status() -> list[LabStatus]:
+    from composer.engine import swarm
+
     client = engine.connect()
     labs: dict[str, LabStatus] = {}
     kinds = {port: kind for kind, port in SERVER_PORTS.items()}
@@ -147,6 +157,8 @@ def status() -> list[LabStatus]:
 
 
 def find_lab(client: docker.DockerClient, name: str) -> list[engine.LabContainer]:
+    from composer.engine import swarm
+
     containers = engine.lab_containers(client, name)
     if not containers:
         known = sorted({c.lab for c in engine.lab_containers(client)})
