@@ -116,17 +116,21 @@ def build_image(
     buildargs, network_mode); each Dockerfile step said through ``on_step``; the image's id. A step
     that fails is a StackError (exit 4) naming ``what`` and the step; an engine that fails is an
     ImageBuildError (exit 3)."""
-    step = "the build"
+    step, steps, cached, shown = "the build", 0, 0, False
     try:
         events = client.api.build(tag=tag, labels=labels, rm=True, forcerm=True, pull=False, decode=True, **build)
         for event in events:
             line = str(event.get("stream") or "").strip()
             if line.startswith("Step "):
-                step = line
-                on_step(line)
+                step, shown = line, " : LABEL tisbench." not in line  # the labels asked for are tisbench's own
+                steps += shown
+                if shown:
+                    on_step(line)
+            cached += shown and line.startswith("---> Using cache")
             if "error" in event:
                 message = str(event["error"]).strip().splitlines()[-1]
                 raise StackError(f"{what}: {step} failed: {message}", "fix that step, then run again")
+        on_step(f"built {tag}: {steps} steps, {cached} of them from the engine's cache")
         return str(client.api.inspect_image(tag)["Id"])
     except docker.errors.APIError as exc:
         raise ImageBuildError(f"{what}: the engine could not build {tag}: {exc.explanation or exc}") from None

@@ -86,6 +86,9 @@ def test_a_dockerfile_from_base_image_serves_the_same_model(
     assert server.startswith("tisbench-built/tritonserver:e2e-pilbuild-") and server.endswith("-24.10")
     assert "server.build: building" in said and "Step 1/" in said
     assert docker_client.api.inspect_image(server)["Config"]["Labels"]["e2e.release"] == "24.10"
+    again_s, again = _lab(tisbench, stack, tmp_path / "again")  # the engine's cache serves every step
+    assert "built " + server + ": 6 steps, 4 of them from the engine's cache" in again, again
+    print(f"server.build: second lab {again_s:.1f} s")
 
 
 def test_a_requirement_pip_cannot_fetch_is_exit_2_naming_it_and_builds_nothing(
