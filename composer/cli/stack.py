@@ -95,7 +95,7 @@ def check(stack_dir: Path, release: str | None, images: str | None, model: str |
     """
     plan = load_plan(stack_dir, release, images, model)
     checked = plan.check_input_data()
-    click.echo(plan.describe())
+    click.echo(plan.describe(checked.config))
     if checked.shapes is None:
         click.echo(f"config     {checked.deferred}: Triton completes it at load")
         click.echo("shapes     not checked offline: lab and bench check the input data against the served config")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from composer.analyzer.inputs import Preflight
 from composer.core.config import Stack, load_stack
@@ -110,8 +111,15 @@ class LabPlan:
         version = planned(str(self.release), self.image_set).version
         return "on" if has_option(version, "--profile-export-file") else f"off (perf_analyzer {version} has none)"
 
-    def describe(self) -> str:
+    def describe(self, config: Mapping[str, Any] | None = None) -> str:
+        """What a lab of this plan runs; ``config``: the model's, where config.pbtxt tells it offline
+        (a decoupled model is then named with the transport `lab` gives it)."""
+        from composer.analyzer.perf_analyzer import is_decoupled
+
         a = self.stack.analyzer
+        protocol = a.protocol
+        if config is not None and is_decoupled(config):
+            protocol = "grpc with --streaming (the model is decoupled)"
         measurement = (
             f"{a.measurement_requests} requests per window"
             if a.measurement_requests
@@ -122,7 +130,7 @@ class LabPlan:
             f"model      {self.stack.model}  (of {', '.join(self.stack.models)})",
             f"release    {self.release}  (Triton server {server_version(self.release)})",
             f"images     {self.images.server}  +  {self.images.sdk}",
-            f"load       {a.sweep.kind} {a.sweep.argument()}, {a.protocol}, {measurement}",
+            f"load       {a.sweep.kind} {a.sweep.argument()}, {protocol}, {measurement}",
             f"input      {a.input_data}",
             f"profile    per-request export {self._profile_export()}",
         ]

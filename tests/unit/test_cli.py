@@ -294,3 +294,14 @@ def test_lab_tune_and_matrix_refuse_a_decoupled_model_over_http_before_docker(
 
     assert result.exit_code == 2, result.stderr
     assert "is decoupled" in _one_error_line(result)
+
+
+def test_check_names_the_transport_lab_gives_a_decoupled_model(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path)
+    config = stack / "models" / "seed_model" / "config.pbtxt"
+    config.write_text(config.read_text() + "\nmodel_transaction_policy { decoupled: true }\n")
+
+    result = _invoke("check", stack, "--images", "lab")
+
+    assert result.exit_code == 0, result.stderr
+    assert ", grpc with --streaming (the model is decoupled), " in result.stdout
