@@ -73,7 +73,15 @@ class AnalyzerExecs:
     def failure(self, verdict: Verdict, output: str, timeout_s: float, elapsed_s: float) -> AnalyzerError:
         """A failed run is the lab's failure when the lab lost a container (raised), else perf_analyzer's."""
         self.check_lab(verdict.reported)
-        return explain_failure(verdict.exit_code, output, timeout_s, elapsed_s)
+        error = explain_failure(verdict.exit_code, output, timeout_s, elapsed_s)
+        if verdict.exit_code == 137 and elapsed_s >= timeout_s * 0.95 and self.recorder.completed_since_start() == 0:
+            return AnalyzerError(  # not a slow measurement: the model never answered
+                f"perf_analyzer: no request completed in {elapsed_s:.0f} s (the server answered none for "
+                f"{self.recorder.model}; its nv_inference_request_success did not move)",
+                "the model does not answer: see logs/triton_server.log in the run dir (a hang, a deadlock, "
+                "a request it waits on forever); raise --bench-timeout only for a model that is merely slow",
+            )
+        return error
 
     def fetch(self, path: str) -> bytes | None:
         return fetch_file(self.client, self.container_id, path)

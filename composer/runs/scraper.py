@@ -16,9 +16,10 @@ from typing import Any
 from composer.core.errors import AnalyzerError
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.run_dir import RunDir
-from composer.runs.metrics import cross_check, gpus_seen, point_deltas, server_metrics_document
+from composer.runs.metrics import cross_check, gpus_seen, parse_scrape, point_deltas, server_metrics_document
 
 TIMEOUT_S = 5.0
+SUCCESS = "nv_inference_request_success"
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,30 @@ class MetricsRecorder:
     marks: list[_Mark] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def scrape(self, label: str) -> None:
+    def _fetch(self, label: str) -> str | None:
         try:
             with urllib.request.urlopen(self.url, timeout=TIMEOUT_S) as response:  # noqa: S310 - loopback only
-                text = response.read().decode("utf-8", errors="replace")
+                return str(response.read().decode("utf-8", errors="replace"))
         except (OSError, urllib.error.URLError) as exc:
             self.warnings.append(f"metrics scrape at {label} failed ({exc})")
-            text = None
-        self.marks.append(_Mark(label, time.monotonic(), text))
+            return None
+
+    def scrape(self, label: str) -> None:
+        self.marks.append(_Mark(label, time.monotonic(), self._fetch(label)))
+
+    def completed_since_start(self) -> float | None:
+        """Requests the server has answered for the model since the first scrape, asked now (no
+        mark is kept: the points' intervals stay as they are); None when its metrics cannot say."""
+        first = next((mark.text for mark in self.marks if mark.text), None)
+        now = self._fetch("a failure") if first is not None else None
+        if first is None or now is None:
+            return None
+        try:
+            before = parse_scrape(first).model_total(SUCCESS, self.model)
+            after = parse_scrape(now).model_total(SUCCESS, self.model)
+        except AnalyzerError:
+            return None
+        return None if after is None else after - (before or 0.0)
 
     def points(self, values: list[float | None]) -> list[dict[str, Any]]:
         """Per-point deltas: scrape i and i+1 bracket the i-th sweep point perf_analyzer ran

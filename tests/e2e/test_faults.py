@@ -23,6 +23,7 @@ import pytest
 
 from .conftest import MakeStack, Tisbench
 from .support import (
+    ERROR_PREFIX,
     QUICKSTART,
     STEADY,
     CliProcess,
@@ -287,3 +288,20 @@ def test_down_while_bench_runs_fails_the_bench_cleanly(
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert (run / "logs" / "perf_analyzer.log").read_text().strip()
+
+
+def test_a_model_that_never_answers_is_said_so_at_the_timeout(make_stack: MakeStack, tisbench: Tisbench) -> None:
+    """Not "measure fewer requests": the server's own counter shows no request was ever answered."""
+    stack = make_stack(QUICKSTART, "hang")
+    model = stack / "models" / "seed_model" / "1" / "model.py"
+    model.write_text(
+        model.read_text().replace(
+            "    def execute(self, requests):\n",
+            "    def execute(self, requests):\n        import time\n\n        time.sleep(3600)  # never answers\n",
+        )
+    )
+
+    result = tisbench("lab", stack, "--images", "lab", "--bench-timeout", "8", timeout=180)
+
+    assert result.exit_code == 5, result
+    assert f"{ERROR_PREFIX}perf_analyzer: no request completed in 8 s" in result.stderr, result.stderr
