@@ -32,14 +32,14 @@ class LabPlan:
     gpus: GpuRequest = AUTO
     pull: str = "missing"  # missing | always | never (lab images are never pulled)
     explicit_models: bool = False  # the server loads only the stack's model and takes load/unload requests (tune)
+    release_server: str = ""  # the release's server image in this image set, whatever server.image says
 
     @property
     def server_base(self) -> str:
         """What the stack's own server image is made FROM: the server image, or, for server.build,
         the release's (server.image then names the build's tag, as compose's image beside build does)."""
         if self.stack.server.own_image.build is not None:
-            repo = self.stack.image_repo if self.image_set != "lab" else None
-            return image_refs(self.release, self.image_set, repo).server
+            return self.release_server or self.images.server
         return self.images.server
 
     @property
@@ -174,8 +174,9 @@ def plan_lab(
         gpu_request = parse_gpus(gpus)
     else:
         gpu_request = parse_gpus(stack.server.gpus, field=f"{stack.file}: server.gpus")
+    images_run, release_server = _images(stack, parsed, image_set, image_repo)
     return LabPlan(
-        stack, parsed, image_set, _images(stack, parsed, image_set, image_repo), gpu_request, _pull(stack, pull)
+        stack, parsed, image_set, images_run, gpu_request, _pull(stack, pull), release_server=release_server
     )
 
 
@@ -187,8 +188,9 @@ def _pull(stack: Stack, flag: str | None) -> str:
     return flag or stack.pull or DEFAULT_POLICY
 
 
-def _images(stack: Stack, release: Release, image_set: str, image_repo: str | None) -> Images:
-    """Which references the lab runs: a flag's repository over stack.yaml's; exact references win."""
+def _images(stack: Stack, release: Release, image_set: str, image_repo: str | None) -> tuple[Images, str]:
+    """Which references the lab runs (a flag's repository over stack.yaml's; exact references win),
+    and the release's server in that repository, which a server.build starts FROM."""
     from composer.core.stack_fields import parse_image_repo
 
     repo = parse_image_repo(image_repo) if image_repo is not None else stack.image_repo
@@ -197,4 +199,5 @@ def _images(stack: Stack, release: Release, image_set: str, image_repo: str | No
             "--image-repo names registry images, but the image set is lab (built here, never pulled)",
             "use --images ngc with it, or drop it to run the lab images (server.image names an image built here)",
         )
-    return image_refs(release, image_set, repo, stack.server.image, stack.analyzer.image)
+    release_server = image_refs(release, image_set, repo).server
+    return image_refs(release, image_set, repo, stack.server.image, stack.analyzer.image), release_server

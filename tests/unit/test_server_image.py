@@ -88,3 +88,11 @@ def test_a_build_starts_from_the_releases_server_and_server_image_names_its_tag(
     assert plan.server_base == "tisbench-lab/tritonserver:24.10-py3"
     assert plan.fetched_images == ["tisbench-lab/tritonserver:24.10-py3", "tisbench-lab/tritonserver:24.10-py3-sdk"]
     assert plan.images.server == "my/triton-pil:24.10"
+
+
+def test_a_build_on_a_mirror_starts_from_the_mirrors_server(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, "  build: {context: docker}\n")
+
+    plan = plan_lab(stack, release="24.10", images="ngc", image_repo="mirror.example/nvidia/tritonserver")
+
+    assert plan.server_base == "mirror.example/nvidia/tritonserver:24.10-py3"
