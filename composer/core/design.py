@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from composer.core import labels as L
 from composer.core.errors import ConfigError
 from composer.core.gpus import NONE, GpuRequest
+from composer.core.triton import STACK_SECTION
 
 if TYPE_CHECKING:  # type names only: `down` and `status` read no stack.yaml (yaml)
     from composer.core import stack_fields as sf
@@ -254,10 +255,9 @@ class LabDesign:
         for service in self.services:
             for mount in service.mounts:
                 if mount.type == "bind" and Path(str(mount.source)).is_file():
-                    field = "server" if service.name == "triton_server" else "analyzer"
                     raise ConfigError(
-                        f"{field}.volumes: {mount.source} is a file; a remote engine gets each source copied "
-                        "into a volume, which holds a folder",
+                        f"{STACK_SECTION[service.name]}.volumes: {mount.source} is a file; a remote engine gets "
+                        "each source copied into a volume, which holds a folder",
                         f"mount the folder that holds it (e.g. at {PurePosixPath(mount.target).parent})",
                     )
                 if mount.type == "bind" and mount.source not in keys:

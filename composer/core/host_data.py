@@ -26,14 +26,20 @@ def tree_size(path: Path) -> int:
     return sum(f.stat().st_size for f in _files(path) if f.is_file())
 
 
-def fingerprint(path: Path, limit: int = FINGERPRINT_LIMIT) -> str | None:
-    """sha256 over each file's path (relative to ``path``) and content; None above ``limit`` bytes."""
+def content(path: Path, limit: int = FINGERPRINT_LIMIT) -> tuple[str | None, int]:
+    """(fingerprint, bytes) from one walk: sha256 over each file's path (relative to ``path``) and
+    content, None above ``limit`` bytes."""
     files = [f for f in _files(path) if f.is_file()]
-    if sum(f.stat().st_size for f in files) > limit:
-        return None
+    size = sum(f.stat().st_size for f in files)
+    if size > limit:
+        return None, size
     digest = hashlib.sha256()
     for file in files:
         digest.update(str(file.relative_to(path) if file != path else file.name).encode() + b"\0")
         digest.update(file.read_bytes())
         digest.update(b"\0")
-    return f"sha256:{digest.hexdigest()}"
+    return f"sha256:{digest.hexdigest()}", size
+
+
+def fingerprint(path: Path, limit: int = FINGERPRINT_LIMIT) -> str | None:
+    return content(path, limit)[0]

@@ -17,7 +17,7 @@ from composer.core.errors import ConfigError
 from composer.core.fsutil import write_atomic
 from composer.core.host_data import tree_size
 from composer.core.labels import OWNER_LABEL, RUN_LABEL
-from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
+from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS, STACK_SECTION
 from composer.engine import containers as engine
 from composer.engine import create
 from composer.engine.host import docker_host
@@ -115,9 +115,9 @@ def require_named_volumes(client: docker.DockerClient, design: LabDesign) -> Non
     missing = create.missing_volumes(client, design.external_volumes)
     if missing:
         service = next(s for s in design.services for m in s.mounts if m.type == "volume" and m.source == missing[0])
-        field = "server" if service.name == SERVER else "analyzer"
         raise ConfigError(
-            f"{field}.volumes: named volume {missing[0]!r} is not on the Docker engine at {docker_host()}",
+            f"{STACK_SECTION[service.name]}.volumes: named volume {missing[0]!r} is not on the Docker engine "
+            f"at {docker_host()}",
             f"create it (docker volume create {missing[0]}) and fill it, or mount a host path (./dir:/target)",
         )
 

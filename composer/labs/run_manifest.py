@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from composer import __version__
 from composer.analyzer.identity import AnalyzerIdentity
 from composer.core.errors import UsageError
-from composer.core.host_data import fingerprint, tree_size
+from composer.core.host_data import content
 from composer.core.labels import ULIMITS_DROPPED_LABEL
 from composer.core.release import parse_release
 from composer.core.release import server_version as server_version_of
@@ -77,8 +77,7 @@ def lab_design(design: LabDesign) -> dict[str, Any]:
         for mount in service["mounts"]:
             if mount["host_path"]:
                 path = Path(mount["host_path"])
-                mount["fingerprint"] = fingerprint(path) if path.exists() else None
-                mount["bytes"] = tree_size(path) if path.exists() else None
+                mount["fingerprint"], mount["bytes"] = content(path) if path.exists() else (None, None)
     return doc
 
 
