@@ -27,7 +27,7 @@ from composer.core.labels import (
     REQUIREMENTS_LABEL,
     STACK_LABEL,
 )
-from composer.core.server_image import BUILD_ARGS, ServerImage
+from composer.core.server_image import BUILD_ARGS, Build, ServerImage
 from composer.engine.images import build_image, image_id, image_labels, labelled_images, remove_image, run_probe
 
 if TYPE_CHECKING:  # type names only: only composer.engine imports docker
@@ -167,20 +167,19 @@ def _labels(kind: str, base: str, base_id: str, release: str, stack: str, own: S
 
 
 def _with_dockerfile(
-    client: docker.DockerClient, own: ServerImage, base: str, base_id: str, release: str, stack: str, tag: str,
-    say: Say,
+    client: docker.DockerClient, own: ServerImage, build: Build, base: str, base_id: str, release: str, stack: str,
+    tag: str, say: Say,
 ) -> str:  # fmt: skip
-    assert own.build is not None
-    say(f"server.build: building {tag} from {own.build.context} ({own.build.dockerfile}; BASE_IMAGE={base})")
+    say(f"server.build: building {tag} from {build.context} ({build.dockerfile}; BASE_IMAGE={base})")
     build_image(
         client,
         tag=tag,
-        what=f"server.build ({Path(own.build.context) / own.build.dockerfile})",
+        what=f"server.build ({Path(build.context) / build.dockerfile})",
         on_step=lambda line: say(f"  {line}"),
         labels=_labels("build", base, base_id, release, stack, own),
-        path=own.build.context,
-        dockerfile=own.build.dockerfile,
-        buildargs={**dict(own.build.args), **dict(zip(BUILD_ARGS, (base, release), strict=True))},
+        path=build.context,
+        dockerfile=build.dockerfile,
+        buildargs={**dict(build.args), **dict(zip(BUILD_ARGS, (base, release), strict=True))},
     )
     return tag
 
@@ -204,7 +203,7 @@ def server_image(
         raise ImageBuildError(f"the server image {base} is not on this engine", "pull or build it first")
     if own.build is not None:
         tag = tag or f"{BUILT_REPOSITORY}:{name}-{release}"
-        return _with_dockerfile(client, own, base, base_id, release, str(stack), tag, say)
+        return _with_dockerfile(client, own, own.build, base, base_id, release, str(stack), tag, say)
     return _with_requirements(client, own, base, base_id, release, str(stack), say)
 
 
