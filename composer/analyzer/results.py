@@ -14,6 +14,7 @@ from typing import Any
 
 from composer.analyzer.experiment import ExperimentSummary, ResponseStats, TimelinePoint
 from composer.analyzer.histogram import LINEAR_LIMIT_US, percentiles_from_histogram
+from composer.analyzer.intervals import Interval
 from composer.analyzer.profile_export import scan_window_hints, summarize_profile_export
 from composer.core.errors import AnalyzerError
 from composer.core.run_dir import CSV, SUMMARY, RunDir
@@ -25,6 +26,7 @@ __all__ = [
     "Summary",
     "SummaryRow",
     "TimelinePoint",
+    "Uncertainty",
     "load_summary",
     "parse_perf_csv",
     "percentiles_from_histogram",
@@ -67,6 +69,7 @@ RESPONSE_KEYS = (
     "inter_response_p99_us",
 )
 _OPTIONAL_KEYS = tuple(_COLUMNS.values())[13:] + RESPONSE_KEYS
+NUMBER_KEYS = (*_COLUMNS.values(), *RESPONSE_KEYS)  # every number of a row
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,40 @@ class SummaryRow:
     inter_response_p50_us: float | None = None
     inter_response_p99_us: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
+    uncertainty: Uncertainty | None = None  # the intervals of throughput and p99 (composer.analyzer.intervals)
+    unstable: Mapping[str, Any] | None = field(default=None, hash=False)  # set: perf_analyzer never called it stable
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """How far a row's throughput and p99 can be trusted: their intervals, from ``basis`` (windows
+    of this run, perf_analyzer's trials, or repeats) of ``n`` samples."""
+
+    basis: str
+    n: int
+    throughput: Interval
+    p99_latency_us: Interval | None = None
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"throughput_interval": [round(v, 3) for v in self.throughput]}
+        if self.p99_latency_us is not None:
+            out["p99_latency_interval"] = [round(v, 1) for v in self.p99_latency_us]
+        out["interval"] = {"from": self.basis, "n": self.n}
+        return out
+
+    @staticmethod
+    def read(item: Mapping[str, Any]) -> Uncertainty | None:
+        basis = item.get("interval") or {}
+        throughput = item.get("throughput_interval")
+        if not basis or not throughput:
+            return None
+        p99 = item.get("p99_latency_interval")
+        return Uncertainty(
+            str(basis["from"]),
+            int(basis["n"]),
+            (float(throughput[0]), float(throughput[1])),
+            None if not p99 else (float(p99[0]), float(p99[1])),
+        )
 
 
 @dataclass(frozen=True)
@@ -104,6 +141,7 @@ class Summary:
     release: str
     sweep: str
     rows: tuple[SummaryRow, ...]
+    repeats: int | None = None  # --repeat N: each row the mean of N sweeps
 
 
 # ---------------------------------------------------------------------------- CSV / summary.json
@@ -143,7 +181,7 @@ def parse_perf_csv(text: str, source: str = CSV) -> list[SummaryRow]:
             cells.pop()
         if len(cells) != len(header):
             raise AnalyzerError(f"{source}: line {number} has {len(cells)} fields, the header has {len(header)}")
-        known: dict[str, float] = {}
+        known: dict[str, Any] = {}
         extra: dict[str, str] = {}
         for name, cell in zip(header, cells, strict=True):
             if name in _COLUMNS:
@@ -174,6 +212,11 @@ def summary_dict(model: str, release: str, rows: Sequence[SummaryRow]) -> dict[s
                 item[key] = getattr(row, key)
         if row.extra:
             item["extra"] = dict(row.extra)
+        if row.uncertainty is not None:
+            item.update(row.uncertainty.record())
+        item["stable"] = row.unstable is None
+        if row.unstable is not None:
+            item["unstable"] = dict(row.unstable)
         out_rows.append(item)
     return {"model": model, "release": release, "sweep": sweep, "rows": out_rows}
 
@@ -217,13 +260,17 @@ def summary_rows(csv_text: str, export: Path, *, with_responses: bool) -> list[S
 
 def _row_from_dict(item: Mapping[str, Any], sweep: str, source: str) -> SummaryRow:
     try:
-        numbers = {k: None if item.get(k) is None else float(item[k]) for k in (*_COLUMNS.values(), *RESPONSE_KEYS)}
+        numbers: dict[str, Any] = {k: None if item.get(k) is None else float(item[k]) for k in NUMBER_KEYS}
         throughput = numbers.pop("throughput_infer_per_sec")
         if throughput is None:
             raise KeyError("throughput_infer_per_sec")
         extra = {str(k): str(v) for k, v in dict(item.get("extra") or {}).items()}
-        return SummaryRow(sweep, float(item[sweep]), throughput, extra=extra, **numbers)
-    except (KeyError, TypeError, ValueError) as exc:
+        unstable = None if item.get("stable", True) else dict(item.get("unstable") or {})
+        uncertainty = Uncertainty.read(item)
+        return SummaryRow(
+            sweep, float(item[sweep]), throughput, extra=extra, uncertainty=uncertainty, unstable=unstable, **numbers
+        )
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise AnalyzerError(f"{source}: row {dict(item)!r} is malformed ({exc})") from None
 
 
@@ -238,7 +285,8 @@ def load_summary(run_dir: Path) -> Summary:
         if sweep not in SWEEP_COLUMNS.values():
             raise ValueError(f"unknown sweep {sweep!r}")
         rows = tuple(_row_from_dict(item, sweep, str(path)) for item in doc["rows"])
-        return Summary(str(doc["model"]), str(doc["release"]), sweep, rows)
+        repeats = int(doc["repeats"]) if doc.get("repeats") else None
+        return Summary(str(doc["model"]), str(doc["release"]), sweep, rows, repeats)
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise AnalyzerError(f"{path}: unreadable summary ({exc})", hint="rerun the lab") from None
 

@@ -9,7 +9,7 @@ import base64
 import io
 import json
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,15 +155,35 @@ def _ms(value: float | None) -> float:
     return (value or 0.0) / 1000
 
 
+def _bar(value: float, interval: tuple[float, float] | None, scale: float) -> tuple[float, float]:
+    """An error bar's (below, above) lengths from an interval, 0 where there is none."""
+    if not interval:
+        return (0.0, 0.0)
+    return (max(value - interval[0] / scale, 0.0), max(interval[1] / scale - value, 0.0))
+
+
 def _label(row: SummaryRow) -> str:
     return f"{'c' if row.sweep == 'concurrency' else 'r'}={row.value:g}"
 
 
 def _throughput_vs_p99(ax: Axes, data: RunData) -> None:
+    """The sweep's curve, each point with its throughput and p99 intervals as error bars; a point
+    perf_analyzer never called stable drawn hollow."""
     rows = data.summary.rows if data.summary else ()
     xs = [_ms(r.p99_latency_us) for r in rows]
     ys = [r.throughput_infer_per_sec for r in rows]
-    ax.plot(xs, ys, marker="o")
+    line = ax.plot(xs, ys, marker="o")[0]
+    xerr = [_bar(_ms(r.p99_latency_us), r.uncertainty.p99_latency_us if r.uncertainty else None, 1000) for r in rows]
+    yerr = [_bar(r.throughput_infer_per_sec, r.uncertainty.throughput if r.uncertainty else None, 1) for r in rows]
+    if any(e != (0.0, 0.0) for e in xerr + yerr):
+        ax.errorbar(
+            xs, ys, xerr=list(zip(*xerr, strict=True)), yerr=list(zip(*yerr, strict=True)),
+            fmt="none", ecolor=line.get_color(), alpha=0.6, capsize=3,
+        )  # fmt: skip
+    hollow = [(x, y) for r, x, y in zip(rows, xs, ys, strict=True) if r.unstable is not None]
+    if hollow:
+        ax.plot(*zip(*hollow, strict=True), "o", mfc="white", color=line.get_color(), label="unstable")
+        ax.legend(fontsize=8)
     for row, x, y in zip(rows, xs, ys, strict=True):
         ax.annotate(_label(row), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xlabel="p99 latency (ms)", ylabel="throughput (infer/s)", title="Throughput vs p99")
@@ -225,6 +245,29 @@ def _latency_over_time(ax: Axes, data: RunData) -> None:
     ax.legend(fontsize=8)
 
 
+def _range(row: SummaryRow, metric: str, scale: float, digits: int) -> str:
+    u = row.uncertainty
+    interval = None if u is None else (u.throughput if metric == "throughput" else u.p99_latency_us)
+    return "" if interval is None else f" ({interval[0] / scale:,.{digits}f}–{interval[1] / scale:,.{digits}f})"
+
+
+def _interval_note(rows: Sequence[SummaryRow], repeats: int | None) -> str:
+    """What the intervals in parentheses are, and which points perf_analyzer never called stable."""
+    if repeats:
+        text = f"Each figure is the mean of {repeats} repeats; in parentheses its 95 % confidence interval."
+    elif any(r.uncertainty is not None for r in rows):
+        text = "In parentheses: the range of the run's measurement windows."
+    else:
+        text = ""
+    unstable = [f"{r.value:g}" for r in rows if r.unstable is not None]
+    if unstable:
+        text += (
+            f" Unstable ({', '.join(unstable)}): perf_analyzer never called these stable; their numbers are "
+            "kept from their last measurement, read them with their interval."
+        )
+    return text.strip()
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -253,11 +296,13 @@ def _context(data: RunData, images: Mapping[str, str]) -> dict[str, Any]:
         "failed": m.get("status") == "failed",
         "error": m.get("error") or "unknown error",
         "sweep": (data.summary.sweep if data.summary else "concurrency").replace("_", " "),
+        "intervals": _interval_note(rows, data.summary.repeats if data.summary else None),
         "rows": [
             {
-                "value": f"{r.value:g}",
-                "throughput": _fmt(r.throughput_infer_per_sec, 1),
+                "value": f"{r.value:g}" + (" (unstable)" if r.unstable is not None else ""),
+                "throughput": _fmt(r.throughput_infer_per_sec, 1) + _range(r, "throughput", 1, 1),
                 **{k: _fmt(_ms(getattr(r, f"{k}_latency_us"))) for k in _LATENCIES},
+                "p99": _fmt(_ms(r.p99_latency_us)) + _range(r, "p99", 1000, 2),
                 **{key: _fmt(None if getattr(r, key) is None else _ms(getattr(r, key)), 3) for _, key in _BREAKDOWN},
             }
             for r in rows

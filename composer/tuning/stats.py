@@ -1,13 +1,11 @@
 """Noise-aware numbers for the search: per-window throughput and latency → intervals, ties, the
 recommendation. Pure.
 
-A measurement is perf_analyzer's measurement windows (read from its profile export's window
-boundaries), not only its average: the interval of one measurement is the range of its windows'
-throughputs (and latencies). Finalists are re-measured interleaved (A B C A B C), so drift hits all
-alike; a finalist's interval is then the 95 % confidence interval of the mean of its rounds
-(Student's t: with three rounds, ±4.3 standard errors), which widens with drift between rounds
-rather than with the jitter of one-second windows. Two candidates whose intervals overlap are
-tied: neither is better beyond noise.
+A measurement is perf_analyzer's measurement windows, not only its average. Its interval is the
+one every summary row carries (composer.analyzer.intervals): the range of its windows for one run;
+finalists are re-measured interleaved (A B C A B C), so drift hits all alike, and a finalist's
+interval is the 95 % confidence interval of the mean of its rounds. Two candidates whose intervals
+overlap are tied: neither is better beyond noise.
 """
 
 from __future__ import annotations
@@ -16,22 +14,10 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from composer.analyzer.intervals import Interval, Window, mean_interval, spread
 from composer.tuning.space import Candidate, TuneSettings
 
-Interval = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Window:
-    """One perf_analyzer measurement window: requests completed in it, its length, its latency percentile."""
-
-    requests: int
-    seconds: float
-    latency_us: float
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds if self.seconds > 0 else 0.0
+__all__ = ["Interval", "Measurement", "Window", "mean_interval", "measurement", "pooled"]
 
 
 @dataclass(frozen=True)
@@ -77,24 +63,12 @@ def measurement(
     return Measurement(
         concurrency,
         overall if throughput is None else throughput,
-        (min(rates), max(rates)),
+        spread(rates),
         statistics.median(latencies) if latency_us is None else latency_us,
-        (min(latencies), max(latencies)),
+        spread(latencies),
         tuple(windows),
         (run_dir,) if run_dir else (),
     )
-
-
-# Student's t, two-sided 95 %, by degrees of freedom (beyond the table: the normal's 1.96)
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145)
-
-
-def mean_interval(values: Sequence[float]) -> Interval:
-    """The 95 % confidence interval of the mean of ``values`` (at least two)."""
-    mean = statistics.fmean(values)
-    t = _T975[len(values) - 2] if len(values) - 2 < len(_T975) else 1.96
-    half = t * statistics.stdev(values) / len(values) ** 0.5
-    return (mean - half, mean + half)
 
 
 def pooled(measurements: Sequence[Measurement]) -> Measurement:
@@ -109,18 +83,12 @@ def pooled(measurements: Sequence[Measurement]) -> Measurement:
     return Measurement(
         measurements[0].concurrency,
         statistics.fmean(throughputs),
-        _at_least_zero(mean_interval(throughputs)),
+        mean_interval(throughputs),
         statistics.fmean(latencies),
-        _at_least_zero(mean_interval(latencies)),
+        mean_interval(latencies),
         tuple(w for m in measurements for w in m.windows),
         tuple(d for m in measurements for d in m.run_dirs),
     )
-
-
-def _at_least_zero(interval: Interval) -> Interval:
-    """Throughputs and latencies are not negative: three spread-out rounds (±4.3 standard errors)
-    put a t interval's low end below zero (a real tune reported p99 -1580 µs … 4246 µs)."""
-    return (max(interval[0], 0.0), max(interval[1], 0.0))
 
 
 def overlap(a: Interval, b: Interval) -> bool:
