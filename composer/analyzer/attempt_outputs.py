@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,10 +31,14 @@ except ImportError:  # pragma: no cover - the C backend ships in ijson's wheels
 SWEEP_HEADERS = ("Concurrency", "Request Rate")
 
 
-def write_outputs(run_dir: Path, results: Sequence[AttemptResult]) -> str | None:
+def write_outputs(
+    run_dir: Path, results: Sequence[AttemptResult], kept: Mapping[int, float] | None = None
+) -> str | None:
     """perf_analyzer.csv and profile_export.json of the run from its attempts; the CSV text, or None
-    when no attempt measured a point. A lone complete attempt's export is kept byte for byte; the
-    export is left out when an attempt that measured points has none."""
+    when no attempt measured a point. ``kept``: attempt number → the point it gave up on as unstable
+    whose experiment stays in the export (the CSV has no row for it). A lone complete attempt's
+    export is kept byte for byte; the export is left out when an attempt that measured points has none."""
+    kept = kept or {}
     measured = [r for r in results if r.csv]
     if not measured:
         return None
@@ -52,7 +56,8 @@ def write_outputs(run_dir: Path, results: Sequence[AttemptResult]) -> str | None
         for result, export in zip(measured, exports, strict=True):
             part = run_dir / f".attempt-{result.attempt.number}.{PROFILE_EXPORT}"
             write_atomic(part, export)
-            parts.append((part, result.measured))
+            extra = (kept[result.attempt.number],) if result.attempt.number in kept else ()
+            parts.append((part, (*result.measured, *extra)))
         merged = run_dir / f".{PROFILE_EXPORT}.merging"
         merge_exports(parts, merged)
         os.replace(merged, files.profile_export)

@@ -20,17 +20,15 @@ from typing import Any, Protocol
 
 from composer.analyzer import export_size
 from composer.analyzer.perf_analyzer import SEQUENCE_ID_SPAN, BenchSettings, Outputs, perf_analyzer_argv
+from composer.analyzer.trials import final_trials
 from composer.analyzer.verdict import STABILITY_FAILED, Verdict, judge_run
 from composer.core.errors import AnalyzerError
 from composer.core.sweep import Sweep, missing_points, same_point
 from composer.engine.exec import ExecResult
 
 DEFAULT_RETRIES = 3
-STABILITY_WINDOW = 3  # perf_analyzer judges stability on its last 3 trials
+KEEP_PERCENT = "1000"  # perf_analyzer's --stability-percentage for a keeping attempt: any three windows pass
 _DEFAULT_PERCENT = 10.0
-# perf_analyzer -v, one line per trial: "  Pass [2] throughput: 3317.8 infer/sec. Avg latency: 295 usec …"
-_PASS = re.compile(r"Pass \[\d+\] throughput: ([\d.eE+-]+) infer/sec\. (?:Avg|p\d+) latency: (\d+) usec")
-_ANNOUNCE = re.compile(r"^(?:Request concurrency|Request Rate): ", re.MULTILINE)
 _PERCENT_FLAG = re.compile(r"^(?:--stability-percentage|-s)(?:=(.+))?$")
 
 
@@ -65,9 +63,16 @@ class Window:
 
 @dataclass(frozen=True)
 class Attempt:
-    number: int  # 1 is the first run, 2 the first retry
+    number: int  # 1 is the first run, 2 the next (a retry, or the sweep going on past a point kept unstable)
     sweep: Sweep  # the points this run measures
     window: Window
+    retry: int = 0  # 0: its first point's first measurement; k: the k-th retry of that point
+    keeps: bool = False  # the last measurement of a point that never settled: any spread accepted
+
+    @property
+    def remeasures(self) -> bool:
+        """Whether it measures its first point again (the earlier measurement is discarded)."""
+        return self.retry > 0
 
 
 def window_of(settings: BenchSettings) -> Window:
@@ -82,13 +87,23 @@ def settings_for_attempt(settings: BenchSettings, attempt: Attempt) -> BenchSett
     sequence_ids = settings.sequence_ids
     if sequence_ids is not None:  # each attempt its own ids: the sequences an earlier one left open stay apart
         sequence_ids += (attempt.number - 1) * SEQUENCE_ID_SPAN
+    extra = (*settings.extra_args, "--stability-percentage", KEEP_PERCENT) if attempt.keeps else settings.extra_args
     return replace(
         settings,
         sweep=attempt.sweep,
         measurement_interval_ms=attempt.window.size if timed else None,
         measurement_requests=None if timed else attempt.window.size,
         sequence_ids=sequence_ids,
+        extra_args=extra,
     )
+
+
+def keeping_attempt(attempt: Attempt, point: float, tried: int) -> Attempt:
+    """One more measurement of ``point`` alone, with the last window, accepting whatever spread its
+    windows show: perf_analyzer writes its full numbers (CSV row, export) only for a point it calls
+    stable, so the point is made to count as one, and tisbench marks it unstable."""
+    sweep = replace(attempt.sweep, start=point, end=point)
+    return Attempt(attempt.number + 1, sweep, attempt.window, tried, keeps=True)
 
 
 def export_left_out(settings: BenchSettings, attempt: Attempt) -> str | None:
@@ -117,10 +132,11 @@ def unstable_point(asked: Sequence[float], measured: Sequence[float], exit_code:
 def next_attempt(attempt: Attempt, unstable: float, retries: int, spread: Spread | None = None) -> Attempt | None:
     """The retry after ``attempt``: the points from ``unstable`` on, the window twice as long (in time,
     from the throughput its trials showed); None when ``retries`` are used up."""
-    if attempt.number > retries:
+    if attempt.retry >= retries:
         return None
     sweep = replace(attempt.sweep, start=unstable)
-    return Attempt(attempt.number + 1, sweep, attempt.window.doubled(spread.throughput[0] if spread else None))
+    window = attempt.window.doubled(spread.throughput[0] if spread else None)
+    return Attempt(attempt.number + 1, sweep, window, attempt.retry + 1)
 
 
 @dataclass(frozen=True)
@@ -144,13 +160,11 @@ class Spread:
 
 def trial_spread(output: str) -> Spread | None:
     """The spread of the last point perf_analyzer measured, from its -v trial lines."""
-    announcements = list(_ANNOUNCE.finditer(output))
-    last_point = output[announcements[-1].start() :] if announcements else output
-    trials = [(float(t), int(lat)) for t, lat in _PASS.findall(last_point)][-STABILITY_WINDOW:]
+    trials = final_trials(output)
     if not trials:
         return None
-    throughputs = [t for t, _ in trials]
-    latencies = [lat for _, lat in trials]
+    throughputs = [t.throughput for t in trials]
+    latencies = [t.latency_us for t in trials]
     return Spread((min(throughputs), max(throughputs)), (min(latencies), max(latencies)), len(trials))
 
 
@@ -223,6 +237,7 @@ class AttemptResult:
             judged = {"judged_exit_code": self.verdict.exit_code, "exit_status_note": self.verdict.note}
         return {
             "attempt": self.attempt.number,
+            **({"keeps_unstable_point": True} if self.attempt.keeps else {}),
             "argv": list(self.argv),
             "exit_code": self.exit_code,
             **judged,
@@ -262,39 +277,115 @@ class Runner(Protocol):
         """The error of a run judged failed: the lab's, when it lost a container, else perf_analyzer's."""
 
 
+@dataclass(frozen=True)
+class GaveUp:
+    """A point perf_analyzer never called stable: kept with what its last attempt measured."""
+
+    point: float
+    attempt: int  # the attempt whose measurement of the point is kept
+    tried: tuple[Attempt, ...]  # every attempt at it, the first one included
+    spread: Spread | None
+    reason: str  # why no further retry: "" (retries used up), or what stopped them
+
+    def error(self, kind: str, args: Sequence[str]) -> AnalyzerError:
+        """The failure to raise where stability is required (--require-stable)."""
+        return unstable_error(kind, self.point, self.tried, self.spread, args, self.reason)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "point": _plain(self.point),
+            "kept_attempt": self.attempt,
+            "attempts": len(self.tried),
+            "windows": [a.window.record() for a in self.tried],
+            "throughput_spread_pct": None if self.spread is None else round(self.spread.throughput_pct, 2),
+            "latency_spread_pct": None if self.spread is None else round(self.spread.latency_pct, 2),
+            **({"stopped": self.reason.strip(" ()")} if self.reason else {}),
+        }
+
+
+def point_after(sweep: Sweep, value: float) -> float | None:
+    """The sweep's point after ``value``, None at its end."""
+    later = [p for p in sweep.points() if p > value and not same_point(p, value)]
+    return later[0] if later else None
+
+
 def run_attempts(
     settings: BenchSettings,
     retries: int,
     runner: Runner,
     on_result: Callable[[AttemptResult], None],
     say: Callable[[str], None],
-) -> tuple[list[AttemptResult], AnalyzerError | None]:
-    """Run the sweep, then retry from each unstable point, all within ``settings.timeout_s``.
-    Returns every attempt and, when a point never settled, the error to raise."""
+    first_number: int = 1,
+) -> tuple[list[AttemptResult], list[GaveUp]]:
+    """Run the sweep, retry from each unstable point, and go on past a point still unstable when the
+    retries are used up (kept, with its numbers), all within ``settings.timeout_s``. Attempts are
+    numbered from ``first_number``. Returns every attempt and the points kept unstable."""
     deadline = time.monotonic() + settings.timeout_s
-    attempt = first_attempt(settings)
+    attempt = Attempt(first_number, settings.sweep, window_of(settings))
     results: list[AttemptResult] = []
+    gave_up: list[GaveUp] = []
+    tried: list[Attempt] = []
+    kind = settings.sweep.kind.replace("_", " ")
     while True:
         result = _run_one(settings, attempt, deadline, runner, say)
         results.append(result)
         on_result(result)
         if result.unstable is None:
-            return results, None
-        following = next_attempt(attempt, result.unstable, retries, result.spread)
+            return results, gave_up
+        again = tried and results[-2].unstable is not None and same_point(results[-2].unstable, result.unstable)
+        tried = [*tried, attempt] if again else [attempt]
+        following = next_attempt(replace(attempt, retry=len(tried) - 1), result.unstable, retries, result.spread)
         reason = " (analyzer.stability_retries is 0)" if retries == 0 else ""
         if following is not None and deadline - time.monotonic() < MIN_ATTEMPT_S:
             following, reason = None, f" (analyzer.timeout {settings.timeout_s:g} s left no time for more)"
         if following is None:
-            tried = [r.attempt for r in results]
-            args = settings.extra_args
-            return results, unstable_error(settings.sweep.kind, result.unstable, tried, result.spread, args, reason)
-        kind, sweep, window = settings.sweep.kind.replace("_", " "), following.sweep, following.window.describe()
+            kept, keeping = _keep(settings, attempt, result, tuple(tried), reason, deadline, runner, say)
+            gave_up.append(kept)
+            if keeping is not None:
+                results.append(keeping)
+                on_result(keeping)
+            after = point_after(settings.sweep, result.unstable)
+            if after is None or deadline - time.monotonic() < MIN_ATTEMPT_S:
+                return results, gave_up
+            say(
+                f"{kind} {result.unstable:g} kept as unstable after {len(tried)} attempt(s){reason}, "
+                f"with the numbers of its last windows; the sweep goes on at {kind} {after:g}"
+            )
+            number = results[-1].attempt.number + 1
+            attempt, tried = Attempt(number, replace(settings.sweep, start=after), window_of(settings)), []
+            continue
+        sweep, window = following.sweep, following.window.describe()
         points = f"{sweep.start:g}" if same_point(sweep.start, sweep.end) else f"{sweep.start:g}–{sweep.end:g}"
         say(
             f"{kind} {result.unstable:g} not stable with windows of {attempt.window.describe()}: "
-            f"retry {following.number - 1} of {retries} measures {kind} {points} with windows of {window}"
+            f"retry {len(tried)} of {retries} measures {kind} {points} with windows of {window}"
         )
         attempt = following
+
+
+def _keep(
+    settings: BenchSettings,
+    attempt: Attempt,
+    result: AttemptResult,
+    tried: tuple[Attempt, ...],
+    reason: str,
+    deadline: float,
+    runner: Runner,
+    say: Callable[[str], None],
+) -> tuple[GaveUp, AttemptResult | None]:
+    """A point that never settled: measured once more to keep its full numbers where retries were
+    allowed and time is left (with that attempt's result), else kept with what its trials showed."""
+    point = float(result.unstable if result.unstable is not None else attempt.sweep.start)
+    if reason or deadline - time.monotonic() < MIN_ATTEMPT_S:
+        return GaveUp(point, attempt.number, tried, result.spread, reason), None
+    say(
+        f"{settings.sweep.kind.replace('_', ' ')} {point:g} never settled: measured once more with windows "
+        f"of {attempt.window.describe()}, any spread accepted, to keep its numbers"
+    )
+    keeping = keeping_attempt(attempt, point, len(tried))
+    kept = _run_one(settings, keeping, deadline, runner, say)
+    number = keeping.number if kept.measured else attempt.number
+    return GaveUp(point, number, tried, result.spread, reason), kept
 
 
 def _run_one(

@@ -33,8 +33,9 @@ def _run_and_show(handle: Any, request: Any) -> Any:
     from composer.labs.bench import run_bench
 
     with LiveView(handle.name) as view:
-        result = run_bench(handle, request, say=view.say, on_point=view.point)
+        result = run_bench(handle, request, say=view.say, on_point=view.point, on_progress=view.progress)
     _show_result(result)
+    _raise_if_unstable(result)
     return result
 
 
@@ -42,24 +43,53 @@ def _show_result(result: Any) -> None:
     from composer.cli.console import table
 
     sweep = result.summary.get("sweep", "concurrency")
+    repeats = result.summary.get("repeats")
     rows = [
         [
-            row.get(sweep),
-            f"{row['throughput_infer_per_sec']:.1f}",
-            *(
-                f"{row[k] / 1000:.3f}"
-                for k in ("avg_latency_us", "p50_latency_us", "p90_latency_us", "p95_latency_us", "p99_latency_us")
-            ),
+            f"{row.get(sweep)}" + (" (unstable)" if row.get("stable") is False else ""),
+            _with_interval(row["throughput_infer_per_sec"], row.get("throughput_interval"), 1, 1),
+            *(f"{row[k] / 1000:.3f}" if row.get(k) is not None else "–" for k in _LATENCY_KEYS),
+            _with_interval(row.get("p99_latency_us"), row.get("p99_latency_interval"), 1000, 3),
         ]
         for row in result.summary["rows"]
     ]
+    basis = f"mean of {repeats} repeats, 95 % CI" if repeats else "range of the run's windows"
     table(
-        [sweep, "infer/s", "avg ms", "p50 ms", "p90 ms", "p95 ms", "p99 ms"], rows, title=f"{result.summary['model']}"
+        [sweep, "infer/s", "avg ms", "p50 ms", "p90 ms", "p95 ms", "p99 ms"],
+        rows,
+        title=f"{result.summary['model']} (intervals: {basis})",
     )
     from composer.reports.run_report import write_reports
 
     write_reports(result.run_dir)
     click.echo(f"run directory: {result.run_dir}")
+
+
+_LATENCY_KEYS = ("avg_latency_us", "p50_latency_us", "p90_latency_us", "p95_latency_us")
+
+
+def _with_interval(value: float | None, interval: list[float] | None, scale: float, digits: int) -> str:
+    if value is None:
+        return "–"
+    text = f"{value / scale:,.{digits}f}"
+    return text if not interval else f"{text} ({interval[0] / scale:,.{digits}f}–{interval[1] / scale:,.{digits}f})"
+
+
+def _raise_if_unstable(result: Any) -> None:
+    """Exit 7 once the numbers are shown and written, when some point never settled."""
+    from composer.core.errors import UnstablePoints
+
+    points = result.manifest.get("unstable_points") or []
+    if result.manifest.get("status") != "unstable" or not points:
+        return
+    sweep = result.summary.get("sweep", "concurrency").replace("_", " ")
+    named = ", ".join(sorted({f"{p['point']:g}" for p in points}, key=float))
+    raise UnstablePoints(
+        f"{len(points)} point(s) never met perf_analyzer's stability rule ({sweep} {named}): kept with their "
+        "numbers, marked unstable in summary.json and the reports",
+        "measure longer (--measurement-requests, --measurement-interval), on a quieter machine, or add "
+        "--repeat 3 for intervals across runs; --require-stable fails such a run instead",
+    )
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -136,6 +166,7 @@ def lab(
         with LiveView(plan.stack.name) as view:
             result = run_swarm_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep)
         _show_result(result)
+        _raise_if_unstable(result)
         return
     from composer.labs.local import local_session
 
@@ -147,9 +178,15 @@ def lab(
         with LiveView(running.name) as view:
             # perf_analyzer's outputs and the server's log are in hand: the lab goes while they are written up
             result = run_bench(
-                handle_of(running), request, say=view.say, on_point=view.point, lab_done=session.remove_early
+                handle_of(running),
+                request,
+                say=view.say,
+                on_point=view.point,
+                lab_done=session.remove_early,
+                on_progress=view.progress,
             )
         _show_result(result)
+    _raise_if_unstable(result)
 
 
 def _prepare_bench() -> None:

@@ -200,7 +200,22 @@ def bench_options_with(f: F, *, run_dir: bool) -> F:
             [
                 click.option(
                     "--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<UTC time>-<lab>)."
-                )
+                ),
+                click.option(
+                    "--repeat",
+                    type=click.IntRange(1, 20),
+                    default=1,
+                    show_default=True,
+                    metavar="N",
+                    help="Measure the whole sweep N times, one after another (A B C A B C): each point is the "
+                    "mean of N with its 95 % confidence interval (3 or more for an interval worth reading).",
+                ),
+                click.option(
+                    "--require-stable",
+                    is_flag=True,
+                    help="Fail (exit 5) when a point never meets perf_analyzer's stability rule, instead of "
+                    "keeping its numbers marked unstable (exit 7).",
+                ),
             ]
             if run_dir
             else []
@@ -252,4 +267,6 @@ def bench_request(kw: dict[str, Any]) -> Any:
         auto_shape=not kw["no_auto_shape"],
         out=kw.get("out"),
         timeout_s=kw["bench_timeout"],
+        repeat=kw.get("repeat") or 1,
+        require_stable=bool(kw.get("require_stable")),
     )

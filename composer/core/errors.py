@@ -19,6 +19,7 @@ class ExitStatus(IntEnum):
     LAB_FAILED = 4
     ANALYSIS_FAILED = 5
     NO_CANDIDATE = 6
+    UNSTABLE = 7
     INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: never 1, which a CI gate reads as a regression
     INTERRUPTED = 130
 
@@ -29,8 +30,11 @@ EXIT_MEANINGS = {
     ExitStatus.BAD_INPUT: "bad input: usage, stack file, release, dataset, unknown lab",
     ExitStatus.DOCKER_UNAVAILABLE: "Docker unavailable, or an image missing",
     ExitStatus.LAB_FAILED: "the lab failed: start, readiness, model load, port taken",
-    ExitStatus.ANALYSIS_FAILED: "the analysis failed: perf_analyzer error, unstable measurement, server died mid-run",
+    ExitStatus.ANALYSIS_FAILED: "the analysis failed: perf_analyzer error, a point unstable under "
+    "--require-stable, server died mid-run",
     ExitStatus.NO_CANDIDATE: "tune: no candidate configuration met the constraints (the closest is named)",
+    ExitStatus.UNSTABLE: "measured, but some points never met perf_analyzer's stability rule: their numbers are "
+    "kept and marked unstable (--require-stable makes that exit 5)",
     ExitStatus.INTERNAL_ERROR: "internal error (a bug): the error line names the file that holds the traceback",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); everything created was removed",
 }
@@ -68,6 +72,12 @@ class ReleaseError(TisbenchError):
 
 class DatasetError(TisbenchError):
     """perf_analyzer input data is wrong."""
+
+
+class UnstablePoints(TisbenchError):
+    """A run measured every point it could, but some never met perf_analyzer's stability rule."""
+
+    exit_code = ExitStatus.UNSTABLE
 
 
 class RegressionFound(TisbenchError):

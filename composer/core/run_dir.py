@@ -12,6 +12,7 @@ from pathlib import Path
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 CSV = "perf_analyzer.csv"
+REPEATS = "repeats"
 PROFILE_EXPORT = "profile_export.json"
 SERVER_METRICS = "server_metrics.json"
 LOGS = "logs"
@@ -75,6 +76,10 @@ class RunDir:
 
     def client(self, slot: int) -> ClientDir:
         return ClientDir(self.path / CLIENTS / f"client-{slot}")
+
+    def repeat(self, number: int) -> RunDir:
+        """Where repeat ``number`` of a --repeat run keeps its perf_analyzer files (the first: the run itself)."""
+        return self if number == 1 else RunDir(self.path / REPEATS / f"repeat-{number}")
 
 
 @dataclass(frozen=True)

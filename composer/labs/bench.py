@@ -12,8 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from composer.analyzer.attempt_outputs import write_outputs
-from composer.analyzer.attempts import AttemptResult, export_left_out, first_attempt, run_attempts, with_exports
+from composer.analyzer.attempts import AttemptResult, export_left_out, first_attempt, with_exports
 from composer.analyzer.export_size import values_per_request
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
@@ -27,11 +26,10 @@ from composer.analyzer.perf_analyzer import (
     for_model_config,
     outputs_for,
     perf_analyzer_argv,
+    sweep_points,
 )
 from composer.core.config import Stack
-from composer.core.errors import (
-    AnalyzerError,
-)
+from composer.core.errors import AnalyzerError, ExitStatus
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
 from composer.core.modelconfig import read_disk_model
@@ -39,8 +37,9 @@ from composer.core.run_dir import RunDir
 from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.engine.host import DOCKER_ERRORS
-from composer.labs.analyzer_execs import AnalyzerExecs
+from composer.labs.analyzer_execs import AnalyzerExecs, Progress
 from composer.labs.handle import LabHandle
+from composer.labs.repeats import Repeat, run_repeats, run_rows
 from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import (
     default_run_dir,
@@ -108,6 +107,13 @@ def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
         )
         for e in summarize_profile_export(export)
     }
+
+
+def _metrics_of_first_repeat(started: list[float | None], repeats: list[Repeat]) -> None:
+    """The server's metrics per point are the first repeat's: later repeats' points are left out of
+    them (the profile export that cross-checks their counts is the first repeat's)."""
+    if len(repeats) > 1:
+        del started[len(sweep_points(repeats[0].log)) :]
 
 
 SETTLE_S = 2.0  # how long a SIGKILLed exec's containers may take to show they are going away
@@ -226,6 +232,7 @@ def run_bench(
     say: Say,
     on_point: Callable[[str], None] = lambda p: None,
     lab_done: Callable[[threading.Event], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> BenchResult:
     """Validate, run perf_analyzer in the lab's sdk container, and write the run directory.
     ``lab_done`` is called once the run needs nothing more from the lab's server (its log and
@@ -261,28 +268,26 @@ def run_bench(
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")
     write_json(files.manifest, manifest)
-    return _measure(lab, settings, outputs, files, manifest, argv, say, on_point, lab_done)
+    return _measure(lab, settings, outputs, files, manifest, argv, say, (on_point, on_progress), request, lab_done)
 
 
 def _summarize(
     lab: LabHandle,
     settings: BenchSettings,
     files: RunDir,
-    results: list[AttemptResult],
-    unstable: AnalyzerError | None,
+    repeats: list[Repeat],
     recorder: MetricsRecorder,
     started: list[float | None],
     manifest: dict[str, Any],
 ) -> dict[str, Any]:
-    """The attempts' outputs merged into the run directory, the server's metrics per point, and the
+    """The repeats' outputs merged into the run directory, the server's metrics per point, and the
     summary (its warnings from the metrics); nothing here asks the lab."""
-    from composer.analyzer.results import summary_dict, summary_rows
+    from composer.analyzer.results import summary_dict
 
-    csv = write_outputs(files.path, results)
-    if unstable is not None or csv is None:
-        raise unstable or AnalyzerError("perf_analyzer wrote no CSV", f"see {files.analyzer_log}")
-    rows = summary_rows(csv, files.profile_export, with_responses=settings.streaming)
+    rows = run_rows(files, repeats, settings.sweep.kind, settings.streaming)
     summary = summary_dict(lab.stack.model, lab.release, rows)
+    if len(repeats) > 1:
+        summary["repeats"] = len(repeats)
     if lab.metrics_port:
         metrics = recorder.write(files.path, started, _client_counts(files.path))
         manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
@@ -298,10 +303,11 @@ def _measure(
     manifest: dict[str, Any],
     argv: list[str],
     say: Say,
-    on_point: Callable[[str], None],
+    shown: tuple[Callable[[str], None], Progress | None],  # the live view's sweep point and request count
+    request: BenchRequest,
     lab_done: Callable[[threading.Event], None] | None = None,
 ) -> BenchResult:
-    """perf_analyzer's attempts, their outputs merged into the run directory, and its summary."""
+    """perf_analyzer's attempts (of each repeat), their outputs in the run directory, and its summary."""
     run_dir = files.path
     say(f"running perf_analyzer in {lab.name}-perf_analyzer-1: {' '.join(argv)}")
     recorder = MetricsRecorder(
@@ -314,9 +320,10 @@ def _measure(
         lab.analyzer_id,
         files.analyzer_log,
         recorder,
-        on_point,
+        shown[0],
         outputs,
         check_lab=lambda exit_code: _raise_if_lab_stopped(lab, run_dir, exit_code),
+        on_progress=shown[1],
     )
     attempts: list[dict[str, Any]] = []
     manifest["attempts"] = attempts
@@ -330,18 +337,26 @@ def _measure(
     try:
         if lab.metrics_port:
             recorder.scrape("start")
-        results, unstable = run_attempts(settings, lab.stack.analyzer.stability_retries, execs, recorded, say)
+        retries, repeat = lab.stack.analyzer.stability_retries, request.repeat
+        repeats = run_repeats(settings, retries, repeat, execs, recorded, say, lambda: files.analyzer_log.read_text())
+        _metrics_of_first_repeat(execs.started, repeats)
         if lab.metrics_port:
             recorder.scrape("end")
         _keep_server_log(lab, run_dir)
         server_log_kept = True
         if lab_done is not None:
             lab_done(reading)  # the server and the network go while the exports come
-        results = with_exports(results, execs)
+        repeats = [replace(r, results=with_exports(r.results, execs)) for r in repeats]
         reading.set()
-        summary = _summarize(lab, settings, files, results, unstable, recorder, execs.started, manifest)
+        summary = _summarize(lab, settings, files, repeats, recorder, execs.started, manifest)
         write_json(files.summary, summary)
-        manifest.update(status="ok", exit_code=0)
+        unstable = [record for r in repeats for record in r.records(len(repeats))]
+        if unstable:
+            manifest["unstable_points"] = unstable
+            if request.require_stable:  # the numbers are written; the run is a failure all the same
+                first = next(g for r in repeats for g in r.gave_up)
+                raise first.error(settings.sweep.kind, settings.extra_args)
+        manifest.update(status="unstable" if unstable else "ok", exit_code=ExitStatus.UNSTABLE if unstable else 0)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
         manifest.update(status="failed", **failure_record(exc))

@@ -25,6 +25,8 @@ class BenchRequest:
     auto_shape: bool = True
     out: Path | None = None
     timeout_s: float | None = None
+    repeat: int = 1  # whole sweeps, one after another (A B C A B C): intervals across them
+    require_stable: bool = False  # a point perf_analyzer never called stable fails the run (exit 5)
 
     def input_choice(self) -> InputChoice:
         return InputChoice(self.input_data, self.shapes, self.auto_shape)

@@ -91,7 +91,7 @@ def test_a_retry_measures_the_rest_of_the_sweep_with_twice_the_window() -> None:
     first = first_attempt(_settings("1:4"))
     assert first == Attempt(1, Sweep("concurrency", 1, 4, 1), Window("count_windows", 200))
     retry = next_attempt(first, 3.0, retries=3)
-    assert retry == Attempt(2, Sweep("concurrency", 3, 4, 1), Window("count_windows", 400))
+    assert retry == Attempt(2, Sweep("concurrency", 3, 4, 1), Window("count_windows", 400), retry=1)
     assert retry.sweep.points() == [3.0, 4.0]
     settings = settings_for_attempt(_settings("1:4"), retry)
     assert (settings.sweep.argument(), settings.measurement_requests) == ("3:4:1", 400)
@@ -178,8 +178,10 @@ class Scripted:
 
 
 def _run(script: Scripted, settings: BenchSettings, retries: int = 3) -> tuple[list[AttemptResult], Any, list[str]]:
+    """The attempts, the error --require-stable raises (None: every point settled), what was said."""
     said: list[str] = []
-    results, failure = run_attempts(settings, retries, script, lambda r: None, said.append)
+    results, gave_up = run_attempts(settings, retries, script, lambda r: None, said.append)
+    failure = gave_up[0].error(settings.sweep.kind, settings.extra_args) if gave_up else None
     return results, failure, said
 
 
@@ -241,15 +243,58 @@ def test_a_sweep_that_stopped_at_an_unstable_point_resumes_there_with_a_longer_w
 
 
 def test_a_point_that_never_settles_fails_after_one_plus_three_attempts() -> None:
-    script = Scripted([(2, [], FIRST_UNSTABLE)] * 4)
+    # and is measured once more, any spread accepted, for its numbers (what --require-stable fails on)
+    script = Scripted([(2, [], FIRST_UNSTABLE)] * 4 + [(0, [1], "")])
     results, failure, said = _run(script, _settings("1:1"))
-    assert [r.exit_code for r in results] == [2, 2, 2, 2]
-    # 3,025 infer/s at its slowest: each window 1 s, then 2, 4 and 8 s
-    assert [r.attempt.window.size for r in results] == [200, 6050, 12100, 24200]
-    assert [r.attempt.window.lasts_s for r in results] == [None, 2, 4, 8]
-    assert len(said) == 3
+    assert [r.exit_code for r in results] == [2, 2, 2, 2, 0]
+    # 3,025 infer/s at its slowest: each window 1 s, then 2, 4 and 8 s; the keeping run as the last
+    assert [r.attempt.window.size for r in results] == [200, 6050, 12100, 24200, 24200]
+    assert [r.attempt.window.lasts_s for r in results] == [None, 2, 4, 8, 8]
+    assert script.argvs[-1][-2:] == ["--stability-percentage", "1000"]
+    assert "--stability-percentage" not in script.argvs[-2]
+    assert results[-1].record()["keeps_unstable_point"] is True and results[-1].measured == (1.0,)
+    assert len(said) == 4 and "any spread accepted" in said[-1]
     assert failure is not None
     assert "after 4 attempts, windows 200 requests → 24,200 requests (~8 s)" in failure.one_line()
+
+
+def test_a_point_still_unstable_is_kept_and_the_sweep_goes_on_at_the_next_point() -> None:
+    # concurrency 2 never settles (1 + 1 retry, then kept by a run that accepts any spread); 3 is
+    # measured after it with the first window again
+    script = Scripted([(0, [1], TRUNCATED), (2, [], FIRST_UNSTABLE), (0, [2], ""), (0, [3], "")])
+    said: list[str] = []
+    results, gave_up = run_attempts(_settings("1:3"), 1, script, lambda r: None, said.append)
+    assert [r.measured for r in results] == [(1.0,), (), (2.0,), (3.0,)]
+    assert [_value(a, "--concurrency-range") for a in script.argvs] == ["1:3:1", "2:3:1", "2:2:1", "3:3:1"]
+    assert [_value(a, "--measurement-request-count") for a in script.argvs] == ["200", "506", "506", "200"]
+    assert [(g.point, g.attempt, len(g.tried)) for g in gave_up] == [(2.0, 3, 2)]
+    assert said[-1] == (
+        "concurrency 2 kept as unstable after 2 attempt(s), with the numbers of its last windows; "
+        "the sweep goes on at concurrency 3"
+    )
+    record = gave_up[0].record()
+    assert record["point"] == 2 and record["attempts"] == 2 and record["kept_attempt"] == 3
+    assert [w["measurement_requests"] for w in record["windows"]] == [200, 506]
+
+
+def test_each_unstable_point_has_its_own_retries() -> None:
+    # 1 kept after 1 + 1 attempts (and a keeping run that failed too: its trials are what is left);
+    # 2 is unstable once too and gets its own retry, where it settles
+    script = Scripted([(2, [], FIRST_UNSTABLE)] * 4 + [(0, [2], "")])
+    results, gave_up = run_attempts(_settings("1:2"), 1, script, lambda r: None, lambda line: None)
+    assert [(g.point, g.attempt) for g in gave_up] == [(1.0, 2)]
+    assert [(r.attempt.number, r.attempt.retry, r.attempt.sweep.start, r.attempt.keeps) for r in results] == [
+        (1, 0, 1, False),
+        (2, 1, 1, False),
+        (3, 2, 1, True),
+        (4, 0, 2, False),
+        (5, 1, 2, False),
+    ]
+
+
+def test_attempts_are_numbered_from_where_a_repeat_starts() -> None:
+    results, gave_up = run_attempts(_settings("1:1"), 3, Scripted([(0, [1], "")]), lambda r: None, print, 5)
+    assert [r.attempt.number for r in results] == [5] and gave_up == []
 
 
 def test_zero_retries_fail_at_once_and_say_why() -> None:
@@ -286,10 +331,10 @@ def test_with_every_status_0_an_unstable_first_point_is_still_retried() -> None:
 
 
 def test_with_every_status_0_a_point_that_never_settles_still_fails_after_four_attempts() -> None:
-    results, failure, said = _run(Scripted([(0, [], FIRST_UNSTABLE)] * 4), _settings("1:1"))
-    assert len(results) == 4 and failure is not None
+    results, failure, said = _run(Scripted([(0, [], FIRST_UNSTABLE)] * 5), _settings("1:1"))
+    assert len(results) == 5 and failure is not None
     assert "measurement not stable at concurrency 1 after 4 attempts" in failure.one_line()
-    assert len([line for line in said if "judged by its output" in line]) == 4
+    assert len([line for line in said if "judged by its output" in line]) == 5
 
 
 def test_with_every_status_0_a_failed_run_raises_perf_analyzers_reason() -> None:

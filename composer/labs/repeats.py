@@ -1,0 +1,79 @@
+"""A benchmark's sweeps (one, or N with --repeat) → the run directory's perf_analyzer files and
+its summary rows, every point kept: stable points from perf_analyzer's CSV, points it never called
+stable with their own numbers (marked), each row with its interval.
+
+Repeats run one whole sweep after another (points A B C A B C), so drift hits every point alike;
+the first repeat's files are the run's own (perf_analyzer.csv, profile_export.json), repeat r's
+lie under repeats/repeat-r/. With one repeat a row's interval is its windows' range; with N, the
+95 % confidence interval of the mean of the repeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from composer.analyzer.attempt_outputs import write_outputs
+from composer.analyzer.attempts import AttemptResult, GaveUp, Runner, run_attempts
+from composer.analyzer.noise import kept_rows, pooled_rows, with_intervals
+from composer.analyzer.perf_analyzer import BenchSettings
+from composer.analyzer.results import SummaryRow, summary_rows
+from composer.core.errors import AnalyzerError
+from composer.core.run_dir import RunDir
+
+
+@dataclass(frozen=True)
+class Repeat:
+    number: int  # 1…N
+    results: list[AttemptResult]
+    gave_up: list[GaveUp]
+    log: str  # its part of the analyzer log (perf_analyzer's trial lines)
+
+    def records(self, repeats: int) -> list[dict[str, Any]]:
+        """The manifest's ``unstable_points`` entries of this repeat."""
+        return [{**g.record(), **({"repeat": self.number} if repeats > 1 else {})} for g in self.gave_up]
+
+
+def run_repeats(
+    settings: BenchSettings,
+    retries: int,
+    repeats: int,
+    runner: Runner,
+    on_result: Callable[[AttemptResult], None],
+    say: Callable[[str], None],
+    log_text: Callable[[], str],
+) -> list[Repeat]:
+    """The sweep ``repeats`` times, each with its attempts (numbered on across repeats, so each has
+    its own files and sequence ids) and its own ``settings.timeout_s``. ``log_text`` reads the
+    analyzer log written so far."""
+    done: list[Repeat] = []
+    number = 1
+    for index in range(1, repeats + 1):
+        if repeats > 1:
+            say(f"repeat {index} of {repeats}: {settings.sweep.kind.replace('_', ' ')} {settings.sweep.argument()}")
+        before = len(log_text())
+        results, gave_up = run_attempts(settings, retries, runner, on_result, say, first_number=number)
+        done.append(Repeat(index, results, gave_up, log_text()[before:]))
+        number = results[-1].attempt.number + 1
+    return done
+
+
+def repeat_rows(files: RunDir, repeat: Repeat, sweep: str, with_responses: bool) -> list[SummaryRow]:
+    """One repeat's files written to its place in the run directory, and its rows (points kept
+    unstable included), each with its within-run interval."""
+    where = files.repeat(repeat.number)
+    where.path.mkdir(parents=True, exist_ok=True)
+    csv = write_outputs(where.path, repeat.results, {g.attempt: g.point for g in repeat.gave_up})
+    if csv is None and not repeat.gave_up:
+        raise AnalyzerError("perf_analyzer wrote no CSV", f"see {files.analyzer_log}")
+    rows = summary_rows(csv, where.profile_export, with_responses=with_responses) if csv else []
+    kept = {g.point: {k: v for k, v in g.record().items() if k != "point"} for g in repeat.gave_up}
+    rows = kept_rows(rows, kept, sweep, where.profile_export, repeat.log)
+    return with_intervals(rows, where.profile_export, repeat.log)
+
+
+def run_rows(files: RunDir, repeats: Sequence[Repeat], sweep: str, with_responses: bool) -> list[SummaryRow]:
+    """The run's summary rows: the one repeat's, or the repeats pooled."""
+    per_repeat = [repeat_rows(files, r, sweep, with_responses) for r in repeats]
+    return per_repeat[0] if len(per_repeat) == 1 else pooled_rows(per_repeat)
