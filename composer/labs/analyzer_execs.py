@@ -1,9 +1,13 @@
 """perf_analyzer's runs in a lab's sdk container for one benchmark: output into the run's log,
-each sweep point it announces to the metrics recorder and the live view, each attempt its files."""
+each sweep point it announces to the metrics recorder and the live view, each attempt its files;
+while each runs, the server's count of answered requests to the live view (a model that never
+answers shows within seconds, not at the timeout)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +22,12 @@ from composer.analyzer.verdict import Verdict
 from composer.core.errors import AnalyzerError
 from composer.core.sweep import same_point
 from composer.engine.exec import ExecResult, fetch_file, run_in_container
-from composer.runs.scraper import MetricsRecorder
+from composer.runs.scraper import Completed, CompletedPoll, MetricsRecorder
 
 if TYPE_CHECKING:
     import docker
+
+Progress = Callable[[Completed], None]
 
 
 class AnalyzerExecs:
@@ -37,9 +43,13 @@ class AnalyzerExecs:
         first: Outputs,
         *,
         check_lab: Callable[[int], None],  # raises when the lab lost a container (its failure, not perf_analyzer's)
+        on_progress: Progress | None = None,  # the live view's count of requests answered
     ) -> None:
         self.client, self.container_id, self.recorder, self.on_point = client, container_id, recorder, on_point
         self.first, self.check_lab = first, check_lab
+        self.on_progress = on_progress
+        self.poll_every_s = 1.0
+        self.began: float | None = None  # when the first exec started: "since perf_analyzer started"
         self.kind = recorder.sweep
         self.log = log_path.open("w", encoding="utf-8")
         self.started: list[float | None] = []  # points in the order run; None: measured again later
@@ -65,10 +75,21 @@ class AnalyzerExecs:
         """Run one attempt's argv; composer.analyzer.attempts judges what it left."""
         if attempt.number > 1:
             last = self.started[-1] if self.started else None
-            if last is not None and same_point(last, attempt.sweep.start):
+            if attempt.remeasures and last is not None and same_point(last, attempt.sweep.start):
                 self.started[-1] = None  # the unstable measurement: its metrics interval is no point
             self.log.write(f"\n--- tisbench: attempt {attempt.number}: {' '.join(argv)}\n")
-        return run_in_container(self.client, self.container_id, with_deadline(argv, timeout_s), self.output)
+        with self._polling():
+            return run_in_container(self.client, self.container_id, with_deadline(argv, timeout_s), self.output)
+
+    @contextlib.contextmanager
+    def _polling(self) -> Iterator[None]:
+        """The server's count to the live view for as long as one exec runs (none without a view)."""
+        self.began = time.monotonic() if self.began is None else self.began
+        if self.on_progress is None:
+            yield
+            return
+        with CompletedPoll(self.recorder, self.on_progress, self.began, self.poll_every_s):
+            yield
 
     def failure(self, verdict: Verdict, output: str, timeout_s: float, elapsed_s: float) -> AnalyzerError:
         """A failed run is the lab's failure when the lab lost a container (raised), else perf_analyzer's."""

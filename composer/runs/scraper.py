@@ -1,16 +1,21 @@
-"""Scrape Triton's /metrics around each sweep point and turn the scrapes into server_metrics.json.
+"""Scrape Triton's /metrics around each sweep point and turn the scrapes into server_metrics.json;
+while perf_analyzer runs, ask the model's answered-request counter each second for the live view.
 
 Scrapes go to the lab's metrics port on the host's loopback; a failed scrape becomes a warning,
-never a failed benchmark. Raw scrapes are kept beside the document.
+never a failed benchmark, and a failed live ask shows nothing. Raw scrapes are kept beside the document.
 """
 
 from __future__ import annotations
 
+import http.client
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from composer.core.errors import AnalyzerError
@@ -19,7 +24,25 @@ from composer.core.run_dir import RunDir
 from composer.runs.metrics import cross_check, gpus_seen, parse_scrape, point_deltas, server_metrics_document
 
 TIMEOUT_S = 5.0
+POLL_TIMEOUT_S = 1.0  # a live ask: the next one comes in a second anyway
 SUCCESS = "nv_inference_request_success"
+
+
+def _read(url: str, timeout_s: float) -> str:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - loopback only
+        return str(response.read().decode("utf-8", errors="replace"))
+
+
+def _completed(first: str | None, now: str | None, model: str) -> float | None:
+    """The model's answered requests between two scrapes; None when they cannot say."""
+    if first is None or now is None:
+        return None
+    try:
+        before = parse_scrape(first).model_total(SUCCESS, model)
+        after = parse_scrape(now).model_total(SUCCESS, model)
+    except AnalyzerError:
+        return None
+    return None if after is None else after - (before or 0.0)
 
 
 @dataclass(frozen=True)
@@ -48,8 +71,7 @@ class MetricsRecorder:
 
     def _fetch(self, label: str) -> str | None:
         try:
-            with urllib.request.urlopen(self.url, timeout=TIMEOUT_S) as response:  # noqa: S310 - loopback only
-                return str(response.read().decode("utf-8", errors="replace"))
+            return _read(self.url, TIMEOUT_S)
         except (OSError, urllib.error.URLError) as exc:
             self.warnings.append(f"metrics scrape at {label} failed ({exc})")
             return None
@@ -60,16 +82,21 @@ class MetricsRecorder:
     def completed_since_start(self) -> float | None:
         """Requests the server has answered for the model since the first scrape, asked now (no
         mark is kept: the points' intervals stay as they are); None when its metrics cannot say."""
-        first = next((mark.text for mark in self.marks if mark.text), None)
-        now = self._fetch("a failure") if first is not None else None
-        if first is None or now is None:
+        first = self._first_text()
+        return _completed(first, self._fetch("a failure") if first is not None else None, self.model)
+
+    def completed_now(self, timeout_s: float = POLL_TIMEOUT_S) -> float | None:
+        """completed_since_start for the live view: a failed ask warns of nothing, it is just None."""
+        first = self._first_text()
+        if first is None:
             return None
         try:
-            before = parse_scrape(first).model_total(SUCCESS, self.model)
-            after = parse_scrape(now).model_total(SUCCESS, self.model)
-        except AnalyzerError:
+            return _completed(first, _read(self.url, timeout_s), self.model)
+        except (OSError, ValueError, http.client.HTTPException):
             return None
-        return None if after is None else after - (before or 0.0)
+
+    def _first_text(self) -> str | None:
+        return next((mark.text for mark in list(self.marks) if mark.text), None)
 
     def points(self, values: list[float | None]) -> list[dict[str, Any]]:
         """Per-point deltas: scrape i and i+1 bracket the i-th sweep point perf_analyzer ran
@@ -129,3 +156,58 @@ class MetricsRecorder:
         document = server_metrics_document(points, gpus_seen(last) if last else [], self.warnings)
         write_json(RunDir(run_dir).server_metrics, document)
         return document
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The server's count of the model's answered requests since perf_analyzer started, asked live."""
+
+    model: str
+    requests: float
+    elapsed_s: float  # since the first exec of the run began
+    per_s: float | None  # over the last ask's interval; None for the first, and for the last
+    ended: bool = False  # asked once the exec ended
+
+
+class CompletedPoll:
+    """While one perf_analyzer exec runs, a daemon thread asks the counter each second and hands
+    each answer to ``show``; the exec's end stops and joins it (one last ask), so it never outlives
+    the run. One GET to the metrics port a second, nothing on the measurement's path; an ask or a
+    show that fails shows nothing."""
+
+    def __init__(
+        self, recorder: MetricsRecorder, show: Callable[[Completed], None], began: float, every_s: float = 1.0
+    ) -> None:
+        self.recorder, self.show, self.began, self.every_s = recorder, show, began, every_s
+        self._stop = threading.Event()
+        self._last_ask = True
+        self._thread = threading.Thread(target=self._run, name="tisbench-completed-poll", daemon=True)
+
+    def __enter__(self) -> CompletedPoll:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self._last_ask = kind is None  # an interrupted exec: no last ask to wait on
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        last: tuple[float, float] | None = None
+        while not self._stop.wait(self.every_s):
+            last = self._ask(last, ended=False)
+        if self._last_ask:
+            self._ask(last, ended=True)
+
+    def _ask(self, last: tuple[float, float] | None, *, ended: bool) -> tuple[float, float] | None:
+        """Show one answer; the (time, count) it was, for the next one's rate."""
+        try:
+            count = self.recorder.completed_now()
+            if count is None:
+                return last
+            at = time.monotonic()
+            per_s = (count - last[1]) / (at - last[0]) if last and at > last[0] and not ended else None
+            self.show(Completed(self.recorder.model, count, at - self.began, per_s, ended))
+            return at, count
+        except Exception:  # the poll only shows: it never fails a run, nor prints a traceback
+            return last
