@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from composer.analyzer.intervals import Change, change, standard_error
 from composer.analyzer.results import Summary, SummaryRow, load_summary
 from composer.core.errors import RegressionFound, TisbenchError, UsageError
 from composer.core.run_dir import MANIFEST
 
-SAME_PCT = 0.5  # changes within ±0.5 % are marked "="
-BETTER, WORSE, SAME = "▲", "▼", "="
+BETTER, WORSE, SAME, INCONCLUSIVE, UNKNOWN = "better", "worse", "same", "inconclusive", "no interval"
+MARKS = {BETTER: "▲", WORSE: "▼", SAME: "=", INCONCLUSIVE: "?", UNKNOWN: "·"}
+MAX_REPEATS_SAID = 50  # beyond this a point is called undecidable by repeats
 
 
 @dataclass(frozen=True)
@@ -25,12 +28,20 @@ class RunRef:
 
 @dataclass(frozen=True)
 class Delta:
-    """One metric of one sweep point; ``pct`` is the change from a to b in percent."""
+    """One metric of one sweep point: ``pct`` the change from a to b in %, ``interval`` its 95 %
+    interval (both runs' noise), ``verdict`` better/worse/same/inconclusive against the threshold,
+    ``repeats_needed`` (inconclusive only) about how many repeats on each side would decide it."""
 
     a: float | None
     b: float | None
     pct: float | None
-    mark: str
+    interval: tuple[float, float] | None
+    verdict: str
+    repeats_needed: int | None = None
+
+    @property
+    def mark(self) -> str:
+        return MARKS[self.verdict]
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class PointComparison:
     p50_latency_us: Delta
     p99_latency_us: Delta
     regressed: bool
+    basis: str  # where the intervals come from: "windows", "repeats", "trials", or a mix
 
 
 @dataclass(frozen=True)
@@ -66,31 +78,85 @@ class RunInfo:
     best_throughput: float | None
 
 
-def _delta(a: float | None, b: float | None, higher_is_better: bool) -> Delta:
-    if a is None or b is None or a == 0:
-        return Delta(a, b, None, "?")
-    pct = (b - a) / a * 100
-    if abs(pct) <= SAME_PCT:
-        mark = SAME
-    else:
-        mark = BETTER if (pct > 0) == higher_is_better else WORSE
-    return Delta(a, b, pct, mark)
+def verdict_of(worse: tuple[float, float], threshold: float) -> str:
+    """The verdict on a change whose interval, in % towards worse, is ``worse``: beyond the noise
+    and past the threshold (worse/better), within ±threshold (same), or undecided (inconclusive).
+    With no threshold: worse or better when the interval excludes 0, else same within noise."""
+    low, high = worse
+    if low > threshold:
+        return WORSE
+    if high < -threshold:
+        return BETTER
+    if threshold == 0 or (low >= -threshold and high <= threshold):
+        return SAME
+    return INCONCLUSIVE
+
+
+def repeats_needed(worse: tuple[float, float], threshold: float, n: int) -> int | None:
+    """About how many samples per side would narrow the interval enough to decide it (its half-width
+    shrinks with the square root of the samples); None when the change sits on the threshold."""
+    low, high = worse
+    centre, half = (low + high) / 2, (high - low) / 2
+    edges = [edge for edge in (threshold, -threshold) if low <= edge <= high]
+    distance = min((abs(centre - edge) for edge in edges), default=0.0)
+    if distance <= 0 or half <= 0:
+        return None
+    needed = math.ceil(max(n, 2) * (half / distance) ** 2)
+    return needed if needed <= MAX_REPEATS_SAID else None
+
+
+def _delta(a: SummaryRow, b: SummaryRow, metric: str, threshold: float) -> Delta:
+    """One metric compared with its noise; p50 (no interval kept) with its bare change."""
+    value_a, value_b = _value(a, metric), _value(b, metric)
+    if value_a is None or value_b is None or value_a == 0:
+        return Delta(value_a, value_b, None, None, UNKNOWN)
+    pct = (value_b - value_a) / value_a * 100
+    seen = _change(a, b, metric, value_a, value_b)
+    if seen is None:
+        return Delta(value_a, value_b, pct, None, UNKNOWN)
+    towards_worse = -1 if metric == "throughput" else 1  # lower throughput, higher latency: worse
+    worse = sorted((seen.low * towards_worse, seen.high * towards_worse))
+    interval = (round(seen.low, 2), round(seen.high, 2))
+    verdict = verdict_of((worse[0], worse[1]), threshold)
+    needed = repeats_needed((worse[0], worse[1]), threshold, seen.n) if verdict == INCONCLUSIVE else None
+    return Delta(value_a, value_b, pct, interval, verdict, needed)
+
+
+def _value(row: SummaryRow, metric: str) -> float | None:
+    return row.throughput_infer_per_sec if metric == "throughput" else getattr(row, metric)
+
+
+def _change(a: SummaryRow, b: SummaryRow, metric: str, value_a: float, value_b: float) -> Change | None:
+    sides = []
+    for row in (a, b):
+        u = row.uncertainty
+        interval = None if u is None else (u.throughput if metric == "throughput" else u.p99_latency_us)
+        se = None if u is None or interval is None else standard_error(interval, u.basis, u.n)
+        if u is None or se is None:
+            return None
+        sides.append((se, u.n))
+    (se_a, n_a), (se_b, n_b) = sides
+    return change(value_a, se_a, n_a, value_b, se_b, n_b)
 
 
 def _point(a: SummaryRow, b: SummaryRow, max_pct: float | None) -> PointComparison:
-    throughput = _delta(a.throughput_infer_per_sec, b.throughput_infer_per_sec, True)
-    p99 = _delta(a.p99_latency_us, b.p99_latency_us, False)
+    threshold = max_pct or 0.0
+    throughput = _delta(a, b, "throughput", threshold)
+    p99 = _delta(a, b, "p99_latency_us", threshold)
+    p50 = _delta(a, b, "p50_latency_us", threshold)
+    p50 = replace(p50, interval=None, verdict=UNKNOWN)  # no interval is kept for p50: its change is shown bare
     regressed = max_pct is not None and (
-        (throughput.pct is not None and throughput.pct < -max_pct) or (p99.pct is not None and p99.pct > max_pct)
+        WORSE in (throughput.verdict, p99.verdict) or _bare_regression(throughput, p99, max_pct)
     )
-    return PointComparison(
-        sweep=a.sweep,
-        value=a.value,
-        throughput=throughput,
-        p50_latency_us=_delta(a.p50_latency_us, b.p50_latency_us, False),
-        p99_latency_us=p99,
-        regressed=regressed,
-    )
+    bases = sorted({row.uncertainty.basis for row in (a, b) if row.uncertainty is not None}) or ["none"]
+    return PointComparison(a.sweep, a.value, throughput, p50, p99, regressed, "+".join(bases))
+
+
+def _bare_regression(throughput: Delta, p99: Delta, max_pct: float) -> bool:
+    """A run written before intervals existed has none: its change is gated bare, as then."""
+    slower = throughput.verdict == UNKNOWN and throughput.pct is not None and throughput.pct < -max_pct
+    later = p99.verdict == UNKNOWN and p99.pct is not None and p99.pct > max_pct
+    return slower or later
 
 
 def _ref(path: Path, summary: Summary) -> RunRef:
@@ -116,8 +182,21 @@ def compare_runs(a: Path, b: Path, max_regression_pct: float | None) -> Comparis
         else:
             points.append(_point(row, match, max_regression_pct))
     notes += [f"{r.sweep} {r.value:g} is only in B ({b})" for r in rows_b.values()]
+    notes += _noise_notes(summary_a, "A") + _noise_notes(summary_b, "B")
     notes += _data_notes(_mounts(a), _mounts(b))
     return Comparison(_ref(a, summary_a), _ref(b, summary_b), max_regression_pct, tuple(points), tuple(notes))
+
+
+def _noise_notes(summary: Summary, side: str) -> list[str]:
+    """What weakens a run's side of the comparison: points never called stable, rows without intervals."""
+    notes = []
+    unstable = [r for r in summary.rows if r.unstable is not None]
+    if unstable:
+        named = ", ".join(f"{r.value:g}" for r in unstable)
+        notes.append(f"{side}: {summary.sweep.replace('_', ' ')} {named} never met perf_analyzer's stability rule")
+    if any(r.uncertainty is None for r in summary.rows):
+        notes.append(f"{side} has rows without intervals (written before tisbench kept them): their change is bare")
+    return notes
 
 
 def _mounts(run_dir: Path) -> dict[tuple[str, str], str | None]:
@@ -150,21 +229,35 @@ def _data_notes(a: dict[tuple[str, str], str | None], b: dict[tuple[str, str], s
 
 
 def check_regressions(comparison: Comparison) -> None:
-    """Raise RegressionFound (exit 1) when any matched point regressed beyond the threshold."""
+    """Raise RegressionFound (exit 1) when any matched point regressed beyond its noise and the threshold."""
     bad = comparison.regressions
     if bad:
-        points = ", ".join(f"{p.sweep} {p.value:g}" for p in bad)
+        points = "; ".join(f"{p.sweep.replace('_', ' ')} {p.value:g} ({_what_regressed(p)})" for p in bad)
         raise RegressionFound(
-            f"{len(bad)} sweep point(s) regressed by more than {comparison.max_regression_pct:g} %: {points}",
+            f"{len(bad)} sweep point(s) regressed beyond their noise by more than "
+            f"{comparison.max_regression_pct:g} %: {points}",
             hint=f"compare {comparison.a.path} and {comparison.b.path} in detail",
         )
+
+
+def _what_regressed(p: PointComparison) -> str:
+    parts = []
+    for name, delta in (("throughput", p.throughput), ("p99", p.p99_latency_us)):
+        if delta.verdict == WORSE or (delta.verdict == UNKNOWN and p.regressed and delta.pct is not None):
+            interval = f", interval {delta.interval[0]:+.1f} … {delta.interval[1]:+.1f} %" if delta.interval else ""
+            parts.append(f"{name} {delta.pct:+.1f} %{interval}")
+    return "; ".join(parts) or "see the table"
 
 
 def _cell(delta: Delta, scale: float, digits: int) -> str:
     if delta.a is None or delta.b is None:
         return "–"
-    change = "n/a" if delta.pct is None else f"{delta.pct:+.1f} %"
-    return f"{delta.a / scale:,.{digits}f} → {delta.b / scale:,.{digits}f} ({change} {delta.mark})"
+    if delta.pct is None:
+        return f"{delta.a / scale:,.{digits}f} → {delta.b / scale:,.{digits}f} (n/a)"
+    interval = f" [{delta.interval[0]:+.1f} … {delta.interval[1]:+.1f}]" if delta.interval else ""
+    said = "" if delta.verdict == UNKNOWN else f" {delta.mark} {delta.verdict}"
+    needed = f", ~{delta.repeats_needed} repeats to decide" if delta.repeats_needed else ""
+    return f"{delta.a / scale:,.{digits}f} → {delta.b / scale:,.{digits}f} ({delta.pct:+.1f} %{interval}{said}{needed})"
 
 
 def render_comparison(comparison: Comparison, fmt: str) -> str:
@@ -176,21 +269,26 @@ def render_comparison(comparison: Comparison, fmt: str) -> str:
     if fmt != "md":
         raise UsageError(f"unknown comparison format {fmt!r}", hint="use md or json")
     a, b = comparison.a, comparison.b
+    threshold = comparison.max_regression_pct
     lines = [
         "# tisbench comparison",
         "",
         f"- A: `{a.path}` — {a.model}, release {a.release}",
         f"- B: `{b.path}` — {b.model}, release {b.release}",
-        f"- {BETTER} better · {WORSE} worse · {SAME} within {SAME_PCT} %; latencies in ms",
+        "- each change with its 95 % interval [low … high] from both runs' noise (their windows, or "
+        "their repeats with --repeat); latencies in ms",
+        f"- {MARKS[BETTER]} better · {MARKS[WORSE]} worse · {MARKS[SAME]} same · {MARKS[INCONCLUSIVE]} "
+        "inconclusive (the interval is too wide to decide)"
+        + (f", each against ±{threshold:g} %" if threshold else ", beyond noise"),
     ]
-    if comparison.max_regression_pct is not None:
-        lines.append(f"- regression threshold: {comparison.max_regression_pct:g} %")
-    lines += ["", "| point | throughput (infer/s) | p50 | p99 | verdict |", "|---|---|---|---|---|"]
+    if threshold is not None:
+        lines.append(f"- regression: an interval wholly past {threshold:g} % towards worse")
+    lines += ["", "| point | throughput (infer/s) | p50 | p99 | basis | verdict |", "|---|---|---|---|---|---|"]
     for p in comparison.points:
         verdict = "REGRESSION" if p.regressed else "ok"
         lines.append(
             f"| {p.sweep.replace('_', ' ')} {p.value:g} | {_cell(p.throughput, 1, 1)} | "
-            f"{_cell(p.p50_latency_us, 1000, 2)} | {_cell(p.p99_latency_us, 1000, 2)} | {verdict} |"
+            f"{_cell(p.p50_latency_us, 1000, 2)} | {_cell(p.p99_latency_us, 1000, 2)} | {p.basis} | {verdict} |"
         )
     if comparison.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in comparison.notes]
