@@ -316,10 +316,12 @@ def run_attempts(
     on_result: Callable[[AttemptResult], None],
     say: Callable[[str], None],
     first_number: int = 1,
+    keep_unstable: bool = True,
 ) -> tuple[list[AttemptResult], list[GaveUp]]:
     """Run the sweep, retry from each unstable point, and go on past a point still unstable when the
     retries are used up (kept, with its numbers), all within ``settings.timeout_s``. Attempts are
-    numbered from ``first_number``. Returns every attempt and the points kept unstable."""
+    numbered from ``first_number``. Returns every attempt and the points kept unstable; without
+    ``keep_unstable`` (--require-stable) the first such point ends the sweep, measured no more."""
     deadline = time.monotonic() + settings.timeout_s
     attempt = Attempt(first_number, settings.sweep, window_of(settings))
     results: list[AttemptResult] = []
@@ -338,6 +340,8 @@ def run_attempts(
         reason = " (analyzer.stability_retries is 0)" if retries == 0 else ""
         if following is not None and deadline - time.monotonic() < MIN_ATTEMPT_S:
             following, reason = None, f" (analyzer.timeout {settings.timeout_s:g} s left no time for more)"
+        if following is None and not keep_unstable:
+            return results, [GaveUp(result.unstable, attempt.number, tuple(tried), result.spread, reason)]
         if following is None:
             kept, keeping = _keep(settings, attempt, result, tuple(tried), reason, deadline, runner, say)
             gave_up.append(kept)

@@ -338,7 +338,9 @@ def _measure(
         if lab.metrics_port:
             recorder.scrape("start")
         retries, repeat = lab.stack.analyzer.stability_retries, request.repeat
-        repeats = run_repeats(settings, retries, repeat, execs, recorded, say, lambda: files.analyzer_log.read_text())
+        repeats = run_repeats(
+            settings, retries, repeat, execs, recorded, say, files.analyzer_log.read_text, not request.require_stable
+        )
         _metrics_of_first_repeat(execs.started, repeats)
         if lab.metrics_port:
             recorder.scrape("end")

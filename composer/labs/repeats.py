@@ -43,18 +43,21 @@ def run_repeats(
     on_result: Callable[[AttemptResult], None],
     say: Callable[[str], None],
     log_text: Callable[[], str],
+    keep_unstable: bool = True,
 ) -> list[Repeat]:
     """The sweep ``repeats`` times, each with its attempts (numbered on across repeats, so each has
     its own files and sequence ids) and its own ``settings.timeout_s``. ``log_text`` reads the
-    analyzer log written so far."""
+    analyzer log written so far; without ``keep_unstable`` the first point that never settles ends them."""
     done: list[Repeat] = []
     number = 1
     for index in range(1, repeats + 1):
         if repeats > 1:
             say(f"repeat {index} of {repeats}: {settings.sweep.kind.replace('_', ' ')} {settings.sweep.argument()}")
         before = len(log_text())
-        results, gave_up = run_attempts(settings, retries, runner, on_result, say, first_number=number)
+        results, gave_up = run_attempts(settings, retries, runner, on_result, say, number, keep_unstable)
         done.append(Repeat(index, results, gave_up, log_text()[before:]))
+        if gave_up and not keep_unstable:
+            break  # --require-stable: the run fails at its first unstable point
         number = results[-1].attempt.number + 1
     return done
 

@@ -292,6 +292,13 @@ def test_each_unstable_point_has_its_own_retries() -> None:
     ]
 
 
+def test_required_stability_ends_the_sweep_at_the_first_point_that_never_settles() -> None:
+    script = Scripted([(0, [1], TRUNCATED), (2, [], FIRST_UNSTABLE)])
+    results, gave_up = run_attempts(_settings("1:3"), 1, script, lambda r: None, print, keep_unstable=False)
+    assert len(results) == 2 and not script.runs  # no keeping run, no point after it
+    assert [(g.point, g.attempt) for g in gave_up] == [(2.0, 2)]
+
+
 def test_attempts_are_numbered_from_where_a_repeat_starts() -> None:
     results, gave_up = run_attempts(_settings("1:1"), 3, Scripted([(0, [1], "")]), lambda r: None, print, 5)
     assert [r.attempt.number for r in results] == [5] and gave_up == []
