@@ -32,11 +32,17 @@ def report(run_dir: Path, fmt: str, output: Path | None) -> None:
     "--max-regression",
     type=click.FloatRange(min=0),
     metavar="PCT",
-    help="Exit 1 when a matched point loses more than PCT % throughput or gains more than PCT % p99.",
+    help="Exit 1 when a matched point's throughput or p99 is worse beyond its noise and by more than PCT % "
+    "(the change's 95 % interval lies wholly past PCT).",
 )
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 def compare(run_a: Path, run_b: Path, max_regression: float | None, fmt: str) -> None:
-    """Compare two runs point by point (throughput, p50, p99); B is the candidate."""
+    """Compare two runs point by point (throughput, p50, p99); B is the candidate.
+
+    Each change of throughput and p99 comes with its 95 % interval from both runs' noise (their
+    windows, or their repeats with --repeat) and a verdict: better, worse, same, or inconclusive
+    (too noisy to decide: it says about how many repeats would decide it).
+    """
     from composer.runs.compare import check_regressions, compare_runs, render_comparison
 
     comparison = compare_runs(run_a, run_b, max_regression)
