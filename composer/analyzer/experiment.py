@@ -5,9 +5,10 @@ composer.analyzer.profile_export feeds it; the rules for null responses are desc
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
-from composer.analyzer.histogram import LINEAR_LIMIT_US, Histogram
+from composer.analyzer.histogram import LINEAR_LIMIT_US, Histogram, SparseHistogram
 
 _TIMELINE_START_NS = 10_000_000  # 10 ms buckets, doubled whenever there are too many
 _TIMELINE_MAX_BUCKETS = 2_048
@@ -49,6 +50,7 @@ class ExperimentSummary:
     p99_latency_us: float
     histogram: tuple[tuple[int, int], ...]  # (bucket lower bound µs, count), ascending
     timeline: tuple[TimelinePoint, ...]
+    windows: tuple[tuple[int, float, float], ...] = ()  # each reported window: (requests, seconds, p99 µs)
     response_count: int = 0  # real responses of the requests in the windows
     responses_per_request: float = 0.0
     first_response_p50_us: float = 0.0
@@ -151,8 +153,11 @@ class _Timeline:
 class Accumulator:
     """Bounded per-experiment state: counts, exact latency sum, histograms, timeline."""
 
-    def __init__(self, window: tuple[int, int] | None) -> None:
-        self.window = window
+    def __init__(self, bounds: tuple[int, ...] | None) -> None:
+        """``bounds``: the reported windows' boundaries (the first opens them, the last closes them)."""
+        self.window = (bounds[0], bounds[-1]) if bounds else None
+        self.bounds = bounds or ()
+        self.per_window = [SparseHistogram() for _ in self.bounds[1:]]  # each window's latencies
         self.requests = 0
         self.answered = 0
         self.total_ns = 0
@@ -188,6 +193,8 @@ class Accumulator:
         if last_is_null:
             self.last_null.add(start_ns, stamps, real)
         micros = latency // 1000
+        if window is not None:
+            self.per_window[min(max(bisect_right(self.bounds, end_ns) - 1, 0), len(self.per_window) - 1)].add(micros)
         if real == 1 and micros < LINEAR_LIMIT_US:  # the common case, inlined: one response, under 16 ms
             self.latency.count += 1
             self.latency.linear[micros] += 1
@@ -233,6 +240,10 @@ class Accumulator:
             p95_latency_us=pcts[95],
             p99_latency_us=pcts[99],
             histogram=self.latency.buckets(),
+            windows=tuple(
+                (h.count, (b - a) / 1e9, h.percentiles((99,))[99])
+                for h, a, b in zip(self.per_window, self.bounds, self.bounds[1:], strict=False)
+            ),
             timeline=self.timeline.points(),
             response_count=responses.response_count,
             responses_per_request=responses.responses_per_request,

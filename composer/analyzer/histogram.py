@@ -40,6 +40,25 @@ class Histogram:
         return percentiles_from_histogram(self.buckets(), self.count, wanted)
 
 
+class SparseHistogram:
+    """The same buckets in a dict: for the many small histograms of one experiment (its windows),
+    whose latencies take few distinct values, without a 16,384-slot array each."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.counts: dict[int, int] = {}
+
+    def add(self, micros: int) -> None:
+        self.count += 1
+        if micros >= LINEAR_LIMIT_US:
+            shift = micros.bit_length() - _SUB_BITS
+            micros = (micros >> shift) << shift
+        self.counts[micros] = self.counts.get(micros, 0) + 1
+
+    def percentiles(self, wanted: Sequence[int]) -> dict[int, float]:
+        return percentiles_from_histogram(sorted(self.counts.items()), self.count, wanted)
+
+
 def percentiles_from_histogram(
     histogram: Iterable[tuple[int, int]], count: int, wanted: Sequence[int] = _PERCENTILES
 ) -> dict[int, float]:

@@ -18,7 +18,6 @@ from typing import Any
 from composer.analyzer.intervals import REPEATS, TRIALS, WINDOWS, mean_interval, spread
 from composer.analyzer.results import NUMBER_KEYS, SummaryRow, Uncertainty, summarize_profile_export
 from composer.analyzer.trials import Trial, last_trials
-from composer.analyzer.windows import ExperimentWindows, experiment_windows
 
 FROM_KEPT = "a last measurement that accepted any spread"
 FROM_EXPORT = "the profile export's windows"
@@ -62,17 +61,15 @@ def _from_trials(sweep: str, point: float, trials: Sequence[Trial]) -> SummaryRo
 def with_intervals(rows: Sequence[SummaryRow], export: Path, log: str) -> list[SummaryRow]:
     """Each row with its within-run intervals: from its windows in the profile export, else from
     perf_analyzer's trial lines (throughput; p99 only where the trials were timed on p99)."""
-    windows: dict[float, ExperimentWindows] = {}
-    if export.exists():
-        windows = {float(e.value): e for e in experiment_windows(export, 99)}
+    windows = {float(e.value): e.windows for e in summarize_profile_export(export)} if export.exists() else {}
     trials = last_trials(log)
     out = []
     for row in rows:
-        found = windows.get(float(row.value))
+        found = windows.get(float(row.value), ())
         uncertainty = None
-        if found is not None and len(found.windows) >= 2:
-            rates = [w.requests / w.seconds for w in found.windows if w.seconds > 0]
-            uncertainty = Uncertainty(WINDOWS, len(rates), spread(rates), spread([w.latency_us for w in found.windows]))
+        if len(found) >= 2 and all(seconds > 0 for _, seconds, _ in found):
+            rates = [count / seconds for count, seconds, _ in found]
+            uncertainty = Uncertainty(WINDOWS, len(rates), spread(rates), spread([p99 for _, _, p99 in found]))
         elif len(trials.get(float(row.value), ())) >= 2:
             seen = trials[float(row.value)]
             p99 = spread([float(t.latency_us) for t in seen]) if seen[-1].latency_kind == "p99" else None

@@ -40,16 +40,15 @@ except ImportError:  # pragma: no cover - the C backend ships in ijson's wheels
 _REPORTED_WINDOWS = 3
 
 
-def _window(bounds: Sequence[int]) -> tuple[int, int] | None:
-    """perf_analyzer reports the merge of its last 3 windows (its stability window): earlier trials
-    of a point that took more are not part of its measurement."""
+def _window(bounds: Sequence[int]) -> tuple[int, ...] | None:
+    """The boundaries of the windows perf_analyzer reports, merged (its last 3: its stability
+    window); earlier trials of a point that took more are not part of its measurement."""
     if len(bounds) < 2:
         return None
-    last = sorted(bounds)[-(_REPORTED_WINDOWS + 1) :]
-    return (last[0], last[-1])
+    return tuple(sorted(bounds)[-(_REPORTED_WINDOWS + 1) :])
 
 
-def scan_window_hints(stream: IO[bytes], chunk_size: int = 1 << 20) -> list[tuple[int, int] | None]:
+def scan_window_hints(stream: IO[bytes], chunk_size: int = 1 << 20) -> list[tuple[int, ...] | None]:
     """Each experiment's window, read by a byte scan for the ``"window_boundaries":`` key.
 
     perf_analyzer writes the boundaries after the requests, so the streaming pass needs them
@@ -58,7 +57,7 @@ def scan_window_hints(stream: IO[bytes], chunk_size: int = 1 << 20) -> list[tupl
     boundaries it parses and redoes the pass when one was wrong, so results are always exact.
     """
     key = b'"window_boundaries":'
-    hints: list[tuple[int, int] | None] = []
+    hints: list[tuple[int, ...] | None] = []
     buffer = b""
     while chunk := stream.read(chunk_size):
         buffer += chunk
@@ -147,14 +146,14 @@ def _layout(stream: IO[bytes]) -> Iterator[tuple[Any, ...]]:
 
 
 def _walk(
-    stream: IO[bytes], hints: Sequence[tuple[int, int] | None]
-) -> tuple[list[ExperimentSummary], list[tuple[int, int] | None]]:
+    stream: IO[bytes], hints: Sequence[tuple[int, ...] | None]
+) -> tuple[list[ExperimentSummary], list[tuple[int, ...] | None]]:
     """One pass; returns the summaries and each experiment's parsed window.
 
     Requests are filtered with ``hints`` (or with boundaries already parsed, when they precede
     the requests); the caller redoes the pass when a hint differs from the parsed window."""
     summaries: list[ExperimentSummary] = []
-    observed: list[tuple[int, int] | None] = []
+    observed: list[tuple[int, ...] | None] = []
     acc: Accumulator | None = None
     for item in _layout(stream):
         kind = item[0]
@@ -186,8 +185,8 @@ def summarize_profile_export(path: Path) -> list[ExperimentSummary]:
 
 
 def _walk_file(
-    path: Path, hints: Sequence[tuple[int, int] | None], *, repair: bool
-) -> tuple[list[ExperimentSummary], list[tuple[int, int] | None]]:
+    path: Path, hints: Sequence[tuple[int, ...] | None], *, repair: bool
+) -> tuple[list[ExperimentSummary], list[tuple[int, ...] | None]]:
     with path.open("rb") as stream:
         return _walk(cast(IO[bytes], RepairedUtf8(stream)) if repair else stream, hints)
 

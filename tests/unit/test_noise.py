@@ -102,3 +102,13 @@ def test_a_point_unstable_in_one_repeat_stays_marked() -> None:
 def test_the_standard_error_of_a_window_range_uses_the_expected_range_of_three() -> None:
     assert standard_error((90.0, 110.0), "windows", 3) == pytest.approx(20 / 1.693 / 3**0.5)
     assert standard_error((90.0, 110.0), "windows", 1) is None
+
+
+def test_the_summary_pass_reads_the_same_windows_as_tune(tmp_path: Path) -> None:
+    from composer.analyzer.profile_export import summarize_profile_export
+    from composer.analyzer.windows import experiment_windows
+
+    export = _export(tmp_path / "pe.json", 2, [(100, 2), (120, 30), (110, 4)])
+    (summary,) = summarize_profile_export(export)
+    (tune,) = experiment_windows(export, 99)
+    assert summary.windows == tuple((w.requests, w.seconds, w.latency_us) for w in tune.windows)
