@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from composer.analyzer.results import ExperimentSummary, SummaryRow, percentiles_from_histogram, summary_dict
+from composer.analyzer.intervals import WINDOWS, spread
+from composer.analyzer.results import (
+    ExperimentSummary,
+    SummaryRow,
+    Uncertainty,
+    percentiles_from_histogram,
+    summary_dict,
+)
 
 HISTOGRAMS = "merged per-request histograms of every client's profile export"
 MAX_ACROSS_CLIENTS = "max across clients (an upper bound: not every client left a profile export)"
@@ -94,6 +101,19 @@ def _merge_point(rows: Sequence[SummaryRow], experiments: Sequence[ExperimentSum
     return merged
 
 
+def _uncertainty(experiments: Sequence[ExperimentSummary]) -> Uncertainty | None:
+    """The aggregate's intervals from the clients' windows: throughput between the sums of each
+    client's slowest and fastest window, p99 between the lowest and highest window p99 of any client."""
+    if not experiments or any(len(e.windows) < 2 for e in experiments):
+        return None
+    rates = [[count / seconds for count, seconds, _ in e.windows if seconds > 0] for e in experiments]
+    if any(not r for r in rates):
+        return None
+    p99s = [p99 for e in experiments for _, _, p99 in e.windows]
+    n = min(len(e.windows) for e in experiments)
+    return Uncertainty(WINDOWS, n, (sum(min(r) for r in rates), sum(max(r) for r in rates)), spread(p99s))
+
+
 def merge_clients(model: str, release: str, clients: Sequence[ClientRun]) -> dict[str, Any]:
     """The summary.json of a many-client run: aggregate rows, ``clients``, ``latency_source``,
     and ``client_rows`` (one row per client and sweep point)."""
@@ -109,7 +129,8 @@ def merge_clients(model: str, release: str, clients: Sequence[ClientRun]) -> dic
         rows = [r for c in present if (r := _row(c, value)) is not None]
         experiments = [e for c in present if (e := c.experiment_at(value)) is not None]
         merged = _merge_point(rows, experiments if use_histograms else None)
-        aggregate.append(replace(SummaryRow(sweep, value, 0.0), **merged))
+        uncertainty = _uncertainty(experiments) if use_histograms else None
+        aggregate.append(replace(SummaryRow(sweep, value, 0.0, uncertainty=uncertainty), **merged))
         point: dict[str, Any] = {"clients": len(present)}
         if use_histograms:
             point["requests_in_windows"] = sum(e.window_count for e in experiments)

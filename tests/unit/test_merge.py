@@ -152,3 +152,14 @@ def test_merged_summary_reads_back_as_a_summary(tmp_path: Path) -> None:
 def test_no_clients_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         merge_clients("m", "24.10", [])
+
+
+def test_the_aggregate_row_has_the_clients_window_intervals() -> None:
+    from dataclasses import replace
+
+    one = replace(_experiment(1, [500] * 300), windows=((100, 1.0, 900.0), (110, 1.0, 950.0), (90, 1.0, 1000.0)))
+    two = replace(_experiment(1, [700] * 300), windows=((200, 1.0, 1200.0), (190, 1.0, 1100.0), (210, 1.0, 1300.0)))
+    clients = [ClientRun(1, (_row(1, 100.0, 950),), (one,)), ClientRun(2, (_row(1, 200.0, 1200),), (two,))]
+    row = merge_clients("m", "24.10", clients)["rows"][0]
+    assert row["throughput_interval"] == [280.0, 320.0]  # the sums of each client's slowest and fastest window
+    assert row["p99_latency_interval"] == [900.0, 1300.0] and row["interval"] == {"from": "windows", "n": 3}
