@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from composer.analyzer.flags import fit_argv
+from composer.core.arrivals import Arrivals
 from composer.core.errors import AnalyzerError, UsageError
 from composer.core.run_dir import ANALYZER_LOG, LOGS
 from composer.core.sweep import Sweep
@@ -39,6 +40,7 @@ class BenchSettings:
     sequence_ids: int | None = None  # a sequence model: first id of this run's own --sequence-id-range
     analyzer_version: str | None = None  # the perf_analyzer in the sdk container: its argv is fitted to it
     values_per_request: int | None = None  # tensor elements a request and its response put in the export
+    arrivals: Arrivals = Arrivals()  # how requests arrive: constant, Poisson, or an interval file
 
 
 def is_decoupled(config: Mapping[str, Any]) -> bool:
@@ -112,7 +114,9 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
     ]
     for name, dims in settings.shapes.items():
         argv += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
-    argv += [settings.sweep.flag, settings.sweep.argument()]
+    if settings.arrivals.intervals_file is None:
+        argv += [settings.sweep.flag, settings.sweep.argument()]
+    argv += settings.arrivals.argv()
     if settings.measurement_interval_ms is not None:
         argv += ["--measurement-mode", "time_windows", "--measurement-interval", str(settings.measurement_interval_ms)]
     else:

@@ -188,6 +188,19 @@ def bench_options_with(f: F, *, run_dir: bool) -> F:
         ),
         click.option("--protocol", type=click.Choice(["http", "grpc"]), help="Protocol perf_analyzer uses."),
         click.option(
+            "--request-distribution",
+            type=click.Choice(["constant", "poisson"]),
+            help="How requests arrive in a --request-rate sweep: evenly spaced, or a Poisson process "
+            "(default: analyzer.request_distribution, constant).",
+        ),
+        click.option(
+            "--request-intervals",
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="FILE",
+            help="A file under dataset/ of µs between successive requests, one a line (looped): the load "
+            "itself, instead of a sweep.",
+        ),
+        click.option(
             "--measurement-requests", type=click.IntRange(1, 10_000_000), help="Requests per measurement window."
         ),
         click.option(
@@ -268,5 +281,7 @@ def bench_request(kw: dict[str, Any]) -> Any:
         out=kw.get("out"),
         timeout_s=kw["bench_timeout"],
         repeat=kw.get("repeat") or 1,
+        request_distribution=kw.get("request_distribution"),
+        request_intervals=kw.get("request_intervals"),
         require_stable=bool(kw.get("require_stable")),
     )

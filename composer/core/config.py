@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.core import server_image
+from composer.core import arrivals, server_image
 from composer.core import stack_fields as sf
 from composer.core.design import ServiceOptions
 from composer.core.errors import ConfigError
@@ -62,6 +62,9 @@ class AnalyzerOptions:
     image: str | None = None  # an exact sdk image reference, instead of <image_repo>:<release>-py3-sdk
     stability_retries: int = 3  # reruns of a point perf_analyzer found unstable, each with a window twice as long
     options: ServiceOptions = ServiceOptions()  # what either service may set (environment, …)
+    sweep_set: bool = False  # stack.yaml names concurrency or request_rate itself
+    request_distribution: str = "constant"  # constant | poisson (request-rate sweeps)
+    request_intervals: str | None = None  # a file under dataset/ of µs between requests, instead of a sweep
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,8 @@ def _analyzer_options(top: sf.Fields, source: str, directory: Path) -> AnalyzerO
             "timeout",
             "image",
             "stability_retries",
+            "request_distribution",
+            "request_intervals",
             *ServiceOptions.KEYS,
         ),
     )
@@ -308,7 +313,16 @@ def _analyzer_options(top: sf.Fields, source: str, directory: Path) -> AnalyzerO
             "stability_retries", 3, sf.int_in(0, _MAX_STABILITY_RETRIES), f"0 (no retries) to {_MAX_STABILITY_RETRIES}"
         ),
         options=ServiceOptions.read(ana, directory),
+        sweep_set=ana.data.get("concurrency") is not None or ana.data.get("request_rate") is not None,
+        request_distribution=ana.get(
+            "request_distribution", "constant", lambda v: sf.choice(v, arrivals.DISTRIBUTIONS), "constant or poisson"
+        ),
+        request_intervals=ana.get(
+            "request_intervals", None, sf.string, "a file under dataset/, e.g. dataset/intervals.txt"
+        ),
     )
+    if analyzer.request_intervals is not None:  # the file is checked here; the pattern with the command line's sweep
+        arrivals.intervals_in(directory / "dataset", directory / analyzer.request_intervals, f"{source}: analyzer.")
     if analyzer.measurement_requests is None and analyzer.measurement_interval_ms is None:
         analyzer = AnalyzerOptions(**{**analyzer.__dict__, "measurement_requests": 200})
     _check_input_data(directory, analyzer.input_data, ana)

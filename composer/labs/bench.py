@@ -78,9 +78,11 @@ def settings_for(
     requests = request.measurement_requests
     if interval is None and requests is None:
         interval, requests = a.measurement_interval_ms, a.measurement_requests
+    arrivals = request.arrivals(stack)
     return BenchSettings(
         model=stack.model,
         sweep=request.sweep or a.sweep,
+        arrivals=arrivals,
         protocol=request.protocol or a.protocol,
         input_data=container_input,
         measurement_requests=requests if interval is None else None,
@@ -264,6 +266,7 @@ def run_bench(
         perf_analyzer_left_out=left_out,
         server_ulimits=server_ulimits(seen.server),
     )
+    manifest["load_pattern"] = settings.arrivals.record(settings.sweep.kind)
     if settings.streaming:
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")

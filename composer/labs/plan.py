@@ -82,6 +82,7 @@ class LabPlan:
         from composer.analyzer.inputs import preflight
         from composer.analyzer.perf_analyzer import refuse_http_if_decoupled
 
+        request.arrivals(self.stack)  # an interval file, a distribution the sweep cannot take: exit 2 now
         checked = preflight(self.stack, request.input_choice())
         if checked.config is not None:
             refuse_http_if_decoupled(self.stack.model, checked.config, request.protocol)

@@ -55,6 +55,13 @@ class BadInput:
     needs_docker: bool = False
 
 
+def _file(relative: str, text: str) -> Callable[[Path], None]:
+    def build(stack: Path) -> None:
+        (stack / relative).write_text(text, encoding="utf-8")
+
+    return build
+
+
 def _remove_dir(relative: str) -> Callable[[Path], None]:
     def build(stack: Path) -> None:
         shutil.rmtree(stack / relative)
@@ -220,6 +227,34 @@ CASES: tuple[BadInput, ...] = (
         "both-load-modes",
         "choose one load mode",
         args=("--concurrency", "1", "--request-rate", "10"),
+        commands=("lab",),
+    ),
+    BadInput("request-rate-zero", "--request-rate", args=("--request-rate", "0"), commands=("lab",)),
+    BadInput(
+        "poisson-at-concurrency",
+        "--request-distribution: poisson needs a request-rate sweep",
+        args=("--request-distribution", "poisson"),
+        commands=("lab",),
+    ),
+    BadInput(
+        "intervals-malformed",
+        "line 2: '1.5' is not an interval",
+        build=_file("dataset/intervals.txt", "1000\n1.5\n"),
+        args=("--request-intervals", "dataset/intervals.txt"),
+        commands=("lab",),
+    ),
+    BadInput(
+        "intervals-in-stack-yaml-malformed",
+        "analyzer.request_intervals: intervals.txt, line 1: 'soon' is not an interval",
+        stack_yaml="analyzer:\n  request_intervals: dataset/intervals.txt\n",
+        build=_file("dataset/intervals.txt", "soon\n"),
+        commands=("check", "render", "lab"),
+    ),
+    BadInput(
+        "intervals-beside-a-sweep",
+        "an interval file sets the load itself",
+        build=_file("dataset/intervals.txt", "1000\n"),
+        args=("--request-intervals", "dataset/intervals.txt", "--request-rate", "10"),
         commands=("lab",),
     ),
     BadInput("shape-flag-syntax", "--shape", args=("--shape", "age=1"), commands=("lab",)),
