@@ -98,6 +98,7 @@ def test_every_field_is_read(tmp_path: Path) -> None:
         shapes=(("INPUT0", (1, 4)),),
         args=("--percentile=95",),
         timeout_s=90.5,
+        sweep_set=True,
     )
 
 
