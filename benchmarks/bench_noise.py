@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,8 +104,8 @@ def _error_line(t: Timed) -> str:
     return (errors or lines or [f"exit {t.returncode}, no output"])[-1]
 
 
-def lab(stack: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    argv = [str(TISBENCH), "lab", str(stack), "--release", args.release, "--images", "lab", "--out", str(out)]
+def lab(stack: Path, out: Path, args: argparse.Namespace, extra: Sequence[str] = ()) -> dict[str, Any]:
+    argv = [str(TISBENCH), "lab", str(stack), "--release", args.release, "--images", "lab", "--out", str(out), *extra]
     if args.repeat:
         argv += ["--repeat", str(args.repeat)]
     try:

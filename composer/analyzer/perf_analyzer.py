@@ -41,6 +41,8 @@ class BenchSettings:
     analyzer_version: str | None = None  # the perf_analyzer in the sdk container: its argv is fitted to it
     values_per_request: int | None = None  # tensor elements a request and its response put in the export
     arrivals: Arrivals = Arrivals()  # how requests arrive: constant, Poisson, or an interval file
+    shared_memory: str = "none"  # none | system | cuda
+    output_shm_bytes: int | None = None  # --output-shared-memory-size, sized from real responses
 
 
 def is_decoupled(config: Mapping[str, Any]) -> bool:
@@ -129,6 +131,10 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
     argv += ["-f", outputs.csv, "--verbose-csv"]
     if outputs.profile_export:
         argv += ["--profile-export-file", outputs.profile_export]
+    if settings.shared_memory != "none":
+        argv += ["--shared-memory", settings.shared_memory]
+        if settings.output_shm_bytes:
+            argv += ["--output-shared-memory-size", str(settings.output_shm_bytes)]
     if settings.streaming:
         argv += STREAMING_ARGS
     if settings.sequence_ids is not None:

@@ -142,6 +142,7 @@ class Summary:
     sweep: str
     rows: tuple[SummaryRow, ...]
     repeats: int | None = None  # --repeat N: each row the mean of N sweeps
+    transports: tuple[tuple[str, tuple[SummaryRow, ...]], ...] = ()  # several compared: each one's rows
 
 
 # ---------------------------------------------------------------------------- CSV / summary.json
@@ -286,7 +287,11 @@ def load_summary(run_dir: Path) -> Summary:
             raise ValueError(f"unknown sweep {sweep!r}")
         rows = tuple(_row_from_dict(item, sweep, str(path)) for item in doc["rows"])
         repeats = int(doc["repeats"]) if doc.get("repeats") else None
-        return Summary(str(doc["model"]), str(doc["release"]), sweep, rows, repeats)
+        transports = tuple(
+            (str(t["transport"]), tuple(_row_from_dict(item, sweep, str(path)) for item in t["rows"]))
+            for t in doc.get("transports") or ()
+        )
+        return Summary(str(doc["model"]), str(doc["release"]), sweep, rows, repeats, transports)
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise AnalyzerError(f"{path}: unreadable summary ({exc})", hint="rerun the lab") from None
 

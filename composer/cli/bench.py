@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from composer.cli.options import (
     STACK_DIR,
     bench_options,
     bench_request,
+    choices,
     docker_host_option,
     emit,
     engine_choice,
@@ -24,6 +26,8 @@ from composer.cli.options import (
     reclaim_passthrough,
     release_option,
     say,
+    shared_memory_option,
+    strongest_memory,
 )
 from composer.core.errors import UsageError
 
@@ -59,6 +63,14 @@ def _show_result(result: Any) -> None:
         rows,
         title=f"{result.summary['model']} (intervals: {basis})",
     )
+    for compared in result.summary.get("transports") or []:
+        click.echo(
+            f"  {compared['transport']}: "
+            + ", ".join(
+                f"{sweep.replace('_', ' ')} {row.get(sweep)} {row['throughput_infer_per_sec']:,.1f} infer/s"
+                for row in compared["rows"]
+            )
+        )
     from composer.reports.run_report import write_reports
 
     write_reports(result.run_dir)
@@ -131,6 +143,7 @@ def bench(name: str | None, **kw: Any) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds to wait for readiness.")
 @bench_options
 @gpus_option
+@shared_memory_option
 @engine_options
 @docker_host_option
 def lab(
@@ -140,6 +153,7 @@ def lab(
     keep: bool,
     timeout: float | None,
     gpus: str | None,
+    shared_memory: str | None,
     engine: str | None,
     clients: int | None,
     **kw: Any,
@@ -155,8 +169,9 @@ def lab(
 
     if reclaim_passthrough(stack_dir, kw):
         stack_dir = Path(".")
-    request = bench_request(kw)
-    plan = load_plan(stack_dir, release, images, kw["model"], gpus)
+    memories = choices(shared_memory, "--shared-memory", ("none", "system", "cuda"))
+    request = replace(bench_request(kw), shared_memories=memories if len(memories) > 1 else ())
+    plan = load_plan(stack_dir, release, images, kw["model"], gpus, strongest_memory(shared_memory))
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
     preflight(plan, request)
     if chosen_engine == "swarm":

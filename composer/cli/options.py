@@ -112,6 +112,11 @@ def engine_choice(plan: Any, engine: str | None, clients: int | None) -> tuple[s
     count = clients or plan.stack.clients or 1
     if chosen == "local" and count > 1:
         raise UsageError(f"--clients {count} needs --engine swarm", "one analyzer per lab on a single engine")
+    if chosen == "swarm" and plan.stack.analyzer.shared_memory != "none":
+        raise UsageError(
+            f"shared memory {plan.stack.analyzer.shared_memory}: a swarm's clients need not share the server's host",
+            "use the local engine for shared memory, or --shared-memory none on swarm",
+        )
     return chosen, count
 
 
@@ -125,12 +130,47 @@ def gpus_option(f: F) -> F:
     )(f)
 
 
+def shared_memory_option(f: F) -> F:
+    return click.option(
+        "--shared-memory",
+        metavar="none|system|cuda[,…]",
+        help="Pass tensors through shared memory the server maps, not over the socket: the lab shares the "
+        "server's IPC namespace and /dev/shm with the analyzer (cuda needs --gpus). Default: "
+        "analyzer.shared_memory, none. Several (none,system) are compared in one lab, with each --protocol.",
+    )(f)
+
+
+def choices(text: str | None, flag: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A flag's comma-separated choices, each checked (exit 2 naming the flag)."""
+    if text is None:
+        return ()
+    items = tuple(dict.fromkeys(item.strip() for item in text.split(",")))
+    for item in items:
+        if item not in allowed:
+            known = ", ".join(allowed)
+            raise UsageError(f"{flag} {text!r}: {item!r} is not one of {known}", "one, or several joined by commas")
+    return items
+
+
+def strongest_memory(text: str | None) -> str | None:
+    """What the lab's design needs for --shared-memory LIST: the IPC sharing of any kind asked."""
+    asked = choices(text, "--shared-memory", ("none", "system", "cuda"))
+    return next((kind for kind in ("cuda", "system", "none") if kind in asked), None)
+
+
 def load_plan(
-    stack_dir: Path, release: str | None, images: str | None, model: str | None = None, gpus: str | None = None
+    stack_dir: Path,
+    release: str | None,
+    images: str | None,
+    model: str | None = None,
+    gpus: str | None = None,
+    shared_memory: str | None = None,
 ) -> Any:
     from composer.labs.plan import plan_lab
 
-    return plan_lab(stack_dir, release=release, images=images, model=model, gpus=gpus, **image_source())
+    return plan_lab(
+        stack_dir, release=release, images=images, model=model, gpus=gpus, shared_memory=shared_memory, **image_source()
+    )
 
 
 def emit(text: str, output: Path | None) -> None:
@@ -186,7 +226,11 @@ def bench_options_with(f: F, *, run_dir: bool) -> F:
         click.option(
             "--no-auto-shape", is_flag=True, help="Pass only the --shape given; do not derive shapes from the data."
         ),
-        click.option("--protocol", type=click.Choice(["http", "grpc"]), help="Protocol perf_analyzer uses."),
+        click.option(
+            "--protocol",
+            metavar="http|grpc[,…]",
+            help="Protocol perf_analyzer uses; several (http,grpc) are compared in one lab, side by side.",
+        ),
         click.option(
             "--request-distribution",
             type=click.Choice(["constant", "poisson"]),
@@ -263,6 +307,7 @@ def bench_request(kw: dict[str, Any]) -> Any:
         raise UsageError(
             "--measurement-requests and --measurement-interval are both given", "choose one measurement mode"
         )
+    protocols = choices(kw["protocol"], "--protocol", ("http", "grpc"))
     sweep = None
     if kw["concurrency"]:
         sweep = parse_sweep(kw["concurrency"], "concurrency")
@@ -273,7 +318,8 @@ def bench_request(kw: dict[str, Any]) -> Any:
         sweep=sweep,
         input_data=kw["input_data"],
         shapes=dict(parse_shape_option(s) for s in kw["shapes"]),
-        protocol=kw["protocol"],
+        protocol=protocols[0] if protocols else None,
+        protocols=protocols if len(protocols) > 1 else (),
         measurement_requests=kw["measurement_requests"],
         measurement_interval_ms=kw["measurement_interval"],
         extra_args=tuple(kw["extra"]),

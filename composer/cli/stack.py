@@ -18,6 +18,8 @@ from composer.cli.options import (
     load_plan,
     release_option,
     say,
+    shared_memory_option,
+    strongest_memory,
 )
 from composer.core.errors import UsageError
 
@@ -30,6 +32,7 @@ from composer.core.errors import UsageError
 @click.option("-m", "--model", help="Model the lab serves for benchmarking (overrides stack.yaml).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 @gpus_option
+@shared_memory_option
 @engine_options
 def render(
     stack_dir: Path,
@@ -39,6 +42,7 @@ def render(
     model: str | None,
     output: Path | None,
     gpus: str | None,
+    shared_memory: str | None,
     engine: str | None,
     clients: int | None,
 ) -> None:
@@ -49,7 +53,7 @@ def render(
     """
     from composer.core.names import parse_lab_name
 
-    plan = load_plan(stack_dir, release, images, model, gpus)
+    plan = load_plan(stack_dir, release, images, model, gpus, strongest_memory(shared_memory))
     project = parse_lab_name(name) if name else plan.stack.name
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
     if chosen_engine == "swarm":

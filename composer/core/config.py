@@ -26,6 +26,7 @@ PULL_POLICIES = ("missing", "always", "never")
 PROTOCOLS = ("http", "grpc")
 ENGINES = ("local", "swarm")
 _MAX_REQUESTS = 10_000_000
+SHARED_MEMORY = ("none", "system", "cuda")
 _MAX_STABILITY_RETRIES = 8  # each retry doubles the window: 8 make it 256 times as long
 
 
@@ -65,6 +66,7 @@ class AnalyzerOptions:
     sweep_set: bool = False  # stack.yaml names concurrency or request_rate itself
     request_distribution: str = "constant"  # constant | poisson (request-rate sweeps)
     request_intervals: str | None = None  # a file under dataset/ of µs between requests, instead of a sweep
+    shared_memory: str = "none"  # none | system | cuda: tensors through shared memory, not the socket
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,7 @@ def _analyzer_options(top: sf.Fields, source: str, directory: Path) -> AnalyzerO
             "stability_retries",
             "request_distribution",
             "request_intervals",
+            "shared_memory",
             *ServiceOptions.KEYS,
         ),
     )
@@ -320,6 +323,7 @@ def _analyzer_options(top: sf.Fields, source: str, directory: Path) -> AnalyzerO
         request_intervals=ana.get(
             "request_intervals", None, sf.string, "a file under dataset/, e.g. dataset/intervals.txt"
         ),
+        shared_memory=ana.get("shared_memory", "none", lambda v: sf.choice(v, SHARED_MEMORY), "none, system or cuda"),
     )
     if analyzer.request_intervals is not None:  # the file is checked here; the pattern with the command line's sweep
         arrivals.intervals_in(directory / "dataset", directory / analyzer.request_intervals, f"{source}: analyzer.")

@@ -227,6 +227,14 @@ class LabDesign:
     def container_name(self, service: str) -> str:
         return f"{self.project}-{service}-1"
 
+    def ipc_mode(self, service: Service) -> str | None:
+        """A service's IPC mode in the engine's words: compose's ``service:NAME`` is that service's
+        container (``container:NAME``), which must have started first."""
+        ipc = service.ipc
+        if ipc and ipc.startswith("service:"):
+            return f"container:{self.container_name(ipc.partition(':')[2])}"
+        return ipc
+
     def volume_name(self, key: str) -> str:
         external = any(v.key == key and v.external for v in self.volumes)
         return key if external else f"{self.project}_{key}"

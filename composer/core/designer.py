@@ -3,6 +3,7 @@ Built once, here; every file and engine call is drawn from what this returns. Pu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from composer.core.config import Stack
@@ -119,6 +120,9 @@ def local_design(
         pull_policy=pull_policy,
         labels=labels,
     )
+    if stack.analyzer.shared_memory != "none":
+        # perf_analyzer's regions are the server's to map: one IPC namespace and /dev/shm (the server's shm_size)
+        triton, analyzer = replace(triton, ipc="shareable"), replace(analyzer, ipc=f"service:{SERVER}")
     return _lab(stack, release, project, "local", triton, analyzer, Network(NETWORK, labels=labels))
 
 

@@ -41,7 +41,7 @@ def _host_config(api: Any, design: LabDesign, service: Service) -> Any:
         shm_size=service.shm_size,
         ulimits=[docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in service.ulimits],
         network_mode=design.network_name,
-        ipc_mode=service.ipc,
+        ipc_mode=design.ipc_mode(service),
         device_requests=device_requests(service.gpus) or None,
     )
 

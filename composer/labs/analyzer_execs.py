@@ -18,6 +18,7 @@ from composer.analyzer.perf_analyzer import (
     sweep_points,
     with_deadline,
 )
+from composer.analyzer.validation import MISMATCH
 from composer.analyzer.verdict import Verdict
 from composer.core.errors import AnalyzerError
 from composer.core.sweep import same_point
@@ -44,10 +45,12 @@ class AnalyzerExecs:
         *,
         check_lab: Callable[[int], None],  # raises when the lab lost a container (its failure, not perf_analyzer's)
         on_progress: Progress | None = None,  # the live view's count of requests answered
+        mismatch: Callable[[], str | None] | None = None,  # which output and step differ (validation_data)
     ) -> None:
         self.client, self.container_id, self.recorder, self.on_point = client, container_id, recorder, on_point
         self.first, self.check_lab = first, check_lab
         self.on_progress = on_progress
+        self.mismatch = mismatch
         self.poll_every_s = 1.0
         self.began: float | None = None  # when the first exec started: "since perf_analyzer started"
         self.kind = recorder.sweep
@@ -94,6 +97,12 @@ class AnalyzerExecs:
     def failure(self, verdict: Verdict, output: str, timeout_s: float, elapsed_s: float) -> AnalyzerError:
         """A failed run is the lab's failure when the lab lost a container (raised), else perf_analyzer's."""
         self.check_lab(verdict.reported)
+        found = self.mismatch() if self.mismatch is not None and MISMATCH in output else None
+        if found:  # perf_analyzer says only that an output differs: the replay says which, and where
+            return AnalyzerError(
+                f"perf_analyzer: {found}",
+                "the model's answer differs from the input data's validation_data: fix the model or what is expected",
+            )
         error = explain_failure(verdict.exit_code, output, timeout_s, elapsed_s)
         if verdict.exit_code == 137 and elapsed_s >= timeout_s * 0.95 and self.recorder.completed_since_start() == 0:
             return AnalyzerError(  # not a slow measurement: the model never answered

@@ -5,6 +5,7 @@ Input problems are found before anything runs; a failed run keeps what it had, m
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -28,18 +29,21 @@ from composer.analyzer.perf_analyzer import (
     perf_analyzer_argv,
     sweep_points,
 )
+from composer.analyzer.validation import has_validation
 from composer.core.config import Stack
 from composer.core.errors import AnalyzerError, ExitStatus
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
 from composer.core.modelconfig import read_disk_model
 from composer.core.run_dir import RunDir
+from composer.core.sweep import Sweep
 from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.engine.host import DOCKER_ERRORS
 from composer.labs.analyzer_execs import AnalyzerExecs, Progress
 from composer.labs.handle import LabHandle
-from composer.labs.repeats import Repeat, run_repeats, run_rows
+from composer.labs.repeats import Repeat, run_repeats, run_summary, variants
+from composer.labs.replay import data_file, explain_mismatch
 from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import (
     default_run_dir,
@@ -50,6 +54,7 @@ from composer.labs.run_manifest import (
     utc_now,
 )
 from composer.labs.session import failure_record
+from composer.labs.shared_memory import Regions, regions_for
 from composer.runs.scraper import ClientCount, MetricsRecorder
 
 Say = Callable[[str], None]
@@ -79,10 +84,14 @@ def settings_for(
     if interval is None and requests is None:
         interval, requests = a.measurement_interval_ms, a.measurement_requests
     arrivals = request.arrivals(stack)
+    sweep = request.sweep or a.sweep
+    if arrivals.intervals is not None:  # perf_analyzer reports the file's mean rate as the one point
+        sweep = Sweep("request_rate", arrivals.intervals.rate, arrivals.intervals.rate, 1)
     return BenchSettings(
         model=stack.model,
-        sweep=request.sweep or a.sweep,
+        sweep=sweep,
         arrivals=arrivals,
+        shared_memory=a.shared_memory,
         protocol=request.protocol or a.protocol,
         input_data=container_input,
         measurement_requests=requests if interval is None else None,
@@ -186,30 +195,39 @@ class _Observed:
     analyzer: AnalyzerIdentity
     settings: BenchSettings
     export_left_out: str | None = None  # why the profile export is not asked for (its projected size)
+    regions: Regions | None = None  # the shared-memory regions, when the run passes tensors through them
 
 
 def _observe(lab: LabHandle, request: BenchRequest) -> _Observed:
     from composer.engine.tritonhttp import http_module
 
-    triton = http_module().InferenceServerClient(
+    http = http_module()
+    triton = http.InferenceServerClient(
         url=f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}", connection_timeout=5, network_timeout=30
     )
     try:
         metadata, config, reported_version = _model_facts(triton, lab.stack.model)
+        containers = {"server": lab.client.api.inspect_container(lab.server_id)}
+        containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
+        images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
+        analyzer = observe(lab.client, lab.analyzer_id, images["sdk"]["labels"], lab.release)
+        inputs = ModelInputs.from_metadata(metadata, config)
+        settings = settings_for(lab.stack, lab.release, lab.gpus, request, inputs, analyzer)
+        for protocol in request.protocols:  # each transport compared must be one perf_analyzer can measure
+            for_model_config(settings, config, protocol)
+        settings = replace(for_model_config(settings, config, request.protocol), analyzer_version=analyzer.version)
+        check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
+        regions = regions_for(lab, request.input_data, settings, inputs, containers, http, triton)
     finally:
         triton.close()
-    containers = {"server": lab.client.api.inspect_container(lab.server_id)}
-    containers["sdk"] = lab.client.api.inspect_container(lab.analyzer_id)
-    images = {service: image_facts(lab.client, c["Config"]["Image"]) for service, c in containers.items()}
-    analyzer = observe(lab.client, lab.analyzer_id, images["sdk"]["labels"], lab.release)
-    inputs = ModelInputs.from_metadata(metadata, config)
-    settings = settings_for(lab.stack, lab.release, lab.gpus, request, inputs, analyzer)
-    settings = replace(for_model_config(settings, config, request.protocol), analyzer_version=analyzer.version)
-    check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
+    if regions is not None:
+        settings = replace(settings, output_shm_bytes=regions.output_bytes)
     too_big = export_left_out(settings, first_attempt(settings))
     if too_big:
         settings = replace(settings, profile_export=False)
-    return _Observed(metadata, config, reported_version, containers["server"], images, analyzer, settings, too_big)
+    return _Observed(
+        metadata, config, reported_version, containers["server"], images, analyzer, settings, too_big, regions
+    )
 
 
 def _fitted(seen: _Observed, outputs: Outputs, say: Say) -> tuple[list[str], list[str]]:
@@ -267,11 +285,17 @@ def run_bench(
         server_ulimits=server_ulimits(seen.server),
     )
     manifest["load_pattern"] = settings.arrivals.record(settings.sweep.kind)
+    if seen.regions is not None:
+        manifest["shared_memory"] = seen.regions.record()
     if settings.streaming:
         manifest["decoupled"] = decoupled_note(settings)
         say(f"model {lab.stack.model} is decoupled ({DECOUPLED_FIELD}): {manifest['decoupled']['chosen']}")
+    if has_validation(json.loads(data_file(lab, request.input_data).read_text(encoding="utf-8"))):
+        manifest["outputs_checked"] = "perf_analyzer compares every response with the input data's validation_data"
     write_json(files.manifest, manifest)
-    return _measure(lab, settings, outputs, files, manifest, argv, say, (on_point, on_progress), request, lab_done)
+    inputs = ModelInputs.from_metadata(seen.metadata, seen.config)
+    shown = (on_point, on_progress)
+    return _measure(lab, settings, outputs, files, manifest, argv, say, shown, request, inputs, lab_done)
 
 
 def _summarize(
@@ -285,12 +309,7 @@ def _summarize(
 ) -> dict[str, Any]:
     """The repeats' outputs merged into the run directory, the server's metrics per point, and the
     summary (its warnings from the metrics); nothing here asks the lab."""
-    from composer.analyzer.results import summary_dict
-
-    rows = run_rows(files, repeats, settings.sweep.kind, settings.streaming)
-    summary = summary_dict(lab.stack.model, lab.release, rows)
-    if len(repeats) > 1:
-        summary["repeats"] = len(repeats)
+    summary = run_summary(files, repeats, lab.stack.model, lab.release, settings.sweep.kind, settings.streaming)
     if lab.metrics_port:
         metrics = recorder.write(files.path, started, _client_counts(files.path))
         manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
@@ -308,6 +327,7 @@ def _measure(
     say: Say,
     shown: tuple[Callable[[str], None], Progress | None],  # the live view's sweep point and request count
     request: BenchRequest,
+    inputs: ModelInputs,
     lab_done: Callable[[threading.Event], None] | None = None,
 ) -> BenchResult:
     """perf_analyzer's attempts (of each repeat), their outputs in the run directory, and its summary."""
@@ -327,6 +347,7 @@ def _measure(
         outputs,
         check_lab=lambda exit_code: _raise_if_lab_stopped(lab, run_dir, exit_code),
         on_progress=shown[1],
+        mismatch=lambda: explain_mismatch(lab, request.input_data, settings, inputs),
     )
     attempts: list[dict[str, Any]] = []
     manifest["attempts"] = attempts
@@ -341,8 +362,11 @@ def _measure(
         if lab.metrics_port:
             recorder.scrape("start")
         retries, repeat = lab.stack.analyzer.stability_retries, request.repeat
+        compared = variants(settings, request.protocols, request.shared_memories)
+        if len(compared) > 1:
+            manifest["transports"] = [label for label, _ in compared]
         repeats = run_repeats(
-            settings, retries, repeat, execs, recorded, say, files.analyzer_log.read_text, not request.require_stable
+            compared, retries, repeat, execs, recorded, say, files.analyzer_log.read_text, not request.require_stable
         )
         _metrics_of_first_repeat(execs.started, repeats)
         if lab.metrics_port:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +85,8 @@ class LabPlan:
         request.arrivals(self.stack)  # an interval file, a distribution the sweep cannot take: exit 2 now
         checked = preflight(self.stack, request.input_choice())
         if checked.config is not None:
-            refuse_http_if_decoupled(self.stack.model, checked.config, request.protocol)
+            for protocol in request.protocols or (request.protocol,):
+                refuse_http_if_decoupled(self.stack.model, checked.config, protocol)
         return checked.note()
 
     def check_input_data(self) -> Preflight:
@@ -159,9 +160,12 @@ def plan_lab(
     gpus: str | None = None,
     image_repo: str | None = None,
     pull: str | None = None,
+    shared_memory: str | None = None,
 ) -> LabPlan:
     """Resolve flags (or env) over stack.yaml over defaults; raise before touching Docker."""
     stack = load_stack(stack_dir, model=model)
+    if shared_memory is not None:
+        stack = replace(stack, analyzer=replace(stack.analyzer, shared_memory=shared_memory))
     if release is not None:
         parsed = parse_release(release, field="--release")
     elif stack.release is not None:
@@ -175,6 +179,12 @@ def plan_lab(
         gpu_request = parse_gpus(gpus)
     else:
         gpu_request = parse_gpus(stack.server.gpus, field=f"{stack.file}: server.gpus")
+    if stack.analyzer.shared_memory == "cuda" and gpu_request.mode in ("none", "auto"):
+        field = "--shared-memory cuda" if shared_memory else f"{stack.file}: analyzer.shared_memory: cuda"
+        raise UsageError(
+            f"{field}: CUDA shared memory needs a GPU given to the server",
+            "add --gpus all (or server.gpus), or use --shared-memory system",
+        )
     images_run, release_server = _images(stack, parsed, image_set, image_repo)
     return LabPlan(
         stack, parsed, image_set, images_run, gpu_request, _pull(stack, pull), release_server=release_server

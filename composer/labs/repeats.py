@@ -11,14 +11,14 @@ lie under repeats/repeat-r/. With one repeat a row's interval is its windows' ra
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, GaveUp, Runner, run_attempts
 from composer.analyzer.noise import kept_rows, pooled_rows, with_intervals
 from composer.analyzer.perf_analyzer import BenchSettings
-from composer.analyzer.results import SummaryRow, summary_rows
+from composer.analyzer.results import SummaryRow, summary_dict, summary_rows
 from composer.core.errors import AnalyzerError
 from composer.core.run_dir import RunDir
 
@@ -29,14 +29,27 @@ class Repeat:
     results: list[AttemptResult]
     gave_up: list[GaveUp]
     log: str  # its part of the analyzer log (perf_analyzer's trial lines)
+    variant: int = 0  # which transport of the run (0: the first, or the only one)
+    label: str = ""  # its name, e.g. "grpc+system shm"
 
     def records(self, repeats: int) -> list[dict[str, Any]]:
         """The manifest's ``unstable_points`` entries of this repeat."""
-        return [{**g.record(), **({"repeat": self.number} if repeats > 1 else {})} for g in self.gave_up]
+        where: dict[str, Any] = {"repeat": self.number} if repeats > 1 else {}
+        where.update({"transport": self.label} if self.label else {})
+        return [{**g.record(), **where} for g in self.gave_up]
+
+    def place(self, files: RunDir) -> RunDir:
+        """Where its perf_analyzer files go: the first transport's first repeat is the run itself."""
+        if self.variant == 0:
+            return files.repeat(self.number)
+        return RunDir(files.path / TRANSPORTS / self.label.replace("+", "-").replace(" ", "_")).repeat(self.number)
+
+
+TRANSPORTS = "transports"
 
 
 def run_repeats(
-    settings: BenchSettings,
+    variants: Sequence[tuple[str, BenchSettings]],
     retries: int,
     repeats: int,
     runner: Runner,
@@ -45,27 +58,31 @@ def run_repeats(
     log_text: Callable[[], str],
     keep_unstable: bool = True,
 ) -> list[Repeat]:
-    """The sweep ``repeats`` times, each with its attempts (numbered on across repeats, so each has
-    its own files and sequence ids) and its own ``settings.timeout_s``. ``log_text`` reads the
-    analyzer log written so far; without ``keep_unstable`` the first point that never settles ends them."""
+    """The sweep ``repeats`` times for each of ``variants`` (label, settings: the transports compared),
+    interleaved (A B A B: drift hits each alike), each with its attempts (numbered on across them,
+    so each has its own files and sequence ids) and its own ``settings.timeout_s``. ``log_text``
+    reads the analyzer log written so far; without ``keep_unstable`` the first point that never
+    settles ends them."""
     done: list[Repeat] = []
     number = 1
     for index in range(1, repeats + 1):
-        if repeats > 1:
-            say(f"repeat {index} of {repeats}: {settings.sweep.kind.replace('_', ' ')} {settings.sweep.argument()}")
-        before = len(log_text())
-        results, gave_up = run_attempts(settings, retries, runner, on_result, say, number, keep_unstable)
-        done.append(Repeat(index, results, gave_up, log_text()[before:]))
-        if gave_up and not keep_unstable:
-            break  # --require-stable: the run fails at its first unstable point
-        number = results[-1].attempt.number + 1
+        for variant, (label, settings) in enumerate(variants):
+            what = f"{settings.sweep.kind.replace('_', ' ')} {settings.sweep.argument()}"
+            if repeats > 1 or len(variants) > 1:
+                say(f"{f'repeat {index} of {repeats}: ' if repeats > 1 else ''}{label + ', ' if label else ''}{what}")
+            before = len(log_text())
+            results, gave_up = run_attempts(settings, retries, runner, on_result, say, number, keep_unstable)
+            done.append(Repeat(index, results, gave_up, log_text()[before:], variant, label))
+            if gave_up and not keep_unstable:
+                return done  # --require-stable: the run fails at its first unstable point
+            number = results[-1].attempt.number + 1
     return done
 
 
 def repeat_rows(files: RunDir, repeat: Repeat, sweep: str, with_responses: bool) -> list[SummaryRow]:
     """One repeat's files written to its place in the run directory, and its rows (points kept
     unstable included), each with its within-run interval."""
-    where = files.repeat(repeat.number)
+    where = repeat.place(files)
     where.path.mkdir(parents=True, exist_ok=True)
     csv = write_outputs(where.path, repeat.results, {g.attempt: g.point for g in repeat.gave_up})
     if csv is None and not repeat.gave_up:
@@ -76,7 +93,53 @@ def repeat_rows(files: RunDir, repeat: Repeat, sweep: str, with_responses: bool)
     return with_intervals(rows, where.profile_export, repeat.log)
 
 
-def run_rows(files: RunDir, repeats: Sequence[Repeat], sweep: str, with_responses: bool) -> list[SummaryRow]:
-    """The run's summary rows: the one repeat's, or the repeats pooled."""
-    per_repeat = [repeat_rows(files, r, sweep, with_responses) for r in repeats]
-    return per_repeat[0] if len(per_repeat) == 1 else pooled_rows(per_repeat)
+def variants(
+    settings: BenchSettings, protocols: Sequence[str], memories: Sequence[str]
+) -> list[tuple[str, BenchSettings]]:
+    """The transports one lab compares, at the same sweep points: every protocol with every kind of
+    shared memory asked (one: the run as it is, unlabelled)."""
+    combos = [(p, m) for p in protocols or (settings.protocol,) for m in memories or (settings.shared_memory,)]
+    if len(combos) == 1:
+        protocol, memory = combos[0]
+        return [("", replace(settings, protocol=protocol, shared_memory=memory))]
+    return [
+        (
+            protocol + ("" if memory == "none" else f"+{memory} shm"),
+            replace(
+                settings,
+                protocol=protocol,
+                shared_memory=memory,
+                output_shm_bytes=None if memory == "none" else settings.output_shm_bytes,
+            ),
+        )
+        for protocol, memory in combos
+    ]
+
+
+def run_rows(files: RunDir, repeats: Sequence[Repeat], sweep: str, with_responses: bool) -> list[list[SummaryRow]]:
+    """The run's summary rows per transport: the one repeat's, or the repeats pooled."""
+    out = []
+    for variant in sorted({r.variant for r in repeats}):
+        mine = [r for r in repeats if r.variant == variant]
+        per_repeat = [repeat_rows(files, r, sweep, with_responses) for r in mine]
+        out.append(per_repeat[0] if len(per_repeat) == 1 else pooled_rows(per_repeat))
+    return out
+
+
+def run_summary(
+    files: RunDir, repeats: Sequence[Repeat], model: str, release: str, sweep: str, with_responses: bool
+) -> dict[str, Any]:
+    """summary.json's body: the rows (the first transport's, when several are compared, each of
+    them then under ``transports``), and ``repeats`` with --repeat."""
+    rows, *others = run_rows(files, repeats, sweep, with_responses)
+    summary = summary_dict(model, release, rows)
+    if others:
+        labels = list(dict.fromkeys(r.label for r in repeats))
+        summary["transports"] = [
+            {"transport": label, "rows": summary_dict(model, release, found)["rows"]}
+            for label, found in zip(labels, [rows, *others], strict=True)
+        ]
+    count = max(r.number for r in repeats)
+    if count > 1:
+        summary["repeats"] = count
+    return summary

@@ -31,6 +31,8 @@ class BenchRequest:
     require_stable: bool = False  # a point perf_analyzer never called stable fails the run (exit 5)
     request_distribution: str | None = None  # constant | poisson
     request_intervals: Path | None = None  # an interval file under the stack's dataset/
+    protocols: tuple[str, ...] = ()  # several: one lab compares them (--protocol http,grpc)
+    shared_memories: tuple[str, ...] = ()  # several: compared too (--shared-memory none,system)
 
     def arrivals(self, stack: Stack) -> Arrivals:
         """The arrival pattern asked for, over stack.yaml's; checked (exit 2 before anything starts)."""

@@ -245,6 +245,30 @@ def _latency_over_time(ax: Axes, data: RunData) -> None:
     ax.legend(fontsize=8)
 
 
+def _transports(summary: Summary | None) -> list[dict[str, str]]:
+    """The transports one lab compared, point by point: throughput (with its ratio to the first), p99."""
+    if summary is None or not summary.transports:
+        return []
+    first = {r.value: r.throughput_infer_per_sec for r in summary.transports[0][1]}
+    out = []
+    for value in sorted({r.value for _, rows in summary.transports for r in rows}):
+        for label, rows in summary.transports:
+            row = next((r for r in rows if r.value == value), None)
+            if row is None:
+                continue
+            base = first.get(value)
+            out.append(
+                {
+                    "value": f"{value:g}",
+                    "transport": label,
+                    "throughput": _fmt(row.throughput_infer_per_sec, 1) + _range(row, "throughput", 1, 1),
+                    "ratio": f"×{row.throughput_infer_per_sec / base:.2f}" if base else "–",
+                    "p99": _fmt(_ms(row.p99_latency_us)) + _range(row, "p99", 1000, 2),
+                }
+            )
+    return out
+
+
 def _range(row: SummaryRow, metric: str, scale: float, digits: int) -> str:
     u = row.uncertainty
     interval = None if u is None else (u.throughput if metric == "throughput" else u.p99_latency_us)
@@ -297,6 +321,7 @@ def _context(data: RunData, images: Mapping[str, str]) -> dict[str, Any]:
         "error": m.get("error") or "unknown error",
         "sweep": (data.summary.sweep if data.summary else "concurrency").replace("_", " "),
         "intervals": _interval_note(rows, data.summary.repeats if data.summary else None),
+        "transports": _transports(data.summary),
         "rows": [
             {
                 "value": f"{r.value:g}" + (" (unstable)" if r.unstable is not None else ""),

@@ -231,6 +231,19 @@ CASES: tuple[BadInput, ...] = (
     ),
     BadInput("request-rate-zero", "--request-rate", args=("--request-rate", "0"), commands=("lab",)),
     BadInput(
+        "shared-memory-cuda-without-gpus",
+        "--shared-memory cuda: CUDA shared memory needs a GPU given to the server",
+        args=("--shared-memory", "cuda", "--gpus", "none"),
+        commands=("lab", "render"),
+    ),
+    BadInput(
+        "shared-memory-on-swarm",
+        "shared memory system: a swarm's clients need not share the server's host",
+        args=("--shared-memory", "system", "--engine", "swarm"),
+        commands=("lab", "render"),
+    ),
+    BadInput("shared-memory-word", "analyzer.shared_memory", "analyzer:\n  shared_memory: fast\n"),
+    BadInput(
         "poisson-at-concurrency",
         "--request-distribution: poisson needs a request-rate sweep",
         args=("--request-distribution", "poisson"),

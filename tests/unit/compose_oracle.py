@@ -206,7 +206,7 @@ def container_request(api: docker.APIClient, spec: LabSpec, service: ServiceSpec
         shm_size=service.shm_size,
         ulimits=[docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in service.ulimits.items()],
         network_mode=spec.network,
-        ipc_mode=service.ipc,
+        ipc_mode=_ipc_mode(spec.project, service.ipc),
         device_requests=device_requests(service.gpus) or None,
     )
     return {
@@ -319,3 +319,10 @@ def service_request(spec: SwarmLabSpec, svc: SwarmService) -> dict[str, Any]:
         "mode": ServiceMode("replicated", replicas=svc.replicas),
         "endpoint_spec": EndpointSpec(mode=svc.endpoint_mode),
     }
+
+
+def _ipc_mode(project: str, ipc: str | None) -> str | None:
+    """compose's ``service:NAME`` becomes that service's container, as compose itself resolves it."""
+    if ipc and ipc.startswith("service:"):
+        return f"container:{project}-{ipc.partition(':')[2]}-1"
+    return ipc

@@ -133,6 +133,17 @@ def test_ports_ulimits_shm_args_and_environment_agree_too(tmp_path: Path) -> Non
     _assert_agree(design)
 
 
+def test_shared_memory_shares_the_servers_ipc_namespace_in_the_file_and_the_lab() -> None:
+    design = plan_lab(QUICKSTART, release="24.10", images="ngc", shared_memory="system").design(PROJECT)
+    assert (design.service("triton_server").ipc, design.service("perf_analyzer").ipc) == (
+        "shareable",
+        "service:triton_server",
+    )
+    text = render_lab(design)
+    assert 'ipc: "shareable"' in text and 'ipc: "service:triton_server"' in text
+    _assert_agree(design)  # the analyzer joins container:<project>-triton_server-1, as compose makes it
+
+
 def test_a_remote_engine_lab_fills_the_volumes_its_file_names(tmp_path: Path) -> None:
     design = plan_lab(_rich(tmp_path), release="24.10", images="lab").design(PROJECT, transport="copy")
 
