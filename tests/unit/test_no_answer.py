@@ -4,49 +4,24 @@ server on 127.0.0.1 that this test starts and stops."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fake_metrics import FakeMetrics, serving
 
 from composer.analyzer.verdict import Verdict
 from composer.labs.analyzer_execs import AnalyzerExecs
 from composer.runs.scraper import MetricsRecorder
 
-COUNTER = 'nv_inference_request_success{{model="m",version="1"}} {count}\n'
-
-
-class _Metrics(http.server.BaseHTTPRequestHandler):
-    count = 0
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        body = COUNTER.format(count=type(self).count).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
 
 @pytest.fixture
-def metrics() -> Iterator[tuple[str, type[_Metrics]]]:
-    handler = type("Handler", (_Metrics,), {"count": 0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metrics", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+def metrics() -> Iterator[tuple[str, type[FakeMetrics]]]:
+    with serving() as served:
+        yield served
 
 
-def _failure(tmp_path: Path, url: str, completed: int, handler: type[_Metrics], elapsed: float = 10.0) -> str:
+def _failure(tmp_path: Path, url: str, completed: int, handler: type[FakeMetrics], elapsed: float = 10.0) -> str:
     recorder = MetricsRecorder(url, "m", "concurrency")
     recorder.scrape("start")
     handler.count = completed
@@ -61,7 +36,7 @@ def _failure(tmp_path: Path, url: str, completed: int, handler: type[_Metrics], 
         execs.log.close()
 
 
-def test_a_timeout_with_no_request_answered_says_so(tmp_path: Path, metrics: tuple[str, type[_Metrics]]) -> None:
+def test_a_timeout_with_no_request_answered_says_so(tmp_path: Path, metrics: tuple[str, type[FakeMetrics]]) -> None:
     line = _failure(tmp_path, metrics[0], 0, metrics[1])
 
     assert line.startswith("perf_analyzer: no request completed in 10 s")
@@ -69,7 +44,7 @@ def test_a_timeout_with_no_request_answered_says_so(tmp_path: Path, metrics: tup
 
 
 def test_a_slow_model_that_answered_keeps_the_timeout_advice(
-    tmp_path: Path, metrics: tuple[str, type[_Metrics]]
+    tmp_path: Path, metrics: tuple[str, type[FakeMetrics]]
 ) -> None:
     line = _failure(tmp_path, metrics[0], 5, metrics[1])
 
@@ -77,6 +52,6 @@ def test_a_slow_model_that_answered_keeps_the_timeout_advice(
 
 
 def test_without_metrics_the_timeout_advice_stands(tmp_path: Path) -> None:
-    line = _failure(tmp_path, "http://127.0.0.1:9/metrics", 0, _Metrics)
+    line = _failure(tmp_path, "http://127.0.0.1:9/metrics", 0, FakeMetrics)
 
     assert "killed after the 10 s timeout" in line

@@ -4,7 +4,6 @@ nothing. The metrics come from a server on 127.0.0.1 that this test starts and s
 
 from __future__ import annotations
 
-import http.server
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_metrics import FakeMetrics, serving
 
 from composer.analyzer.attempts import Attempt, Window
 from composer.core.sweep import Sweep
@@ -20,37 +20,13 @@ from composer.labs import analyzer_execs
 from composer.labs.analyzer_execs import AnalyzerExecs
 from composer.runs.scraper import Completed, CompletedPoll, MetricsRecorder
 
-COUNTER = 'nv_inference_request_success{{model="m",version="1"}} {count}\n'
 CLOSED = "http://127.0.0.1:9/metrics"  # the discard port: nothing listens
 
 
-class _Metrics(http.server.BaseHTTPRequestHandler):
-    count = 0
-    asks = 0
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        type(self).asks += 1
-        body = COUNTER.format(count=type(self).count).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def metrics() -> Iterator[tuple[str, type[_Metrics]]]:
-    handler = type("Handler", (_Metrics,), {"count": 0, "asks": 0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metrics", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+def metrics() -> Iterator[tuple[str, type[FakeMetrics]]]:
+    with serving() as served:
+        yield served
 
 
 def _started(url: str) -> MetricsRecorder:
@@ -60,7 +36,7 @@ def _started(url: str) -> MetricsRecorder:
 
 
 def test_the_poll_counts_since_the_start_scrape_and_stops_with_the_exec(
-    metrics: tuple[str, type[_Metrics]],
+    metrics: tuple[str, type[FakeMetrics]],
 ) -> None:
     url, handler = metrics
     handler.count = 40
@@ -83,7 +59,7 @@ def test_the_poll_counts_since_the_start_scrape_and_stops_with_the_exec(
 
 
 def test_a_poll_that_cannot_ask_shows_nothing_and_warns_of_nothing(
-    metrics: tuple[str, type[_Metrics]], capsys: pytest.CaptureFixture[str]
+    metrics: tuple[str, type[FakeMetrics]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     recorder = _started(metrics[0])
     recorder.url = CLOSED  # the server's metrics went away after the start scrape
@@ -95,7 +71,7 @@ def test_a_poll_that_cannot_ask_shows_nothing_and_warns_of_nothing(
 
 
 def test_a_show_that_fails_is_no_traceback(
-    metrics: tuple[str, type[_Metrics]], capsys: pytest.CaptureFixture[str]
+    metrics: tuple[str, type[FakeMetrics]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     def broken(completed: Completed) -> None:
         raise RuntimeError("a view that broke")
@@ -105,7 +81,7 @@ def test_a_show_that_fails_is_no_traceback(
     assert capsys.readouterr().err == ""
 
 
-def test_without_a_start_scrape_the_poll_asks_nothing(metrics: tuple[str, type[_Metrics]]) -> None:
+def test_without_a_start_scrape_the_poll_asks_nothing(metrics: tuple[str, type[FakeMetrics]]) -> None:
     url, handler = metrics
     seen: list[Completed] = []
     with CompletedPoll(MetricsRecorder(url, "m", "concurrency"), seen.append, time.monotonic(), every_s=0.02):
@@ -126,7 +102,7 @@ class _View:
 
 
 def test_analyzer_execs_count_while_perf_analyzer_runs(
-    tmp_path: Path, metrics: tuple[str, type[_Metrics]], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, metrics: tuple[str, type[FakeMetrics]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, handler = metrics
     view = _View()
