@@ -113,6 +113,13 @@ class LabPlan:
         version = planned(str(self.release), self.image_set).version
         return "on" if has_option(version, "--profile-export-file") else f"off (perf_analyzer {version} has none)"
 
+    @staticmethod
+    def _load(a: Any) -> str:
+        if a.request_intervals:
+            return f"the intervals of {a.request_intervals}"
+        pattern = f" ({a.request_distribution})" if a.sweep.kind == "request_rate" else ""
+        return f"{a.sweep.kind} {a.sweep.argument()}{pattern}"
+
     def describe(self, config: Mapping[str, Any] | None = None) -> str:
         """What a lab of this plan runs; ``config``: the model's, where config.pbtxt tells it offline
         (a decoupled model is then named with the transport `lab` gives it)."""
@@ -132,10 +139,12 @@ class LabPlan:
             f"model      {self.stack.model}  (of {', '.join(self.stack.models)})",
             f"release    {self.release}  (Triton server {server_version(self.release)})",
             f"images     {self.images.server}  +  {self.images.sdk}",
-            f"load       {a.sweep.kind} {a.sweep.argument()}, {protocol}, {measurement}",
+            f"load       {self._load(a)}, {protocol}, {measurement}",
             f"input      {a.input_data}",
             f"profile    per-request export {self._profile_export()}",
         ]
+        if a.shared_memory != "none":
+            lines.append(f"transport  {a.shared_memory} shared memory (the analyzer shares the server's IPC namespace)")
         warning = self.exposure_warning()
         return "\n".join(lines + ([warning] if warning else []))
 
