@@ -290,6 +290,8 @@ def matrix(
     if reclaim_passthrough(stack_dir, kw):
         stack_dir = Path(".")
     request = bench_request(kw)
+    if request.protocols:
+        raise UsageError(f"--protocol {','.join(request.protocols)}: matrix measures one protocol", "give one")
     preflight(load_plan(stack_dir, chosen[0], images, kw["model"], gpus), request)
     out_dir = out or Path("runs") / f"matrix-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     doc = run_matrix(stack_dir, chosen, images, out_dir, repeat, request, say, gpus=gpus, **image_source())
