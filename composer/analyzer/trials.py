@@ -45,3 +45,21 @@ def final_trials(output: str) -> tuple[Trial, ...]:
     start = announcements[-1].start() if announcements else 0
     trials = [Trial(float(t), int(lat), kind) for t, kind, lat in _PASS.findall(output, start)]
     return tuple(trials[-STABILITY_WINDOW:])
+
+
+def settled(trials: tuple[Trial, ...], percent: float) -> bool:
+    """perf_analyzer's own rule on its last three trials: every trial's throughput and latency
+    within ±percent of their averages."""
+    if len(trials) < STABILITY_WINDOW:
+        return False
+    for values in ([t.throughput for t in trials], [float(t.latency_us) for t in trials]):
+        mean = sum(values) / len(values)
+        if mean > 0 and any(abs(v - mean) / mean * 100 > percent for v in values):
+            return False
+    return True
+
+
+def spread_pct(trials: tuple[Trial, ...]) -> float | None:
+    """Their throughputs' max/min − 1, in %."""
+    low = min((t.throughput for t in trials), default=0.0)
+    return None if low <= 0 else round((max(t.throughput for t in trials) / low - 1) * 100, 2)

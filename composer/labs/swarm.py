@@ -14,10 +14,11 @@ import re
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from composer.analyzer.attempts import KEEP_PERCENT, stability_percent
 from composer.analyzer.flags import fit_argv
 from composer.analyzer.identity import assumed, from_labels, planned
 from composer.analyzer.model_inputs import ModelInputs
@@ -30,9 +31,10 @@ from composer.analyzer.perf_analyzer import (
     with_deadline,
 )
 from composer.analyzer.results import parse_perf_csv, summarize_profile_export
+from composer.analyzer.trials import last_trials, settled, spread_pct
 from composer.core.design import LabDesign
 from composer.core.designer import CSV_MARKER, STACK_FILE, run_area, swarm_design
-from composer.core.errors import AnalyzerError, UsageError
+from composer.core.errors import AnalyzerError, ExitStatus, UsageError
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.modelconfig import read_model_facts
 from composer.core.run_dir import RunDir
@@ -137,6 +139,7 @@ class SwarmFile:
     argv: list[str]  # perf_analyzer's own argv (the file wraps it in its deadline and CSV wrapper)
     metadata: dict[str, Any]
     config: dict[str, Any]
+    criterion: float | None = None  # the stability % tisbench judges each point by (None: perf_analyzer does)
 
 
 def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequest) -> SwarmFile:
@@ -153,12 +156,42 @@ def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequ
     analyzer = planned(str(plan.release), plan.image_set)
     inputs = ModelInputs.from_metadata(metadata, config)
     settings = settings_for(stack, str(plan.release), "none", request, inputs, analyzer)  # no GPUs on swarm yet
+    criterion = None
+    if not request.require_stable:  # clients cannot retry a point: each keeps all, tisbench judges the spread
+        criterion = stability_percent(settings.extra_args)
+        settings = replace(settings, extra_args=(*settings.extra_args, "--stability-percentage", KEEP_PERCENT))
     outputs = outputs_for("client", settings.profile_export)
     argv = fit_argv(perf_analyzer_argv(settings, outputs), settings.extra_args, analyzer.version).argv
     design = swarm_design(
         stack, plan.release, plan.images, name, clients, with_deadline(argv, settings.timeout_s), outputs.csv
     )
-    return SwarmFile(design, render_lab(design), settings, outputs, argv, metadata, config)
+    return SwarmFile(design, render_lab(design), settings, outputs, argv, metadata, config, criterion)
+
+
+def _judged(
+    summary: dict[str, Any], files: RunDir, tasks: list[swarm.Task], criterion: float | None
+) -> list[dict[str, Any]]:
+    """Each merged point whose clients' last trials spread beyond ``criterion`` (perf_analyzer's rule,
+    applied by tisbench: the clients kept every point), marked unstable; the manifest's records."""
+    if criterion is None:
+        return []
+    sweep = summary.get("sweep", "concurrency")
+    trials = {t.slot: last_trials(files.client(t.slot).log.read_text(encoding="utf-8")) for t in tasks}
+    records = []
+    for row in summary["rows"]:
+        value = float(row[sweep])
+        seen_here = {slot: seen[value] for slot, seen in trials.items() if value in seen}
+        loose = {slot: found for slot, found in seen_here.items() if not settled(found, criterion)}
+        if not loose:
+            continue
+        record = {
+            "clients": sorted(loose),
+            "throughput_spread_pct": max((spread_pct(t) or 0.0) for t in loose.values()),
+            "numbers_from": "the clients' last three windows, any spread accepted (clients do not retry)",
+        }
+        row.update(stable=False, unstable=record)
+        records.append({"point": row[sweep], **record, "accepts_pct": criterion})
+    return records
 
 
 def _swarm_manifest(
@@ -235,9 +268,12 @@ def run_swarm_lab(
             if failures:
                 raise failures[0]
             summary = merge_clients(stack.model, str(plan.release), runs)
+            unstable = _judged(summary, files, tasks, rendered.criterion)
             write_json(files.summary, summary)
             say(f"collected {len(runs)} client result(s); latency: {summary['latency_source']}")
-            manifest.update(status="ok", exit_code=0)
+            if unstable:
+                manifest["unstable_points"] = unstable
+            manifest.update(status="unstable" if unstable else "ok", exit_code=ExitStatus.UNSTABLE if unstable else 0)
             return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
         manifest.update(status="failed", **failure_record(exc))

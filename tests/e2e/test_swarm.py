@@ -172,6 +172,26 @@ def test_two_clients_run_together_and_their_results_merge(
     assert not list((stack / ".tisbench").glob("*")), "the run area is removed with the lab"
 
 
+def test_clients_keep_every_point_and_tisbench_marks_the_unsettled_ones(
+    swarm_engine: docker.DockerClient, swarm_stack: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The issue's busy machine on a 2-client swarm lab: no point's windows agree within 0.01 %.
+    The clients cannot retry, so each keeps every point (any spread accepted) and tisbench applies the
+    criterion itself: the numbers are there, marked unstable, where perf_analyzer once lost the run."""
+    stack = swarm_stack(QUICKSTART, "swarm-unsettled")
+    plan = plan_lab(stack, release="24.10", images="lab")
+    request = BenchRequest(out=tmp_path / "run", extra_args=("--stability-percentage", "0.01"), timeout_s=300)
+    result = run_swarm_lab(plan, 2, request, say=lambda m: None, timeout_s=120)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    (row,) = summary["rows"]
+    assert row["stable"] is False and row["unstable"]["clients"] == [1, 2]
+    assert row["throughput_infer_per_sec"] > 0 and len(row["throughput_interval"]) == 2
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert (manifest["status"], manifest["exit_code"]) == ("unstable", 7)
+    assert manifest["unstable_points"][0]["accepts_pct"] == 0.01
+    assert manifest["perf_analyzer_argv"][-2:] == ["--stability-percentage", "1000"]
+
+
 def test_model_load_failure_stops_at_once_and_removes_everything(
     swarm_engine: docker.DockerClient, swarm_stack: Callable[..., Path], tmp_path: Path
 ) -> None:

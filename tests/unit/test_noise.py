@@ -112,3 +112,12 @@ def test_the_summary_pass_reads_the_same_windows_as_tune(tmp_path: Path) -> None
     (summary,) = summarize_profile_export(export)
     (tune,) = experiment_windows(export, 99)
     assert summary.windows == tuple((w.requests, w.seconds, w.latency_us) for w in tune.windows)
+
+
+def test_a_clients_point_is_settled_by_perf_analyzers_own_rule() -> None:
+    from composer.analyzer.trials import Trial, settled, spread_pct
+
+    steady = (Trial(100.0, 500, "Avg"), Trial(104.0, 510, "Avg"), Trial(98.0, 495, "Avg"))
+    assert settled(steady, 10.0) and not settled(steady, 1.0)
+    assert not settled(steady[:2], 10.0)  # fewer than three trials: perf_analyzer never calls that stable
+    assert spread_pct(steady) == pytest.approx(6.12, abs=0.01)
