@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from composer.analyzer.inputs import InputChoice
 from composer.core.arrivals import Arrivals, resolve
-from composer.core.config import Stack
 from composer.core.sweep import Sweep
+
+if TYPE_CHECKING:
+    from composer.core.config import Stack
 
 
 @dataclass(frozen=True)
