@@ -187,6 +187,8 @@ def emit(text: str, output: Path | None) -> None:
 def preflight(plan: Any, request: Any) -> None:
     """Bad input stops here, before any container (lab, tune, matrix alike); a note on what waits
     for the server is said."""
+    for said in plan.notes:
+        say(said)
     note = plan.preflight(request)
     if note:
         say(note)

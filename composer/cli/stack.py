@@ -54,6 +54,8 @@ def render(
     from composer.core.names import parse_lab_name
 
     plan = load_plan(stack_dir, release, images, model, gpus, strongest_memory(shared_memory))
+    for said in plan.notes:
+        say(said)
     project = parse_lab_name(name) if name else plan.stack.name
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
     if chosen_engine == "swarm":

@@ -33,6 +33,7 @@ class LabPlan:
     pull: str = "missing"  # missing | always | never (lab images are never pulled)
     explicit_models: bool = False  # the server loads only the stack's model and takes load/unload requests (tune)
     release_server: str = ""  # the release's server image in this image set, whatever server.image says
+    notes: tuple[str, ...] = ()  # what the plan changed from stack.yaml, said before anything starts
 
     @property
     def server_base(self) -> str:
@@ -175,6 +176,9 @@ def plan_lab(
     stack = load_stack(stack_dir, model=model)
     if shared_memory is not None:
         stack = replace(stack, analyzer=replace(stack.analyzer, shared_memory=shared_memory))
+    notes: tuple[str, ...] = ()
+    if stack.analyzer.shared_memory != "none":
+        stack, notes = _room_for_regions(stack)
     if release is not None:
         parsed = parse_release(release, field="--release")
     elif stack.release is not None:
@@ -196,8 +200,38 @@ def plan_lab(
         )
     images_run, release_server = _images(stack, parsed, image_set, image_repo)
     return LabPlan(
-        stack, parsed, image_set, images_run, gpu_request, _pull(stack, pull), release_server=release_server
+        stack,
+        parsed,
+        image_set,
+        images_run,
+        gpu_request,
+        _pull(stack, pull),
+        release_server=release_server,
+        notes=notes,
     )
+
+
+_REGION_SLACK = 64 << 20  # room for the output regions, whose sizes only the server's answers tell
+
+
+def _room_for_regions(stack: Stack) -> tuple[Stack, tuple[str, ...]]:
+    """Shared memory's regions live in the server's /dev/shm: server.shm_size raised, and said, when
+    the input data could outgrow it. Each JSON character of the data makes at most 4 bytes of region
+    (an 8-byte value takes two characters, "1,"); the outputs get 64 MiB beyond that; the exact need
+    is checked once the server answers (composer.labs.shared_memory)."""
+    from composer.core.designer import size_in_bytes
+
+    data = stack.directory / stack.analyzer.input_data
+    size = data.stat().st_size if data.is_file() else 0
+    needed = 4 * size + _REGION_SLACK
+    if needed <= size_in_bytes(stack.server.shm_size):
+        return stack, ()
+    raised = f"{-(-needed // (1 << 20))}m"
+    note = (
+        f"server.shm_size raised from {stack.server.shm_size} to {raised} for shared memory: "
+        f"{stack.analyzer.input_data} ({size:,} bytes) may take up to {4 * size:,} bytes of regions"
+    )
+    return replace(stack, server=replace(stack.server, shm_size=raised)), (note,)
 
 
 def _pull(stack: Stack, flag: str | None) -> str:

@@ -4,6 +4,7 @@ tisbench creates straight from the design: local, copy and swarm labs, GPUs, uli
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -142,6 +143,20 @@ def test_shared_memory_shares_the_servers_ipc_namespace_in_the_file_and_the_lab(
     text = render_lab(design)
     assert 'ipc: "shareable"' in text and 'ipc: "service:triton_server"' in text
     _assert_agree(design)  # the analyzer joins container:<project>-triton_server-1, as compose makes it
+
+
+def test_shared_memory_raises_a_dev_shm_the_input_data_could_outgrow_and_says_so(tmp_path: Path) -> None:
+    stack = tmp_path / "big"
+    shutil.copytree(QUICKSTART, stack)
+    (stack / "stack.yaml").write_text("model: seed_model\nserver:\n  shm_size: 64m\n")
+    (stack / "dataset" / "input.json").write_text(" " * (2 << 20))  # 2 MiB of JSON: up to 8 MiB of regions
+    plan = plan_lab(stack, release="24.10", images="ngc", shared_memory="system")
+    assert plan.notes == (
+        "server.shm_size raised from 64m to 72m for shared memory: dataset/input.json (2,097,152 bytes) "
+        "may take up to 8,388,608 bytes of regions",
+    )
+    assert plan.design(PROJECT).service("triton_server").shm_size == "72m"
+    assert plan_lab(stack, release="24.10", images="ngc").notes == ()  # no shared memory: as stack.yaml says
 
 
 def test_a_remote_engine_lab_fills_the_volumes_its_file_names(tmp_path: Path) -> None:
