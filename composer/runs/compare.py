@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from composer.analyzer.intervals import Change, change, standard_error
-from composer.analyzer.results import Summary, SummaryRow, load_summary
+from composer.analyzer.results import Summary, SummaryRow, Uncertainty, load_summary
 from composer.core.errors import RegressionFound, TisbenchError, UsageError
 from composer.core.run_dir import MANIFEST
 
@@ -130,7 +130,7 @@ def _change(a: SummaryRow, b: SummaryRow, metric: str, value_a: float, value_b: 
     sides = []
     for row in (a, b):
         u = row.uncertainty
-        interval = None if u is None else (u.throughput if metric == "throughput" else u.p99_latency_us)
+        interval = None if u is None else _interval(u, metric)
         se = None if u is None or interval is None else standard_error(interval, u.basis, u.n)
         if u is None or se is None:
             return None
@@ -139,12 +139,18 @@ def _change(a: SummaryRow, b: SummaryRow, metric: str, value_a: float, value_b: 
     return change(value_a, se_a, n_a, value_b, se_b, n_b)
 
 
+def _interval(u: Uncertainty, metric: str) -> tuple[float, float] | None:
+    """A row's interval of ``metric``: throughput and p99 have one; p50's change is shown bare."""
+    if metric == "throughput":
+        return u.throughput
+    return u.p99_latency_us if metric == "p99_latency_us" else None
+
+
 def _point(a: SummaryRow, b: SummaryRow, max_pct: float | None) -> PointComparison:
     threshold = max_pct or 0.0
     throughput = _delta(a, b, "throughput", threshold)
     p99 = _delta(a, b, "p99_latency_us", threshold)
     p50 = _delta(a, b, "p50_latency_us", threshold)
-    p50 = replace(p50, interval=None, verdict=UNKNOWN)  # no interval is kept for p50: its change is shown bare
     regressed = max_pct is not None and (
         WORSE in (throughput.verdict, p99.verdict) or _bare_regression(throughput, p99, max_pct)
     )
