@@ -27,6 +27,7 @@ from composer.analyzer.perf_analyzer import (
     for_model_config,
     outputs_for,
     perf_analyzer_argv,
+    refuse_http_if_decoupled,
     sweep_points,
 )
 from composer.analyzer.validation import has_validation
@@ -43,7 +44,7 @@ from composer.engine.host import DOCKER_ERRORS
 from composer.labs.analyzer_execs import AnalyzerExecs, Progress
 from composer.labs.handle import LabHandle
 from composer.labs.repeats import Repeat, run_repeats, run_summary, variants
-from composer.labs.replay import data_file, explain_mismatch
+from composer.labs.replay import data_file, explain_mismatch, server_client
 from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import (
     default_run_dir,
@@ -194,17 +195,13 @@ class _Observed:
     images: dict[str, dict[str, Any]]
     analyzer: AnalyzerIdentity
     settings: BenchSettings
+    inputs: ModelInputs  # the model's tensors, as its metadata and config say
     export_left_out: str | None = None  # why the profile export is not asked for (its projected size)
     regions: Regions | None = None  # the shared-memory regions, when the run passes tensors through them
 
 
 def _observe(lab: LabHandle, request: BenchRequest) -> _Observed:
-    from composer.engine.tritonhttp import http_module
-
-    http = http_module()
-    triton = http.InferenceServerClient(
-        url=f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}", connection_timeout=5, network_timeout=30
-    )
+    http, triton = server_client(lab)
     try:
         metadata, config, reported_version = _model_facts(triton, lab.stack.model)
         containers = {"server": lab.client.api.inspect_container(lab.server_id)}
@@ -214,7 +211,7 @@ def _observe(lab: LabHandle, request: BenchRequest) -> _Observed:
         inputs = ModelInputs.from_metadata(metadata, config)
         settings = settings_for(lab.stack, lab.release, lab.gpus, request, inputs, analyzer)
         for protocol in request.protocols:  # each transport compared must be one perf_analyzer can measure
-            for_model_config(settings, config, protocol)
+            refuse_http_if_decoupled(settings.model, config, protocol)
         settings = replace(for_model_config(settings, config, request.protocol), analyzer_version=analyzer.version)
         check_user_args(settings.extra_args, analyzer.version)  # before the run dir: bad input leaves nothing
         regions = regions_for(lab, request.input_data, settings, inputs, containers, http, triton)
@@ -226,7 +223,7 @@ def _observe(lab: LabHandle, request: BenchRequest) -> _Observed:
     if too_big:
         settings = replace(settings, profile_export=False)
     return _Observed(
-        metadata, config, reported_version, containers["server"], images, analyzer, settings, too_big, regions
+        metadata, config, reported_version, containers["server"], images, analyzer, settings, inputs, too_big, regions
     )
 
 
@@ -293,9 +290,8 @@ def run_bench(
     if has_validation(json.loads(data_file(lab, request.input_data).read_text(encoding="utf-8"))):
         manifest["outputs_checked"] = "perf_analyzer compares every response with the input data's validation_data"
     write_json(files.manifest, manifest)
-    inputs = ModelInputs.from_metadata(seen.metadata, seen.config)
     shown = (on_point, on_progress)
-    return _measure(lab, settings, outputs, files, manifest, argv, say, shown, request, inputs, lab_done)
+    return _measure(lab, settings, outputs, files, manifest, argv, say, shown, request, seen.inputs, lab_done)
 
 
 def _summarize(
@@ -379,7 +375,7 @@ def _measure(
         reading.set()
         summary = _summarize(lab, settings, files, repeats, recorder, execs.started, manifest)
         write_json(files.summary, summary)
-        unstable = [record for r in repeats for record in r.records(len(repeats))]
+        unstable = [record for r in repeats for record in r.records(request.repeat)]
         if unstable:
             manifest["unstable_points"] = unstable
             if request.require_stable:  # the numbers are written; the run is a failure all the same

@@ -37,6 +37,15 @@ def infer_with(http: Any, triton: Any, model: str, inputs: ModelInputs) -> Infer
     return infer
 
 
+def server_client(lab: LabHandle) -> tuple[Any, Any]:
+    """tritonclient.http and a client of it on the lab's server, through its published HTTP port."""
+    from composer.engine.tritonhttp import http_module
+
+    http = http_module()
+    url = f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}"
+    return http, http.InferenceServerClient(url=url, connection_timeout=5, network_timeout=30)
+
+
 def data_file(lab: LabHandle, input_data: Path | None) -> Path:
     return container_input_path(lab.stack, input_data)[0]
 
@@ -46,11 +55,7 @@ def explain_mismatch(
 ) -> str | None:
     """The first output and step that differ from validation_data, or None (also when the replay
     itself fails: perf_analyzer's own words then stand)."""
-    from composer.engine.tritonhttp import http_module
-
-    http = http_module()
-    url = f"{engine.probe_host(lab.stack.server.host)}:{lab.http_port}"
-    triton = http.InferenceServerClient(url=url, connection_timeout=5, network_timeout=30)
+    http, triton = server_client(lab)
     try:
         dataset = json.loads(data_file(lab, input_data).read_text(encoding="utf-8"))
         return first_mismatch(dataset, inputs, settings.shapes, infer_with(http, triton, lab.stack.model, inputs))

@@ -23,7 +23,7 @@ from composer.analyzer.probe import (
 )
 from composer.core.errors import AnalyzerError, UsageError
 from composer.labs.handle import LabHandle
-from composer.labs.replay import data_file, infer_with
+from composer.labs.replay import Infer, data_file, infer_with
 
 PAGE = 4096
 
@@ -61,7 +61,7 @@ def check_shared_ipc(server: dict[str, Any], analyzer: dict[str, Any], lab: str)
 
 
 def size_regions(
-    settings: BenchSettings, model: ModelInputs, data_file: Path, infer: Any, shm_size: int
+    settings: BenchSettings, model: ModelInputs, data_file: Path, infer: Infer, shm_size: int
 ) -> Regions:
     """The regions of this run; ``infer(tensors)`` sends one request and returns its outputs as
     {name: numpy array}."""
