@@ -94,15 +94,25 @@ def test_server_metrics_agree_with_perf_analyzer_counts(run_dir: Path) -> None:
     assert "Server-side view" in (run_dir / "report.md").read_text()
 
 
+def _steady_copy(run_dir: Path, to: Path, factor: float) -> Path:
+    """The real run's files with its throughput scaled by ``factor`` and its windows made to agree
+    within ±1 %: whether a 20 % drop is beyond a real run's noise depends on the CI machine's load
+    (one CI run's windows at concurrency 2 ranged ±35 %, and compare rightly called the drop
+    inconclusive); bench_noise.py measures that, this test the gate's wiring on real files."""
+    shutil.copytree(run_dir, to)
+    summary = json.loads((to / "summary.json").read_text())
+    for row in summary["rows"]:
+        row["throughput_infer_per_sec"] *= factor
+        row["throughput_interval"] = [row["throughput_infer_per_sec"] * 0.99, row["throughput_infer_per_sec"] * 1.01]
+        row["p99_latency_interval"] = [row["p99_latency_us"] * 0.99, row["p99_latency_us"] * 1.01]
+    (to / "summary.json").write_text(json.dumps(summary))
+    return to
+
+
 def test_compare_with_itself_passes_and_a_20_percent_drop_fails(run_dir: Path, tmp_path: Path) -> None:
     same = run_cli(["compare", run_dir, run_dir, "--max-regression", "5"], cwd=tmp_path)
     assert same.exit_code == 0, str(same)
-    slower = tmp_path / "slower"
-    shutil.copytree(run_dir, slower)
-    summary = json.loads((slower / "summary.json").read_text())
-    for row in summary["rows"]:
-        row["throughput_infer_per_sec"] *= 0.8
-    (slower / "summary.json").write_text(json.dumps(summary))
-    worse = run_cli(["compare", run_dir, slower, "--max-regression", "5"], cwd=tmp_path)
+    base, slower = _steady_copy(run_dir, tmp_path / "base", 1.0), _steady_copy(run_dir, tmp_path / "slower", 0.8)
+    worse = run_cli(["compare", base, slower, "--max-regression", "5"], cwd=tmp_path)
     assert worse.exit_code == 1, str(worse)
     assert worse.error.startswith("tisbench: error: ")
