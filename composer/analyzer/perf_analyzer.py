@@ -43,6 +43,7 @@ class BenchSettings:
     arrivals: Arrivals = Arrivals()  # how requests arrive: constant, Poisson, or an interval file
     shared_memory: str = "none"  # none | system | cuda
     output_shm_bytes: int | None = None  # --output-shared-memory-size, sized from real responses
+    server_host: str = SERVER_HOST  # how the analyzer reaches the server (Kubernetes: its Service, or its pod)
 
 
 def is_decoupled(config: Mapping[str, Any]) -> bool:
@@ -108,7 +109,7 @@ def perf_analyzer_argv(settings: BenchSettings, outputs: Outputs) -> list[str]:
         "-m",
         settings.model,
         "-u",
-        f"{SERVER_HOST}:{PROTOCOL_PORTS[settings.protocol]}",
+        f"{settings.server_host}:{PROTOCOL_PORTS[settings.protocol]}",
         "-i",
         settings.protocol,
         "--input-data",

@@ -20,6 +20,7 @@ from composer.cli.options import (
     gpus_option,
     image_source,
     images_option,
+    kube_choice,
     load_plan,
     matrix_bench_options,
     preflight,
@@ -156,6 +157,8 @@ def lab(
     shared_memory: str | None,
     engine: str | None,
     clients: int | None,
+    kube_context: str | None,
+    namespace: str | None,
     **kw: Any,
 ) -> None:
     """Up → ready → bench → collect → down, in one command.
@@ -163,7 +166,9 @@ def lab(
     The lab is removed on success, failure and Ctrl-C, unless --keep. The run directory holds
     perf_analyzer.csv, summary.json, manifest.json, logs/ and reports. With --engine swarm the
     server runs as a swarm service and --clients perf_analyzer replicas load it together; their
-    results are merged into one run directory (per-client files under clients/).
+    results are merged into one run directory (per-client files under clients/). With --engine
+    kubernetes the server is a Deployment behind a Service and --clients analyzer pods run
+    perf_analyzer through the API; models/ and dataset/ travel through the API too.
     """
     from composer.labs.handle import handle_of
 
@@ -173,6 +178,7 @@ def lab(
     request = replace(bench_request(kw), shared_memories=memories if len(memories) > 1 else ())
     plan = load_plan(stack_dir, release, images, kw["model"], gpus, strongest_memory(shared_memory))
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
+    kube_choice(chosen_engine, kube_context, namespace)
     preflight(plan, request)
     if chosen_engine == "swarm":
         from composer.cli.live import LiveView
@@ -180,6 +186,16 @@ def lab(
 
         with LiveView(plan.stack.name) as view:
             result = run_swarm_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep)
+        _show_result(result)
+        _raise_if_unstable(result)
+        return
+    if chosen_engine == "kubernetes":
+        from composer.cli.live import LiveView
+        from composer.labs.kube_bench import run_kube_lab
+
+        with LiveView(plan.stack.name) as view:
+            result = run_kube_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep,
+                                  context=kube_context, namespace=namespace, on_point=view.point)  # fmt: skip
         _show_result(result)
         _raise_if_unstable(result)
         return

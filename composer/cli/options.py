@@ -91,19 +91,57 @@ def docker_host_option(f: F) -> F:
     )(f)
 
 
+def kube_options(f: F) -> F:
+    """Where a Kubernetes lab goes: the cluster as kubectl finds it, and optionally a namespace."""
+    f = click.option(
+        "--namespace",
+        metavar="NS",
+        help="kubernetes: put the lab into this existing namespace (only its own labelled objects are removed). "
+        "Default: a namespace of its own, tisbench-<lab>, removed with it.",
+    )(f)
+    return click.option(
+        "--kube-context",
+        metavar="NAME",
+        envvar="TISBENCH_KUBE_CONTEXT",
+        help="kubernetes: the kubeconfig context to use (KUBECONFIG, then ~/.kube/config, as kubectl reads "
+        "them). Default: the current context.",
+    )(f)
+
+
+def where_labs_run(f: F) -> F:
+    """status, logs, down: the labs of one engine (local covers single-host and swarm labs), or of a cluster."""
+    f = click.option(
+        "--kube-context",
+        metavar="NAME",
+        envvar="TISBENCH_KUBE_CONTEXT",
+        help="kubernetes: the kubeconfig context (KUBECONFIG as kubectl reads it). Default: the current one.",
+    )(f)
+    return click.option(
+        "--engine",
+        "engine_name",
+        type=click.Choice(["local", "kubernetes"]),
+        default="local",
+        show_default=True,
+        help="local: labs on the Docker engine (single-host and swarm); kubernetes: labs on the cluster.",
+    )(f)
+
+
 def engine_options(f: F) -> F:
+    f = kube_options(f)
     f = click.option(
         "--clients",
         type=click.IntRange(1, 256),
         metavar="N",
-        help="perf_analyzer replicas loading the server together (swarm only). Default: stack.yaml, then 1.",
+        help="perf_analyzer clients loading the server together (swarm replicas, kubernetes analyzer pods). "
+        "Default: stack.yaml, then 1.",
     )(f)
     return click.option(
         "--engine",
-        type=click.Choice(["local", "swarm"]),
+        type=click.Choice(["local", "swarm", "kubernetes"]),
         envvar="TISBENCH_ENGINE",
         help="local: containers on one engine; swarm: services on the Swarm the client points at "
-        "(never initialised by tisbench). Default: stack.yaml, then local. Env: TISBENCH_ENGINE.",
+        "(never initialised by tisbench); kubernetes: a Deployment, a Service and analyzer pods on the "
+        "cluster KUBECONFIG names. Default: stack.yaml, then local. Env: TISBENCH_ENGINE.",
     )(f)
 
 
@@ -111,13 +149,29 @@ def engine_choice(plan: Any, engine: str | None, clients: int | None) -> tuple[s
     chosen = engine or plan.stack.engine or "local"
     count = clients or plan.stack.clients or 1
     if chosen == "local" and count > 1:
-        raise UsageError(f"--clients {count} needs --engine swarm", "one analyzer per lab on a single engine")
+        raise UsageError(
+            f"--clients {count} needs --engine swarm or --engine kubernetes", "one analyzer per lab on a single engine"
+        )
     if chosen == "swarm" and plan.stack.analyzer.shared_memory != "none":
         raise UsageError(
             f"shared memory {plan.stack.analyzer.shared_memory}: a swarm's clients need not share the server's host",
             "use the local engine for shared memory, or --shared-memory none on swarm",
         )
     return chosen, count
+
+
+def kube_choice(engine: str, kube_context: str | None, namespace: str | None) -> None:
+    """--kube-context and --namespace belong to the kubernetes engine; a namespace is a DNS label."""
+    import re
+
+    if engine != "kubernetes" and (kube_context or namespace):
+        flag = "--namespace" if namespace else "--kube-context"
+        raise UsageError(f"{flag} needs --engine kubernetes", f"add --engine kubernetes, or leave {flag} out")
+    if namespace is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+        raise UsageError(
+            f"--namespace {namespace!r} is not a namespace name",
+            "use lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit",
+        )
 
 
 def gpus_option(f: F) -> F:

@@ -15,11 +15,13 @@ from composer.cli.options import (
     engine_options,
     gpus_option,
     images_option,
+    kube_choice,
     load_plan,
     release_option,
     say,
     shared_memory_option,
     strongest_memory,
+    where_labs_run,
 )
 from composer.core.errors import UsageError
 
@@ -45,11 +47,15 @@ def render(
     shared_memory: str | None,
     engine: str | None,
     clients: int | None,
+    kube_context: str | None,
+    namespace: str | None,
 ) -> None:
     """Print the lab's docker-compose.yml (server + sdk analyzer on tis_net).
 
     The file is what `tisbench up` builds; `docker compose -f FILE up -d` builds the same lab.
     With --engine swarm it is the stack file (deploy: sections) for `docker stack deploy`.
+    With --engine kubernetes it is the manifests (Namespace, Deployment, Service, analyzer Pods)
+    for `kubectl apply -f`; no cluster is asked.
     """
     from composer.core.names import parse_lab_name
 
@@ -58,11 +64,17 @@ def render(
         say(said)
     project = parse_lab_name(name) if name else plan.stack.name
     chosen_engine, chosen_clients = engine_choice(plan, engine, clients)
+    kube_choice(chosen_engine, kube_context, namespace)
     if chosen_engine == "swarm":
         from composer.labs.request import BenchRequest
         from composer.labs.swarm import render_swarm_file
 
         text = render_swarm_file(plan, project, chosen_clients, BenchRequest()).text
+    elif chosen_engine == "kubernetes":
+        from composer.labs.kube import render_kube_file
+        from composer.labs.request import BenchRequest
+
+        text = render_kube_file(plan, project, chosen_clients, BenchRequest(), namespace).text
     else:
         from composer.engine.refusals import known_here
         from composer.render.compose import render_lab
@@ -146,14 +158,22 @@ def up(
 @click.command()
 @click.argument("name", required=False)
 @click.option("--all", "all_labs", is_flag=True, help="Remove every tisbench lab on this engine (nothing else).")
+@where_labs_run
 @docker_host_option
-def down(name: str | None, all_labs: bool) -> None:
+def down(name: str | None, all_labs: bool, engine_name: str, kube_context: str | None) -> None:
     """Remove a lab's containers, network and run area. Safe to repeat: a half-removed lab is
-    cleaned, an absent one is nothing to do (exit 0)."""
+    cleaned, an absent one is nothing to do (exit 0). With --engine kubernetes: the lab's
+    namespace and everything in it."""
     from composer.labs import registry as labs
 
     if all_labs == bool(name):
         raise UsageError("down takes a lab NAME or --all", "see tisbench status for lab names")
+    if engine_name == "kubernetes":
+        from composer.labs import kube_registry
+
+        gone = kube_registry.down(name, kube_context)
+        say(f"removed {len(gone)} kubernetes lab(s){': ' + ', '.join(gone) if gone else ''}")
+        return
     if all_labs:
         removed = labs.down_all()
         say(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}")
@@ -167,14 +187,21 @@ def down(name: str | None, all_labs: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@where_labs_run
 @docker_host_option
-def status(as_json: bool) -> None:
-    """List every tisbench lab on this engine: release, model, services, host ports, age."""
+def status(as_json: bool, engine_name: str, kube_context: str | None) -> None:
+    """List every tisbench lab on this engine: release, model, services, host ports, age.
+    With --engine kubernetes: the labs on the cluster KUBECONFIG names, found by label."""
     import json
 
     from composer.labs import registry as labs
 
-    found = labs.status()
+    if engine_name == "kubernetes":
+        from composer.labs import kube_registry
+
+        found = kube_registry.status(kube_context)
+    else:
+        found = labs.status()
     if as_json:
         click.echo(json.dumps([lab.as_dict() for lab in found], indent=2))
         return
@@ -198,9 +225,15 @@ def status(as_json: bool) -> None:
     "--service", type=click.Choice(["triton_server", "perf_analyzer"]), default="triton_server", show_default=True
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@where_labs_run
 @docker_host_option
-def logs(name: str, service: str, follow: bool) -> None:
+def logs(name: str, service: str, follow: bool, engine_name: str, kube_context: str | None) -> None:
     """Print a lab service's log."""
+    if engine_name == "kubernetes":
+        from composer.labs import kube_registry
+
+        click.echo(kube_registry.logs(name, service, kube_context), nl=False)
+        return
     from composer.engine import containers as engine
     from composer.labs import registry as labs
 

@@ -24,7 +24,7 @@ STACK_FILE = "stack.yaml"
 IMAGE_SETS = ("ngc", "lab")
 PULL_POLICIES = ("missing", "always", "never")
 PROTOCOLS = ("http", "grpc")
-ENGINES = ("local", "swarm")
+ENGINES = ("local", "swarm", "kubernetes")
 _MAX_REQUESTS = 10_000_000
 SHARED_MEMORY = ("none", "system", "cuda")
 _MAX_STABILITY_RETRIES = 8  # each retry doubles the window: 8 make it 256 times as long
@@ -80,8 +80,8 @@ class Stack:
     images: str | None
     server: ServerOptions
     analyzer: AnalyzerOptions
-    engine: str | None = None  # local | swarm
-    clients: int | None = None  # perf_analyzer replicas on a swarm
+    engine: str | None = None  # local | swarm | kubernetes
+    clients: int | None = None  # perf_analyzer replicas (swarm, kubernetes)
     pull: str | None = None  # missing | always | never
     image_repo: str | None = None  # a registry mirror of nvcr.io/nvidia/tritonserver
     tune: tuple[tuple[str, Any], ...] = ()  # the `tune:` section as written; composer.tuning.space reads it
@@ -203,7 +203,7 @@ def load_stack(directory: Path, *, model: str | None = None) -> Stack:
 
     models = find_models(directory / "models")
     chosen = _choose_model(models, chosen, directory / "models", f"{source}: model" if model is None else "-m")
-    engine = top.get("engine", None, lambda v: sf.choice(v, ENGINES), "engine: local or engine: swarm")
+    engine = top.get("engine", None, lambda v: sf.choice(v, ENGINES), "engine: local, swarm or kubernetes")
     clients = top.get("clients", None, sf.int_in(1, 256), "a number of load clients, 1 to 256")
     pull = top.get("pull", None, lambda v: sf.choice(v, PULL_POLICIES), "pull: missing, always or never")
     image_repo = top.get(

@@ -27,6 +27,8 @@ from composer.core.triton import ANALYZER, NETWORK, SERVER, SERVER_PORTS
 
 COMPOSE_FILE = "docker-compose.yml"
 STACK_FILE = "docker-stack.yml"
+KUBE_FILE = "kubernetes.yml"
+LAB_FILES = {"local": COMPOSE_FILE, "swarm": STACK_FILE, "kubernetes": KUBE_FILE}
 MODELS, DATASET, WORKSPACE = "/models", "/workspace/dataset", "/workspace"
 CSV_ENV = "TISBENCH_CSV"
 CSV_MARKER = "==tisbench-csv=="
@@ -159,6 +161,50 @@ def swarm_design(
     return _lab(stack, release, project, "swarm", triton, analyzer, network)
 
 
+def kube_design(
+    stack: Stack,
+    release: Release,
+    images: Images,
+    project: str,
+    clients: int,
+    *,
+    gpus: GpuRequest = NONE,
+    pull_policy: str = "never",
+) -> LabDesign:
+    """A Kubernetes lab: the server (a Deployment behind a Service on 8000/8001/8002, no host port)
+    and ``clients`` idle analyzer pods that tisbench execs perf_analyzer into, as on one engine.
+    No shared disk is assumed: every host folder a service mounts travels through the API into a
+    volume before the containers start (:meth:`LabDesign.copied`); a named volume is the stack's
+    PersistentVolumeClaim."""
+    labels = (*lab_labels(project, release, stack, gpus), (ENGINE_LABEL, "kubernetes"), (CLIENTS_LABEL, str(clients)))
+    triton = Service(
+        SERVER,
+        images.server,
+        command=_server_command(stack, False),
+        # A pod has no shm_size: a memory-backed volume of that size at /dev/shm does its job.
+        mounts=(
+            Mount(str(stack.models_dir), MODELS, True),
+            Mount(None, "/dev/shm", type="tmpfs", size_bytes=size_in_bytes(stack.server.shm_size)),
+        ),
+        ports=tuple(Port(port, "", None) for port in SERVER_PORTS.values()),
+        gpus=gpus,
+        pull_policy=pull_policy,  # never: images built on this machine's engine, the node's own
+        labels=labels,
+    )
+    analyzer = Service(
+        ANALYZER,
+        images.sdk,
+        entrypoint=("sleep", "infinity"),  # idle until tisbench execs perf_analyzer, as on one engine
+        working_dir=WORKSPACE,
+        mounts=(Mount(str(stack.dataset_dir), DATASET, True),),
+        pull_policy=pull_policy,
+        labels=labels,
+        replicas=clients,
+    )
+    design = _lab(stack, release, project, "kubernetes", triton, analyzer, Network(NETWORK, labels=labels))
+    return design.copied()
+
+
 def _lab(
     stack: Stack, release: Release, project: str, engine: str, triton: Service, analyzer: Service, network: Network
 ) -> LabDesign:
@@ -173,6 +219,6 @@ def _lab(
         services,
         network,
         str(stack.directory),
-        str(run_area(stack, project) / (STACK_FILE if engine == "swarm" else COMPOSE_FILE)),
+        str(run_area(stack, project) / LAB_FILES[engine]),
         tuple(Volume(str(name), external=True) for name in named),
     )

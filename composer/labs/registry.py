@@ -125,7 +125,7 @@ def down_all() -> list[str]:
     return sorted(local | swarm_names)
 
 
-def _owner_gone(owner: str | None) -> bool:
+def owner_gone(owner: str | None) -> bool:
     if not owner:
         return False
     host, _, pid = owner.rpartition(":")
@@ -144,7 +144,7 @@ def status() -> list[LabStatus]:
         lab = labs.setdefault(c.lab, LabStatus.from_labels(c.labels))
         lab.services[c.service] = c.state
         lab.age_s = max(lab.age_s, time.time() - c.created)
-        lab.orphaned = lab.orphaned or _owner_gone(c.owner)
+        lab.orphaned = lab.orphaned or owner_gone(c.owner)
         if c.service == SERVER:
             lab.ports |= {kinds.get(p.private, str(p.private)): p.public for p in c.ports if p.public}
     for n in engine.lab_networks(client):

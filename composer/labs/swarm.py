@@ -26,8 +26,10 @@ from composer.analyzer.perf_analyzer import (
     BenchSettings,
     Outputs,
     explain_failure,
+    for_model_config,
     outputs_for,
     perf_analyzer_argv,
+    refuse_http_if_decoupled,
     with_deadline,
 )
 from composer.analyzer.results import parse_perf_csv, summarize_profile_export
@@ -142,41 +144,70 @@ class SwarmFile:
     criterion: float | None = None  # the stability % tisbench judges each point by (None: perf_analyzer does)
 
 
-def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequest) -> SwarmFile:
-    """Everything `tisbench render --engine swarm` needs, without Docker: shapes from config.pbtxt,
-    input data validated, perf_analyzer's argv, and the file."""
-    if not 1 <= clients <= MAX_CLIENTS:
-        raise UsageError(
-            f"--clients {clients}: must be between 1 and {MAX_CLIENTS}", f"pick 1 to {MAX_CLIENTS} load clients"
-        )
-    if plan.gpus.mode not in ("auto", "none"):
-        raise UsageError("--gpus with --engine swarm is not supported yet", "use --gpus none, or --engine local")
+@dataclass(frozen=True)
+class ClientArgv:
+    """What every load client of a many-client lab runs, drawn without Docker from the stack's
+    config.pbtxt and input data: perf_analyzer's settings, files and argv."""
+
+    settings: BenchSettings
+    outputs: Outputs
+    argv: list[str]
+    metadata: dict[str, Any]
+    config: dict[str, Any]
+    criterion: float | None  # the stability % tisbench judges each point by (None: perf_analyzer does)
+
+
+def client_argv(plan: LabPlan, request: BenchRequest, gpus: str = "none", server_host: str | None = None) -> ClientArgv:
+    """One perf_analyzer run per client, keeping every point (clients cannot retry one): each
+    accepts any spread and tisbench judges the spread afterwards (``_judged``)."""
     stack = plan.stack
     metadata, config = read_model_facts(stack.models_dir, stack.model)
     analyzer = planned(str(plan.release), plan.image_set)
     inputs = ModelInputs.from_metadata(metadata, config)
-    settings = settings_for(stack, str(plan.release), "none", request, inputs, analyzer)  # no GPUs on swarm yet
+    settings = settings_for(stack, str(plan.release), gpus, request, inputs, analyzer)
+    refuse_http_if_decoupled(settings.model, config, request.protocol)
+    settings = for_model_config(settings, config, request.protocol)  # a decoupled model: grpc streaming
+    if server_host:
+        settings = replace(settings, server_host=server_host)
     criterion = None
     if not request.require_stable:  # clients cannot retry a point: each keeps all, tisbench judges the spread
         criterion = stability_percent(settings.extra_args)
         settings = replace(settings, extra_args=(*settings.extra_args, "--stability-percentage", KEEP_PERCENT))
     outputs = outputs_for("client", settings.profile_export)
     argv = fit_argv(perf_analyzer_argv(settings, outputs), settings.extra_args, analyzer.version).argv
+    return ClientArgv(settings, outputs, argv, metadata, config, criterion)
+
+
+def check_clients(clients: int) -> None:
+    if not 1 <= clients <= MAX_CLIENTS:
+        raise UsageError(
+            f"--clients {clients}: must be between 1 and {MAX_CLIENTS}", f"pick 1 to {MAX_CLIENTS} load clients"
+        )
+
+
+def render_swarm_file(plan: LabPlan, name: str, clients: int, request: BenchRequest) -> SwarmFile:
+    """Everything `tisbench render --engine swarm` needs, without Docker: shapes from config.pbtxt,
+    input data validated, perf_analyzer's argv, and the file."""
+    check_clients(clients)
+    if plan.gpus.mode not in ("auto", "none"):
+        raise UsageError("--gpus with --engine swarm is not supported yet", "use --gpus none, or --engine local")
+    found = client_argv(plan, request)  # no GPUs on swarm yet
+    settings, outputs = found.settings, found.outputs
     design = swarm_design(
-        stack, plan.release, plan.images, name, clients, with_deadline(argv, settings.timeout_s), outputs.csv
+        plan.stack, plan.release, plan.images, name, clients, with_deadline(found.argv, settings.timeout_s), outputs.csv
     )
-    return SwarmFile(design, render_lab(design), settings, outputs, argv, metadata, config, criterion)
+    return SwarmFile(
+        design, render_lab(design), settings, outputs, found.argv, found.metadata, found.config, found.criterion
+    )
 
 
-def _judged(
-    summary: dict[str, Any], files: RunDir, tasks: list[swarm.Task], criterion: float | None
-) -> list[dict[str, Any]]:
+def judged(summary: dict[str, Any], files: RunDir, slots: list[int], criterion: float | None) -> list[dict[str, Any]]:
     """Each merged point whose clients' last trials spread beyond ``criterion`` (perf_analyzer's rule,
     applied by tisbench: the clients kept every point), marked unstable; the manifest's records."""
     if criterion is None:
         return []
     sweep = summary.get("sweep", "concurrency")
-    trials = {t.slot: last_trials(files.client(t.slot).log.read_text(encoding="utf-8")) for t in tasks}
+    trials = {slot: last_trials(files.client(slot).log.read_text(encoding="utf-8")) for slot in slots}
     records = []
     for row in summary["rows"]:
         value = float(row[sweep])
@@ -268,7 +299,7 @@ def run_swarm_lab(
             if failures:
                 raise failures[0]
             summary = merge_clients(stack.model, str(plan.release), runs)
-            unstable = _judged(summary, files, tasks, rendered.criterion)
+            unstable = judged(summary, files, [t.slot for t in tasks], rendered.criterion)
             write_json(files.summary, summary)
             say(f"collected {len(runs)} client result(s); latency: {summary['latency_source']}")
             if unstable:
