@@ -47,7 +47,7 @@ status: setup
 TEST_RELEASES ?= --release 24.10 --release 23.07
 
 test:
-	@LAB_RELEASES="$(TEST_RELEASES)" scripts/bootstrap.sh --images --test
+	@LAB_RELEASES="$(TEST_RELEASES)" scripts/bootstrap.sh --images --test --kube
 	$(VENV)/bin/ruff check composer tests benchmarks
 	$(VENV)/bin/mypy composer
 	$(VENV)/bin/lint-imports
@@ -57,7 +57,7 @@ test-unit: setup
 	$(PYTEST) tests/unit
 
 test-e2e:
-	@LAB_RELEASES="$(TEST_RELEASES)" scripts/bootstrap.sh --images --test
+	@LAB_RELEASES="$(TEST_RELEASES)" scripts/bootstrap.sh --images --test --kube
 	$(PYTEST) tests/e2e
 
 lint: setup

@@ -5,19 +5,22 @@
 #   With --test also what the test suite drives: Chromium (report rendering), iproute2 (a
 #   second engine for the remote-engine test), docker-registry (registries for the pull tests)
 #   and openssh-server (an sshd the ssh:// engine test starts on 127.0.0.1).
-# Usage: scripts/bootstrap.sh [--venv-only] [--images] [--test]
+#   With --kube the local Kubernetes 1.20.2 test cluster's binaries (scripts/kube/build.sh,
+#   built from Debian's source package once, about 20 min, then cached).
+# Usage: scripts/bootstrap.sh [--venv-only] [--images] [--test] [--kube]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 COMPOSE_VERSION=2.40.3
-want_docker=1 want_images=0 want_test=0
+want_docker=1 want_images=0 want_test=0 want_kube=0
 for arg in "$@"; do
   case "$arg" in
     --venv-only) want_docker=0 ;;
     --images) want_images=1 ;;
     --test) want_test=1 ;;
+    --kube) want_kube=1 ;;
     *) echo "bootstrap: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -93,4 +96,10 @@ fi
 if [ "$want_images" = 1 ]; then
   say "lab images (built only when missing)"
   "$VENV/bin/tisbench" images build ${LAB_RELEASES:-}
+fi
+
+# 7. the local Kubernetes test cluster's binaries (skipped by build.sh itself when cached)
+if [ "$want_kube" = 1 ]; then
+  say "Kubernetes 1.20.2 binaries for the local test cluster (scripts/kube/build.sh; cached after the first build)"
+  scripts/kube/build.sh
 fi

@@ -32,7 +32,9 @@ __all__ = ["LabContainer", "LabNetwork", "LabVolume", "find_service"]
 
 
 def _local(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o for o in objects if (o.get("Labels") or {}).get(ENGINE_LABEL) != "swarm"]
+    """Single-host labs' objects only: a swarm's, and a kubelet's pod containers on this engine
+    (they carry their pods' labels, tisbench.engine=kubernetes among them), are other engines' labs."""
+    return [o for o in objects if (o.get("Labels") or {}).get(ENGINE_LABEL) not in ("swarm", "kubernetes")]
 
 
 def lab_containers(client: docker.DockerClient, name: str | None = None) -> list[LabContainer]:

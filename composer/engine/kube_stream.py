@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward, stream
 
@@ -28,22 +29,38 @@ CHUNK = 1 << 20
 POLL_S = 0.5
 
 
+@contextlib.contextmanager
+def _own_client(cluster: Cluster) -> Iterator[Any]:
+    """A CoreV1Api of its own for one stream: the client's ``stream()`` swaps its ApiClient's request
+    method while it opens the socket, so a shared one would send other threads' calls down a websocket."""
+    api = k8s.ApiClient(cluster.api.configuration)
+    try:
+        yield k8s.CoreV1Api(api)
+    finally:
+        api.close()  # type: ignore[no-untyped-call]  # the opened stream keeps its own socket
+
+
 def _open(cluster: Cluster, namespace: str, pod: str, container: str, argv: list[str], stdin: bool) -> Any:
     try:
-        return stream(
-            cluster.core.connect_get_namespaced_pod_exec,
-            pod,
-            namespace,
-            container=container,
-            command=argv,
-            stdin=stdin,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-        )
+        with _own_client(cluster) as core:
+            return _exec(core, namespace, pod, container, argv, stdin)
     except (ApiException, *CONNECTION_ERRORS) as exc:
         raise api_error(exc, f"exec in {pod}/{container}") from None
+
+
+def _exec(core: Any, namespace: str, pod: str, container: str, argv: list[str], stdin: bool) -> Any:
+    return stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        namespace,
+        container=container,
+        command=argv,
+        stdin=stdin,
+        stdout=True,
+        stderr=True,
+        tty=False,
+        _preload_content=False,
+    )
 
 
 def _exit_code(ws: Any) -> int:
@@ -158,13 +175,14 @@ class LocalForward:
 
     def _relay(self, conn: socket.socket) -> None:
         try:
-            pf = portforward(
-                self.cluster.core.connect_get_namespaced_pod_portforward,
-                self.pod,
-                self.namespace,
-                ports=str(self.port),
-                _request_timeout=API_TIMEOUT_S,
-            )
+            with _own_client(self.cluster) as core:
+                pf = portforward(
+                    core.connect_get_namespaced_pod_portforward,
+                    self.pod,
+                    self.namespace,
+                    ports=str(self.port),
+                    _request_timeout=API_TIMEOUT_S,
+                )
             remote = pf.socket(self.port)
         except Exception:  # the pod went, or the kubelet refused: the client sees a closed connection
             conn.close()

@@ -15,7 +15,7 @@ from composer.analyzer.results import parse_perf_csv, summarize_profile_export
 from composer.core.errors import AnalyzerError, ExitStatus
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.run_dir import RunDir
-from composer.core.triton import ANALYZER, SERVER_PORTS
+from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import kube
 from composer.engine import kube_stream as streams
 from composer.engine.exec import ExecResult
@@ -183,6 +183,10 @@ def _pod_facts(backend: KubeBackend, lab: KubeRunning) -> dict[str, Any]:
     found = kube.pods(backend.cluster, lab.namespace, f"{kube.LAB_LABEL}={lab.name}")
     node = next((p.node for p in found if p.node), None)
     backend.manifest["kubernetes"]["node"] = kube.node_facts(backend.cluster, node)
+    for pod in found:  # the image ids (digests) the node really ran, per service
+        for container, image_id in pod.images.items():
+            service = "server" if container == objects.dns_name(SERVER) else "sdk"
+            backend.manifest["image_ids"][service] = image_id
     return {p.name: {"ip": p.ip, "node": p.node, "image_ids": p.images} for p in found}
 
 

@@ -37,7 +37,8 @@ def test_objects_are_a_namespace_a_server_deployment_its_service_and_one_pod_per
     assert [o["kind"] for o in made] == ["Namespace", "Deployment", "Service", "Pod", "Pod", "Pod"]
     assert made[0]["metadata"]["name"] == "tisbench-kubelab"
     assert all(o["metadata"].get("namespace", "tisbench-kubelab") == "tisbench-kubelab" for o in made)
-    assert [p["metadata"]["name"] for p in _kind(made, "Pod")] == ["perf-analyzer-0", "perf-analyzer-1", "perf-analyzer-2"]
+    pods = [p["metadata"]["name"] for p in _kind(made, "Pod")]
+    assert pods == ["perf-analyzer-0", "perf-analyzer-1", "perf-analyzer-2"]
 
 
 def test_the_server_is_ready_when_triton_says_so_and_serves_its_three_ports(tmp_path: Path) -> None:
