@@ -28,6 +28,7 @@ pytestmark = pytest.mark.docker
 
 LAB_TIMEOUT = 300
 POD_LABEL = "io.kubernetes.pod.namespace"
+PAUSE_IMAGE = "tisbench-kube/pause:3.2"  # cluster.sh imports it from the static pause binary
 LOCAL_RUN_FILES = {
     "manifest.json",
     "summary.json",
@@ -41,9 +42,17 @@ LOCAL_RUN_FILES = {
 }
 
 
+def _host_facts(client: docker.DockerClient) -> tuple[str, set[str]]:
+    """The host's iptables rules and the engine's images: the cluster may change neither."""
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False).stdout
+    rules = "\n".join(line for line in rules.splitlines() if not line.startswith(("#", ":")))  # no counters
+    return rules, {image.id for image in client.images.list()}
+
+
 @pytest.fixture(scope="module")
 def cluster(docker_client: docker.DockerClient) -> Iterator[ClusterInfo]:
     """The project's own cluster, started fresh for this module and stopped after it."""
+    rules, images = _host_facts(docker_client)
     try:
         info = start_cluster()
     except KubeClusterUnavailable as exc:
@@ -54,6 +63,11 @@ def cluster(docker_client: docker.DockerClient) -> Iterator[ClusterInfo]:
         stop_cluster(info.dir)
     left = docker_client.containers.list(all=True, filters={"label": POD_LABEL})
     assert not left, f"pod containers left after the cluster stopped: {[c.name for c in left]}"
+    after_rules, after_images = _host_facts(docker_client)
+    assert after_rules == rules, "the host's iptables rules changed"
+    assert images <= after_images, "an image was removed"
+    pause = docker_client.images.get(PAUSE_IMAGE).id
+    assert after_images - images <= {pause}, "only the cluster's own pause image may be added"
 
 
 def _kube(cluster: ClusterInfo, args: list[object], cwd: Path, timeout: float = LAB_TIMEOUT) -> CliResult:
@@ -128,16 +142,19 @@ def test_two_clients_are_merged_as_swarm_merges_them(cluster: ClusterInfo, tmp_p
     assert _namespaces(cluster) == []
 
 
-@pytest.mark.parametrize("case", ["add_sub", "decoupled"])
-def test_nvidia_models_run_on_defaults(cluster: ClusterInfo, tmp_path: Path, case: str) -> None:
-    stack = copy_stack(E2E_STACKS / "nvidia" / case, tmp_path / f"e2e-kube-{case.replace('_', '-')}")
+@pytest.mark.parametrize("case", ["nvidia/add_sub", "nvidia/decoupled", "origin"])
+def test_nvidia_models_and_the_origin_stack_run_on_defaults(cluster: ClusterInfo, tmp_path: Path, case: str) -> None:
+    """NVIDIA's models verbatim (one decoupled), and the origin story's model that opens files from
+    its server.volumes folder: the folder travels through the API like models/."""
+    name = case.rpartition("/")[2].replace("_", "-")
+    stack = copy_stack(E2E_STACKS / case, tmp_path / f"e2e-kube-{name}")
     run = tmp_path / "run"
 
     result = _lab(cluster, stack, run)
 
     assert result.exit_code == 0, result
     argv = _manifest(run)["perf_analyzer_argv"]
-    if case == "decoupled":  # gRPC streaming, as on one engine
+    if case == "nvidia/decoupled":  # gRPC streaming, as on one engine
         assert "--streaming" in argv and argv[argv.index("-i") + 1] == "grpc"
     assert json.loads((run / "summary.json").read_text())["rows"]
 
