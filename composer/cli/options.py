@@ -91,6 +91,16 @@ def docker_host_option(f: F) -> F:
     )(f)
 
 
+def _kube_context_option(f: F) -> F:
+    return click.option(
+        "--kube-context",
+        metavar="NAME",
+        envvar="TISBENCH_KUBE_CONTEXT",
+        help="kubernetes: the kubeconfig context to use (KUBECONFIG, then ~/.kube/config, as kubectl reads "
+        "them). Default: the current context. Env: TISBENCH_KUBE_CONTEXT.",
+    )(f)
+
+
 def kube_options(f: F) -> F:
     """Where a Kubernetes lab goes: the cluster as kubectl finds it, and optionally a namespace."""
     f = click.option(
@@ -99,23 +109,12 @@ def kube_options(f: F) -> F:
         help="kubernetes: put the lab into this existing namespace (only its own labelled objects are removed). "
         "Default: a namespace of its own, tisbench-<lab>, removed with it.",
     )(f)
-    return click.option(
-        "--kube-context",
-        metavar="NAME",
-        envvar="TISBENCH_KUBE_CONTEXT",
-        help="kubernetes: the kubeconfig context to use (KUBECONFIG, then ~/.kube/config, as kubectl reads "
-        "them). Default: the current context.",
-    )(f)
+    return _kube_context_option(f)
 
 
 def where_labs_run(f: F) -> F:
     """status, logs, down: the labs of one engine (local covers single-host and swarm labs), or of a cluster."""
-    f = click.option(
-        "--kube-context",
-        metavar="NAME",
-        envvar="TISBENCH_KUBE_CONTEXT",
-        help="kubernetes: the kubeconfig context (KUBECONFIG as kubectl reads it). Default: the current one.",
-    )(f)
+    f = _kube_context_option(f)
     return click.option(
         "--engine",
         "engine_name",

@@ -128,6 +128,21 @@ def local_design(
     return _lab(stack, release, project, "local", triton, analyzer, Network(NETWORK, labels=labels))
 
 
+def _server_with_shm_volume(stack: Stack, images: Images, labels: tuple[tuple[str, str], ...]) -> Service:
+    """The server for an engine without shm_size (swarm services, pods): a memory-backed volume of
+    that size at /dev/shm does its job."""
+    return Service(
+        SERVER,
+        images.server,
+        command=_server_command(stack, False),
+        mounts=(
+            Mount(str(stack.models_dir), MODELS, True),
+            Mount(None, "/dev/shm", type="tmpfs", size_bytes=size_in_bytes(stack.server.shm_size)),
+        ),
+        labels=labels,
+    )
+
+
 def swarm_design(
     stack: Stack, release: Release, images: Images, project: str, clients: int, client_argv: list[str], csv_path: str
 ) -> LabDesign:
@@ -135,17 +150,7 @@ def swarm_design(
     network) and ``clients`` one-shot perf_analyzer replicas running ``client_argv`` through a
     constant wrapper that prints the CSV into the task's log, so results travel through the engine."""
     labels = (*lab_labels(project, release, stack, NONE), (ENGINE_LABEL, "swarm"), (CLIENTS_LABEL, str(clients)))
-    triton = Service(
-        SERVER,
-        images.server,
-        command=_server_command(stack, False),
-        # Swarm services have no shm_size: a tmpfs of that size at /dev/shm does its job.
-        mounts=(
-            Mount(str(stack.models_dir), MODELS, True),
-            Mount(None, "/dev/shm", type="tmpfs", size_bytes=size_in_bytes(stack.server.shm_size)),
-        ),
-        labels=labels,
-    )
+    triton = _server_with_shm_volume(stack, images, labels)
     analyzer = Service(
         ANALYZER,
         images.sdk,
@@ -177,19 +182,11 @@ def kube_design(
     volume before the containers start (:meth:`LabDesign.copied`); a named volume is the stack's
     PersistentVolumeClaim."""
     labels = (*lab_labels(project, release, stack, gpus), (ENGINE_LABEL, "kubernetes"), (CLIENTS_LABEL, str(clients)))
-    triton = Service(
-        SERVER,
-        images.server,
-        command=_server_command(stack, False),
-        # A pod has no shm_size: a memory-backed volume of that size at /dev/shm does its job.
-        mounts=(
-            Mount(str(stack.models_dir), MODELS, True),
-            Mount(None, "/dev/shm", type="tmpfs", size_bytes=size_in_bytes(stack.server.shm_size)),
-        ),
+    triton = replace(
+        _server_with_shm_volume(stack, images, labels),
         ports=tuple(Port(port, "", None) for port in SERVER_PORTS.values()),
         gpus=gpus,
         pull_policy=pull_policy,  # never: images built on this machine's engine, the node's own
-        labels=labels,
     )
     analyzer = Service(
         ANALYZER,

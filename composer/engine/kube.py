@@ -6,6 +6,7 @@ are ``composer.engine.kube_stream``. Nothing here shells out to kubectl.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -51,7 +52,9 @@ class Cluster:
 def connect(context: str | None = None) -> Cluster:
     """The cluster kubectl would talk to (KUBECONFIG, then ~/.kube/config; ``context`` or the current one)."""
     try:
-        api = kconfig.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
+        # read now: the client's own default is KUBECONFIG as it was when the module was imported
+        files = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        api = kconfig.new_client_from_config(config_file=files, context=context)  # type: ignore[no-untyped-call]
     except (ConfigException, OSError, ValueError) as exc:
         raise ClusterUnavailable(
             f"no Kubernetes cluster configured ({' '.join(str(exc).split())})",

@@ -173,19 +173,25 @@ def test_a_model_that_fails_to_load_is_exit_4_with_tritons_reason(cluster: Clust
     assert _namespaces(cluster) == []
 
 
-def test_ctrl_c_mid_bench_is_130_and_the_namespace_is_gone_within_10_s(
-    cluster: ClusterInfo, tmp_path: Path
-) -> None:
-    stack = copy_stack(QUICKSTART, tmp_path / "e2e-kube-sigint")
+def _long_lab(cluster: ClusterInfo, tmp_path: Path, name: str) -> CliProcess:
+    """A quickstart lab in the background whose measurement lasts minutes (200,000 requests)."""
+    stack = copy_stack(QUICKSTART, tmp_path / name)
     args = ["lab", stack, "--engine", "kubernetes", "--images", "lab", "--release", RELEASE,
             "--measurement-requests", "200000", "--out", tmp_path / "run"]  # fmt: skip
-    proc = CliProcess(args, cwd=tmp_path, env={"KUBECONFIG": str(cluster.kubeconfig)})
+    return CliProcess(args, cwd=tmp_path, env={"KUBECONFIG": str(cluster.kubeconfig)})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_mid_bench_is_130_and_the_namespace_is_gone_within_10_s(
+    cluster: ClusterInfo, tmp_path: Path, signum: signal.Signals
+) -> None:
+    proc = _long_lab(cluster, tmp_path, "e2e-kube-signal")
     try:
         proc.wait_for_stderr("running perf_analyzer in", timeout=180)
         time.sleep(2.0)
         assert _namespaces(cluster), "the lab's namespace while it runs"
         signalled = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         result = proc.wait(timeout=60)
         seconds = time.monotonic() - signalled
     finally:
@@ -228,10 +234,7 @@ def test_rendered_manifests_pass_a_server_side_dry_run(cluster: ClusterInfo, tmp
 def test_status_logs_and_down_find_kubernetes_labs_and_orphans_by_label(
     cluster: ClusterInfo, tmp_path: Path
 ) -> None:
-    stack = copy_stack(QUICKSTART, tmp_path / "e2e-kube-orphan")
-    args = ["lab", stack, "--engine", "kubernetes", "--images", "lab", "--release", RELEASE,
-            "--measurement-requests", "200000", "--out", tmp_path / "run"]  # fmt: skip
-    proc = CliProcess(args, cwd=tmp_path, env={"KUBECONFIG": str(cluster.kubeconfig)})
+    proc = _long_lab(cluster, tmp_path, "e2e-kube-orphan")
     try:
         line = proc.wait_for_stderr(r"kubernetes lab \S+ ready", timeout=180)
         name = line.split("kubernetes lab ")[1].split()[0]
