@@ -23,6 +23,9 @@ from websocket import WebSocketException
 from composer.core.errors import DockerUnavailable, StackError, TisbenchError
 
 API_TIMEOUT_S = 10.0
+# Deletions read no answer: servers before 1.22 answer some with a Status where the client expects
+# the object (kubernetes 37 then fails to parse a Service's deletion).
+_RAW: dict[str, Any] = {"_preload_content": False, "_request_timeout": API_TIMEOUT_S}
 LAB_LABEL = "tisbench.lab"
 MANAGED = "app.kubernetes.io/managed-by=tisbench"
 CONNECTION_ERRORS = (urllib3.exceptions.HTTPError, OSError, WebSocketException)
@@ -238,35 +241,41 @@ class KubeLab:
     created: float
     phase: str
     pods: dict[str, str] = field(default_factory=dict)  # pod → phase (Ready when ready)
+    own_namespace: bool = True  # False: a lab in a namespace the user named (--namespace)
 
 
 def lab_namespaces(cluster: Cluster, name: str | None = None) -> list[KubeLab]:
-    """Every tisbench lab's namespace on the cluster (or lab ``name``'s), found by label."""
+    """Every tisbench lab on the cluster (or lab ``name``), found by label: those in a namespace of
+    their own by the namespace's labels, those in a namespace the user named by their Deployment's."""
     selector = f"{MANAGED},{LAB_LABEL}" + (f"={name}" if name else "")
     try:
-        found = cluster.core.list_namespace(label_selector=selector, _request_timeout=API_TIMEOUT_S).items
+        spaces = cluster.core.list_namespace(label_selector=selector, _request_timeout=API_TIMEOUT_S).items
+        deployments = cluster.apps.list_deployment_for_all_namespaces(
+            label_selector=selector, _request_timeout=API_TIMEOUT_S
+        ).items
     except (ApiException, *CONNECTION_ERRORS) as exc:
-        raise api_error(exc, "listing tisbench namespaces") from None
-    labs = []
-    for ns in found:
-        meta = ns.metadata
-        labs.append(
-            KubeLab(
-                meta.labels.get(LAB_LABEL, meta.name),
-                meta.name,
-                dict(meta.labels or {}),
-                dict(meta.annotations or {}),
-                meta.creation_timestamp.timestamp(),
-                ns.status.phase,
-            )
-        )
+        raise api_error(exc, "listing tisbench labs") from None
+    labs = [_lab_of(ns.metadata, ns.metadata.name, ns.status.phase) for ns in spaces]
+    own = {lab.namespace for lab in labs}
+    for d in deployments:
+        if d.metadata.namespace not in own:
+            lab = _lab_of(d.metadata, d.metadata.namespace, "Active")
+            labs.append(KubeLab(lab.name, lab.namespace, lab.labels, lab.annotations, lab.created, lab.phase,
+                                own_namespace=False))  # fmt: skip
     return labs
+
+
+def _lab_of(meta: Any, namespace: str, phase: str) -> KubeLab:
+    labels = dict(meta.labels or {})
+    return KubeLab(labels.get(LAB_LABEL, meta.name), namespace, labels, dict(meta.annotations or {}),
+                   meta.creation_timestamp.timestamp(), phase)  # fmt: skip
 
 
 def with_pods(cluster: Cluster, lab: KubeLab) -> KubeLab:
     states = pods(cluster, lab.namespace, f"{LAB_LABEL}={lab.name}")
     shown = {p.name: ("Ready" if p.ready else p.phase) for p in states}
-    return KubeLab(lab.name, lab.namespace, lab.labels, lab.annotations, lab.created, lab.phase, shown)
+    return KubeLab(lab.name, lab.namespace, lab.labels, lab.annotations, lab.created, lab.phase, shown,
+                   lab.own_namespace)  # fmt: skip
 
 
 def delete_namespace(cluster: Cluster, namespace: str, timeout_s: float) -> bool:
@@ -275,8 +284,8 @@ def delete_namespace(cluster: Cluster, namespace: str, timeout_s: float) -> bool
     body = k8s.V1DeleteOptions(grace_period_seconds=0, propagation_policy="Background")
     try:
         for pod in cluster.core.list_namespaced_pod(namespace, _request_timeout=API_TIMEOUT_S).items:
-            cluster.core.delete_namespaced_pod(pod.metadata.name, namespace, body=body, _request_timeout=API_TIMEOUT_S)
-        cluster.core.delete_namespace(namespace, body=body, _request_timeout=API_TIMEOUT_S)
+            cluster.core.delete_namespaced_pod(pod.metadata.name, namespace, body=body, **_RAW)
+        cluster.core.delete_namespace(namespace, body=body, **_RAW)
     except ApiException as exc:
         if exc.status == 404:
             return False
@@ -301,12 +310,13 @@ def delete_lab_objects(cluster: Cluster, namespace: str, name: str, timeout_s: f
     removed = 0
     try:
         for d in cluster.apps.list_namespaced_deployment(namespace, label_selector=selector).items:
-            cluster.apps.delete_namespaced_deployment(d.metadata.name, namespace, body=body)
+            cluster.apps.delete_namespaced_deployment(d.metadata.name, namespace, body=body, **_RAW)
             removed += 1
         for s in cluster.core.list_namespaced_service(namespace, label_selector=selector).items:
-            cluster.core.delete_namespaced_service(s.metadata.name, namespace, body=body)
+            cluster.core.delete_namespaced_service(s.metadata.name, namespace, body=body, **_RAW)
             removed += 1
-        cluster.core.delete_collection_namespaced_pod(namespace, label_selector=selector, grace_period_seconds=0)
+        cluster.core.delete_collection_namespaced_pod(namespace, label_selector=selector, grace_period_seconds=0,
+                                                      **_RAW)  # fmt: skip
     except ApiException as exc:
         if exc.status != 404:
             raise api_error(exc, f"removing lab {name} from namespace {namespace}") from None

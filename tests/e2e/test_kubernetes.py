@@ -173,11 +173,11 @@ def test_a_model_that_fails_to_load_is_exit_4_with_tritons_reason(cluster: Clust
     assert _namespaces(cluster) == []
 
 
-def _long_lab(cluster: ClusterInfo, tmp_path: Path, name: str) -> CliProcess:
+def _long_lab(cluster: ClusterInfo, tmp_path: Path, name: str, *extra: object) -> CliProcess:
     """A quickstart lab in the background whose measurement lasts minutes (200,000 requests)."""
     stack = copy_stack(QUICKSTART, tmp_path / name)
     args = ["lab", stack, "--engine", "kubernetes", "--images", "lab", "--release", RELEASE,
-            "--measurement-requests", "200000", "--out", tmp_path / "run"]  # fmt: skip
+            "--measurement-requests", "200000", "--out", tmp_path / "run", *extra]  # fmt: skip
     return CliProcess(args, cwd=tmp_path, env={"KUBECONFIG": str(cluster.kubeconfig)})
 
 
@@ -231,10 +231,36 @@ def test_rendered_manifests_pass_a_server_side_dry_run(cluster: ClusterInfo, tmp
             _kubectl(cluster, "delete", "namespace", namespace, "--wait=true")
 
 
-def test_status_logs_and_down_find_kubernetes_labs_and_orphans_by_label(
+def _lab_objects(cluster: ClusterInfo, namespace: str) -> list[str]:
+    done = _kubectl(cluster, "get", "deployments,services,pods", "-n", namespace, "-l", "tisbench.lab", "-o", "name")
+    return done.stdout.split()
+
+
+def test_a_lab_in_a_namespace_the_user_names_leaves_the_namespace_and_only_it(
     cluster: ClusterInfo, tmp_path: Path
 ) -> None:
-    proc = _long_lab(cluster, tmp_path, "e2e-kube-orphan")
+    namespace = "e2e-users"
+    assert _kubectl(cluster, "create", "namespace", namespace).returncode == 0
+    try:
+        stack = copy_stack(QUICKSTART, tmp_path / "e2e-kube-users")
+        result = _lab(cluster, stack, tmp_path / "run", "--namespace", namespace)
+        assert result.exit_code == 0, result
+        assert _manifest(tmp_path / "run")["kubernetes"]["namespace"] == namespace
+        assert _lab_objects(cluster, namespace) == []
+        assert _kubectl(cluster, "get", "namespace", namespace).returncode == 0
+    finally:
+        _kubectl(cluster, "delete", "namespace", namespace, "--wait=true")
+
+
+@pytest.mark.parametrize("namespace", [None, "e2e-users-own"], ids=["own-namespace", "users-namespace"])
+def test_status_logs_and_down_find_kubernetes_labs_and_orphans_by_label(
+    cluster: ClusterInfo, tmp_path: Path, namespace: str | None
+) -> None:
+    """A lab whose tisbench was SIGKILLed is found by label, in a namespace of its own or in one the
+    user named (which stays: only the lab's objects go)."""
+    if namespace:
+        assert _kubectl(cluster, "create", "namespace", namespace).returncode == 0
+    proc = _long_lab(cluster, tmp_path, "e2e-kube-orphan", *(["--namespace", namespace] if namespace else []))
     try:
         line = proc.wait_for_stderr(r"kubernetes lab \S+ ready", timeout=180)
         name = line.split("kubernetes lab ")[1].split()[0]
@@ -252,5 +278,9 @@ def test_status_logs_and_down_find_kubernetes_labs_and_orphans_by_label(
     down = _kube(cluster, ["down", "--all", "--engine", "kubernetes"], tmp_path)
     assert down.exit_code == 0 and name in down.stderr, down
     assert _namespaces(cluster) == []
+    if namespace:
+        assert _lab_objects(cluster, namespace) == []
+        assert _kubectl(cluster, "get", "namespace", namespace).returncode == 0, "the user's namespace stays"
+        _kubectl(cluster, "delete", "namespace", namespace, "--wait=true")
     again = _kube(cluster, ["down", name, "--engine", "kubernetes"], tmp_path)
     assert again.exit_code == 0, again  # nothing to do is not an error
