@@ -237,7 +237,8 @@ class KubeBackend:
         if reason:
             raise ModelLoadError(
                 f"triton_server could not load {reason} (pod {pod.name}, exit code {code})",
-                f"fix the model; the server's log is in {RunDir(self.run_dir).server_log}",
+                f"fix the model; the server's log is in {RunDir(self.run_dir).server_log}; "
+                + _events(self, lab, pod.name),
             )
         raise ServerDied(
             f"triton_server's container in {pod.name} exited with code {code} ({_excerpt(log)})",
