@@ -195,7 +195,8 @@ def lab(
 
         with LiveView(plan.stack.name) as view:
             result = run_kube_lab(plan, chosen_clients, request, say=view.say, timeout_s=timeout, keep=keep,
-                                  context=kube_context, namespace=namespace, on_point=view.point)  # fmt: skip
+                                  context=kube_context, namespace=namespace, on_point=view.point,
+                                  on_progress=view.progress)  # fmt: skip
         _show_result(result)
         _raise_if_unstable(result)
         return

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from composer.analyzer.attempts import Attempt
 from composer.analyzer.perf_analyzer import (
@@ -29,6 +30,29 @@ if TYPE_CHECKING:
     import docker
 
 Progress = Callable[[Completed], None]
+Output = Callable[[str], None]
+
+
+class Analyzer(Protocol):
+    """Where perf_analyzer runs: an sdk container on an engine, or an analyzer pod on a cluster."""
+
+    def run(self, argv: list[str], on_output: Output) -> ExecResult: ...
+
+    def fetch(self, path: str) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class ContainerAnalyzer:
+    """The lab's sdk container, through the engine's exec and archive APIs."""
+
+    client: docker.DockerClient
+    container_id: str
+
+    def run(self, argv: list[str], on_output: Output) -> ExecResult:
+        return run_in_container(self.client, self.container_id, argv, on_output)
+
+    def fetch(self, path: str) -> bytes | None:
+        return fetch_file(self.client, self.container_id, path)
 
 
 class AnalyzerExecs:
@@ -36,8 +60,7 @@ class AnalyzerExecs:
 
     def __init__(
         self,
-        client: docker.DockerClient,
-        container_id: str,
+        analyzer: Analyzer,
         log_path: Path,
         recorder: MetricsRecorder,
         on_point: Callable[[str], None],
@@ -47,7 +70,7 @@ class AnalyzerExecs:
         on_progress: Progress | None = None,  # the live view's count of requests answered
         mismatch: Callable[[], str | None] | None = None,  # which output and step differ (validation_data)
     ) -> None:
-        self.client, self.container_id, self.recorder, self.on_point = client, container_id, recorder, on_point
+        self.analyzer, self.recorder, self.on_point = analyzer, recorder, on_point
         self.first, self.check_lab = first, check_lab
         self.on_progress = on_progress
         self.mismatch = mismatch
@@ -82,7 +105,7 @@ class AnalyzerExecs:
                 self.started[-1] = None  # the unstable measurement: its metrics interval is no point
             self.log.write(f"\n--- tisbench: attempt {attempt.number}: {' '.join(argv)}\n")
         with self._polling():
-            return run_in_container(self.client, self.container_id, with_deadline(argv, timeout_s), self.output)
+            return self.analyzer.run(with_deadline(argv, timeout_s), self.output)
 
     @contextlib.contextmanager
     def _polling(self) -> Iterator[None]:
@@ -114,4 +137,4 @@ class AnalyzerExecs:
         return error
 
     def fetch(self, path: str) -> bytes | None:
-        return fetch_file(self.client, self.container_id, path)
+        return self.analyzer.fetch(path)

@@ -41,7 +41,7 @@ from composer.core.sweep import Sweep
 from composer.core.triton import ANALYZER, SERVER
 from composer.engine import containers as engine
 from composer.engine.host import DOCKER_ERRORS
-from composer.labs.analyzer_execs import AnalyzerExecs, Progress
+from composer.labs.analyzer_execs import AnalyzerExecs, ContainerAnalyzer, Progress
 from composer.labs.handle import LabHandle
 from composer.labs.repeats import Repeat, run_repeats, run_summary, variants
 from composer.labs.replay import data_file, explain_mismatch, server_client
@@ -106,7 +106,7 @@ def settings_for(
     )
 
 
-def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
+def client_counts(run_dir: Path) -> dict[float, ClientCount]:
     """perf_analyzer's requests per sweep point, from its profile export (when it wrote one)."""
     from composer.analyzer.results import summarize_profile_export
 
@@ -121,7 +121,7 @@ def _client_counts(run_dir: Path) -> dict[float, ClientCount]:
     }
 
 
-def _metrics_of_first_repeat(started: list[float | None], repeats: list[Repeat]) -> None:
+def metrics_of_first_repeat(started: list[float | None], repeats: list[Repeat]) -> None:
     """The server's metrics per point are the first repeat's: later repeats' points are left out of
     them (the profile export that cross-checks their counts is the first repeat's)."""
     if len(repeats) > 1:
@@ -307,7 +307,7 @@ def _summarize(
     summary (its warnings from the metrics); nothing here asks the lab."""
     summary = run_summary(files, repeats, lab.stack.model, lab.release, settings.sweep.kind, settings.streaming)
     if lab.metrics_port:
-        metrics = recorder.write(files.path, started, _client_counts(files.path))
+        metrics = recorder.write(files.path, started, client_counts(files.path))
         manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
         summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
     return summary
@@ -335,8 +335,7 @@ def _measure(
         settings.sweep.kind,
     )
     execs = AnalyzerExecs(
-        lab.client,
-        lab.analyzer_id,
+        ContainerAnalyzer(lab.client, lab.analyzer_id),
         files.analyzer_log,
         recorder,
         shown[0],
@@ -364,7 +363,7 @@ def _measure(
         repeats = run_repeats(
             compared, retries, repeat, execs, recorded, say, files.analyzer_log.read_text, not request.require_stable
         )
-        _metrics_of_first_repeat(execs.started, repeats)
+        metrics_of_first_repeat(execs.started, repeats)
         if lab.metrics_port:
             recorder.scrape("end")
         _keep_server_log(lab, run_dir)

@@ -48,6 +48,7 @@ class KubeFile:
     objects: list[dict[str, Any]]
     text: str
     client: ClientArgv
+    retries: int  # analyzer.stability_retries: a one-client lab retries an unstable point as on one engine
 
 
 def kube_gpus(plan: LabPlan) -> GpuRequest:
@@ -81,19 +82,20 @@ def render_kube_file(
             "of their own, which share no IPC namespace with the server",
             "use --shared-memory none on kubernetes, or the local engine for shared memory",
         )
-    if request.repeat > 1 or len(request.protocols) > 1:
+    if clients > 1 and (request.repeat > 1 or len(request.protocols) > 1):
         flag = f"--repeat {request.repeat}" if request.repeat > 1 else "--protocol " + ",".join(request.protocols)
         raise UsageError(
-            f"{flag} with --engine kubernetes: its clients run the sweep once, with one transport",
-            "use the local engine to repeat sweeps or compare transports",
+            f"{flag} with --clients {clients}: many clients run the sweep once, with one transport",
+            "use one client (its analyzer pod repeats sweeps and compares transports as on one engine)",
         )
     gpus = kube_gpus(plan)
-    found = client_argv(plan, request, gpus.describe(), objects.server_service_name())
+    found = client_argv(plan, request, gpus.describe(), objects.server_service_name(), keep_all=clients > 1)
     pull = "never" if plan.image_set == "lab" else "missing"
     design = kube_design(stack, plan.release, plan.images, name, clients, gpus=gpus, pull_policy=pull)
     space = namespace or objects.namespace_of(name)
     made = objects.kube_objects(design, space, owner, own_namespace=namespace is None)
-    return KubeFile(design, space, made, render_kube(made, found.argv, found.settings.timeout_s), found)
+    text = render_kube(made, found.argv, found.settings.timeout_s)
+    return KubeFile(design, space, made, text, found, stack.analyzer.stability_retries)
 
 
 @dataclass

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from composer.analyzer.attempts import AttemptResult, with_exports
 from composer.analyzer.identity import planned
-from composer.analyzer.perf_analyzer import explain_failure, sweep_points, with_deadline
+from composer.analyzer.perf_analyzer import BenchSettings, explain_failure, sweep_points, with_deadline
 from composer.analyzer.results import parse_perf_csv, summarize_profile_export
 from composer.core.errors import AnalyzerError, ExitStatus
 from composer.core.fsutil import write_atomic, write_json
@@ -19,10 +20,12 @@ from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import kube
 from composer.engine import kube_stream as streams
 from composer.engine.exec import ExecResult
-from composer.labs.bench import BenchResult
+from composer.labs.analyzer_execs import AnalyzerExecs, Progress
+from composer.labs.bench import BenchResult, client_counts, metrics_of_first_repeat
 from composer.labs.kube import KubeBackend, KubeFile, KubeRunning, render_kube_file
 from composer.labs.plan import LabPlan
 from composer.labs.registry import owner_tag
+from composer.labs.repeats import run_repeats, run_summary, variants
 from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import default_run_dir, prepare_run_dir, started_manifest
 from composer.labs.session import LabSession, failure_record
@@ -126,18 +129,25 @@ def _collect(clients: _Clients, rendered: KubeFile, timeout_s: float) -> list[Cl
     return runs
 
 
-def _as_local(files: RunDir) -> None:
-    """One client: its files also where a local lab's run directory has them."""
-    only = files.client(0)
-    files.logs.mkdir(parents=True, exist_ok=True)
-    for source, target in ((only.csv, files.csv), (only.profile_export, files.profile_export),
-                           (only.log, files.analyzer_log)):  # fmt: skip
-        if source.exists():
-            write_atomic(target, source.read_text(encoding="utf-8"))
+@dataclass(frozen=True)
+class PodAnalyzer:
+    """An analyzer pod, through the API's exec: where a one-client lab's attempts run."""
+
+    cluster: kube.Cluster
+    namespace: str
+    pod: str
+
+    def run(self, argv: list[str], on_output: Callable[[str], None]) -> ExecResult:
+        return streams.run_in_pod(self.cluster, self.namespace, self.pod, objects.dns_name(ANALYZER), argv, on_output)
+
+    def fetch(self, path: str) -> bytes | None:
+        return streams.read_file(self.cluster, self.namespace, self.pod, objects.dns_name(ANALYZER), path)
 
 
-def _measure(backend: KubeBackend, lab: KubeRunning, rendered: KubeFile, say: Say,
-             on_point: Callable[[str], None]) -> BenchResult:  # fmt: skip
+def _measure(backend: KubeBackend, lab: KubeRunning, rendered: KubeFile, request: BenchRequest, say: Say,
+             shown: Shown) -> BenchResult:  # fmt: skip
+    """The server reached as the pods can, then one analyzer as on one engine (its attempts, retries,
+    repeats and transports) or many at once, merged."""
     files, manifest = backend.files, backend.manifest
     address = server_address(backend, lab, say)
     settings = replace(rendered.client.settings, server_host=address["used"])
@@ -149,20 +159,74 @@ def _measure(backend: KubeBackend, lab: KubeRunning, rendered: KubeFile, say: Sa
     say(f"running perf_analyzer in {len(lab.analyzers)} analyzer pod(s): {' '.join(argv)}")
     with streams.LocalForward(backend.cluster, lab.namespace, lab.server_pod, SERVER_PORTS["metrics"]) as fwd:
         recorder = MetricsRecorder(f"http://{fwd.url}/metrics", backend.model, settings.sweep.kind)
+        if len(lab.analyzers) == 1:
+            return _one(backend, lab, replace(settings, analyzer_version=_version(manifest)), rendered, request,
+                        recorder, say, shown)  # fmt: skip
         recorder.scrape("start")
-        clients = _Clients(backend, lab, files, recorder, on_point)
+        clients = _Clients(backend, lab, files, recorder, shown[0])
         clients.run(with_deadline(argv, settings.timeout_s))
         recorder.scrape("end")
     _raise_if_server_died(backend, lab)
     runs = _collect(clients, rendered, settings.timeout_s)
     summary = merge_clients(backend.model, str(manifest["release"]), runs)
     unstable = judged(summary, files, list(range(len(runs))), rendered.client.criterion)
-    if len(runs) == 1:
-        _as_local(files)
     metrics = recorder.write(files.path, clients.started, {})
+    said = f"collected {len(runs)} client results; latency: {summary['latency_source']}"
+    return _written(backend, summary, metrics, unstable, say, said)
+
+
+def _version(manifest: dict[str, Any]) -> str | None:
+    version = manifest.get("perf_analyzer_version")
+    return str(version) if version and version != "unknown" else None
+
+
+Shown = tuple[Callable[[str], None], Progress | None]  # the live view's sweep point and request count
+
+
+def _one(backend: KubeBackend, lab: KubeRunning, settings: BenchSettings, rendered: KubeFile, request: BenchRequest,
+         recorder: MetricsRecorder, say: Say, shown: Shown) -> BenchResult:  # fmt: skip
+    """One analyzer pod: perf_analyzer's attempts as on one engine, every point kept (or, with
+    --require-stable, the first that never settles fails the run), --repeat and transport lists."""
+    files, manifest = backend.files, backend.manifest
+    pod = PodAnalyzer(backend.cluster, lab.namespace, lab.analyzers[0])
+    execs = AnalyzerExecs(pod, files.analyzer_log, recorder, shown[0], rendered.client.outputs,
+                          check_lab=lambda _: _raise_if_server_died(backend, lab), on_progress=shown[1])  # fmt: skip
+    attempts: list[dict[str, Any]] = []
+    manifest["attempts"] = attempts
+
+    def recorded(result: AttemptResult) -> None:
+        attempts.append(result.record())
+        write_json(files.manifest, manifest)
+
+    try:
+        recorder.scrape("start")
+        compared = variants(settings, request.protocols, ())
+        if len(compared) > 1:
+            manifest["transports"] = [label for label, _ in compared]
+        repeats = run_repeats(compared, rendered.retries, request.repeat, execs, recorded, say,
+                              files.analyzer_log.read_text, not request.require_stable)  # fmt: skip
+        metrics_of_first_repeat(execs.started, repeats)
+        recorder.scrape("end")
+        repeats = [replace(r, results=with_exports(r.results, execs)) for r in repeats]
+    finally:
+        execs.log.close()
+    summary = run_summary(files, repeats, backend.model, str(manifest["release"]), settings.sweep.kind,
+                          settings.streaming)  # fmt: skip
+    metrics = recorder.write(files.path, execs.started, client_counts(files.path))
+    unstable = [record for r in repeats for record in r.records(request.repeat)]
+    if unstable and request.require_stable:  # the numbers are written; the run is a failure all the same
+        _written(backend, summary, metrics, unstable, say, f"measured {len(summary['rows'])} point(s)")
+        first = next(g for r in repeats for g in r.gave_up)
+        raise first.error(settings.sweep.kind, settings.extra_args)
+    return _written(backend, summary, metrics, unstable, say, f"measured {len(summary['rows'])} point(s)")
+
+
+def _written(backend: KubeBackend, summary: dict[str, Any], metrics: dict[str, Any], unstable: list[dict[str, Any]],
+             say: Say, what: str) -> BenchResult:  # fmt: skip
+    files, manifest = backend.files, backend.manifest
     summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
     write_json(files.summary, summary)
-    say(f"collected {len(runs)} client result(s); latency: {summary['latency_source']}")
+    say(what)
     if unstable:
         manifest["unstable_points"] = unstable
     manifest.update(status="unstable" if unstable else "ok", exit_code=ExitStatus.UNSTABLE if unstable else 0)
@@ -201,6 +265,7 @@ def run_kube_lab(
     context: str | None = None,
     namespace: str | None = None,
     on_point: Callable[[str], None] = lambda p: None,
+    on_progress: Progress | None = None,
 ) -> BenchResult:
     """Run one benchmark with ``clients`` analyzer pods on the cluster KUBECONFIG (``context``) names."""
     stack = plan.stack
@@ -220,7 +285,7 @@ def run_kube_lab(
         try:
             with LabSession(backend, say=say, keep=keep) as lab:
                 say(f"kubernetes lab {name} ready in {lab.ready_s:.2f} s (server pod {lab.server_pod})")
-                return _measure(backend, lab, rendered, say, on_point)
+                return _measure(backend, lab, rendered, request, say, (on_point, on_progress))
         except BaseException as exc:
             manifest.update(status="failed", **failure_record(exc))
             write_json(files.manifest, manifest)

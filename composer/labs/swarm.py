@@ -157,9 +157,12 @@ class ClientArgv:
     criterion: float | None  # the stability % tisbench judges each point by (None: perf_analyzer does)
 
 
-def client_argv(plan: LabPlan, request: BenchRequest, gpus: str = "none", server_host: str | None = None) -> ClientArgv:
-    """One perf_analyzer run per client, keeping every point (clients cannot retry one): each
-    accepts any spread and tisbench judges the spread afterwards (``_judged``)."""
+def client_argv(
+    plan: LabPlan, request: BenchRequest, gpus: str = "none", server_host: str | None = None, *, keep_all: bool = True
+) -> ClientArgv:
+    """One perf_analyzer run per client. ``keep_all``: many clients cannot retry a point, so each
+    accepts any spread and tisbench judges the spread afterwards (``judged``); one client that
+    retries as on one engine (a Kubernetes lab's single analyzer) keeps perf_analyzer's own rule."""
     stack = plan.stack
     metadata, config = read_model_facts(stack.models_dir, stack.model)
     analyzer = planned(str(plan.release), plan.image_set)
@@ -170,7 +173,7 @@ def client_argv(plan: LabPlan, request: BenchRequest, gpus: str = "none", server
     if server_host:
         settings = replace(settings, server_host=server_host)
     criterion = None
-    if not request.require_stable:  # clients cannot retry a point: each keeps all, tisbench judges the spread
+    if keep_all and not request.require_stable:  # clients cannot retry a point: each keeps all, tisbench judges
         criterion = stability_percent(settings.extra_args)
         settings = replace(settings, extra_args=(*settings.extra_args, "--stability-percentage", KEEP_PERCENT))
     outputs = outputs_for("client", settings.profile_export)

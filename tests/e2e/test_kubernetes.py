@@ -124,6 +124,22 @@ def test_quickstart_lab_has_a_local_labs_run_directory_and_leaves_nothing(
     assert not (stack / ".tisbench").exists() or not any((stack / ".tisbench").iterdir())
 
 
+def test_one_analyzer_pod_repeats_sweeps_and_compares_transports_as_on_one_engine(
+    cluster: ClusterInfo, tmp_path: Path
+) -> None:
+    stack = copy_stack(QUICKSTART, tmp_path / "e2e-kube-transports")
+    run = tmp_path / "run"
+
+    result = _lab(cluster, stack, run, "--repeat", "2", "--protocol", "http,grpc")
+
+    assert result.exit_code in (0, 7), result  # 7: a point that never settled, kept and said
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["repeats"] == 2
+    assert [t["transport"] for t in summary["transports"]] == ["http", "grpc"]
+    assert (run / "repeats" / "repeat-2" / "perf_analyzer.csv").is_file()
+    assert [a["attempt"] for a in _manifest(run)["attempts"]][:4] == [1, 2, 3, 4]  # one attempt each at least
+
+
 def test_two_clients_are_merged_as_swarm_merges_them(cluster: ClusterInfo, tmp_path: Path) -> None:
     stack = copy_stack(QUICKSTART, tmp_path / "e2e-kube-two")
     run = tmp_path / "run"

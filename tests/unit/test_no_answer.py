@@ -11,7 +11,7 @@ import pytest
 from fake_metrics import FakeMetrics, serving
 
 from composer.analyzer.verdict import Verdict
-from composer.labs.analyzer_execs import AnalyzerExecs
+from composer.labs.analyzer_execs import AnalyzerExecs, ContainerAnalyzer
 from composer.runs.scraper import MetricsRecorder
 
 
@@ -26,8 +26,8 @@ def _failure(tmp_path: Path, url: str, completed: int, handler: type[FakeMetrics
     recorder.scrape("start")
     handler.count = completed
     execs = AnalyzerExecs(
-        None,  # type: ignore[arg-type]  # no engine: failure() asks only the metrics
-        "c", tmp_path / "log", recorder, lambda p: None, None,  # type: ignore[arg-type]
+        ContainerAnalyzer(None, "c"),  # type: ignore[arg-type]  # no engine: failure() asks only the metrics
+        tmp_path / "log", recorder, lambda p: None, None,  # type: ignore[arg-type]
         check_lab=lambda code: None,
     )  # fmt: skip
     try:

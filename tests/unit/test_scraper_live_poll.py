@@ -17,7 +17,7 @@ from composer.analyzer.attempts import Attempt, Window
 from composer.core.sweep import Sweep
 from composer.engine.exec import ExecResult
 from composer.labs import analyzer_execs
-from composer.labs.analyzer_execs import AnalyzerExecs
+from composer.labs.analyzer_execs import AnalyzerExecs, ContainerAnalyzer
 from composer.runs.scraper import Completed, CompletedPoll, MetricsRecorder
 
 CLOSED = "http://127.0.0.1:9/metrics"  # the discard port: nothing listens
@@ -116,8 +116,8 @@ def test_analyzer_execs_count_while_perf_analyzer_runs(
 
     monkeypatch.setattr(analyzer_execs, "run_in_container", perf_analyzer)
     execs = AnalyzerExecs(
-        None,  # type: ignore[arg-type]  # no engine: run_in_container is the fake above
-        "c", tmp_path / "log", _started(url), view.point, None,  # type: ignore[arg-type]
+        ContainerAnalyzer(None, "c"),  # type: ignore[arg-type]  # no engine: run_in_container is the fake above
+        tmp_path / "log", _started(url), view.point, None,  # type: ignore[arg-type]
         check_lab=lambda code: None, on_progress=view.progress,
     )  # fmt: skip
     execs.poll_every_s = 0.02
