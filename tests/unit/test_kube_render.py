@@ -141,3 +141,14 @@ def test_bad_kubernetes_input_is_one_line_and_exit_2(tmp_path: Path, extra: list
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert expect in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_many_clients_cannot_repeat_or_compare_transports_and_say_so_before_any_cluster(tmp_path: Path) -> None:
+    args = ["lab", str(make_stack(tmp_path)), "--release", "24.10", "--images", "lab", "--engine", "kubernetes",
+            "--clients", "2"]  # fmt: skip
+    env = {"KUBECONFIG": str(tmp_path / "absent")}  # never read: the refusal comes first
+    for extra, expect in ((["--repeat", "2"], "--repeat 2 with --clients 2"),
+                          (["--protocol", "http,grpc"], "--protocol http,grpc with --clients 2")):  # fmt: skip
+        result = CliRunner().invoke(main, [*args, *extra], env=env)
+        assert result.exit_code == 2, result.output
+        assert expect in result.stderr and len(result.stderr.strip().splitlines()) == 1
