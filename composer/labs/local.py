@@ -149,12 +149,14 @@ def _start(
         ids = {SERVER: create.start_service(client, design, SERVER, extra, say=say)}
         analyzer = pool.submit(create.start_service, client, design, ANALYZER, extra)
         written = pool.submit(_write_compose_file, design)
-        if while_booting is not None:
-            pool.submit(while_booting)
         ports = engine.host_ports(client, ids[SERVER])
         host = engine.probe_host(plan.stack.server.host)
         http = ports[SERVER_PORTS["http"]]
+        # tritonclient imports numpy: on this thread, before while_booting may import matplotlib (numpy
+        # too) on another. Two threads initialising numpy at once fail ("partially initialized module").
         probe = TritonHttpProbe(f"{host}:{http}")
+        if while_booting is not None:
+            pool.submit(while_booting)
         try:
             ready = wait_until_ready(
                 probe,
