@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,14 @@ SUFFIX_HEX_BYTES = 2  # a generated name ends in "-" and this many random bytes 
 GENERATED_BASE_MAX = LAB_NAME_MAX - 1 - 2 * SUFFIX_HEX_BYTES  # so "<base>-<hex>" is a lab name itself
 DEFAULT_NAME_MAX = 30  # a directory's name, shortened: lab names made from it stay easy to read and type
 RUN_AREA = ".tisbench"  # <stack>/.tisbench/<lab>/: where a lab's rendered file is kept
+
+
+def generated_name(base: str, taken: Callable[[str], bool]) -> str:
+    """``<base>-<hex>``, shortened so it is a lab name itself, that ``taken`` does not claim."""
+    while True:
+        name = f"{base[:GENERATED_BASE_MAX]}-{secrets.token_hex(SUFFIX_HEX_BYTES)}"
+        if not taken(name):
+            return name
 
 
 def parse_lab_name(value: Any, field: str = "--name") -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,30 +97,36 @@ def create(cluster: Cluster, objects: Iterable[dict[str, Any]]) -> None:
             raise api_error(exc, what) from None
 
 
-def namespace_exists(cluster: Cluster, namespace: str) -> dict[str, Any] | None:
+def _or_none(doing: str, call: Callable[[], Any]) -> Any | None:
+    """The call's answer; None when what it names is not there (404); any other failure in one line."""
     try:
-        found = cluster.core.read_namespace(namespace, _request_timeout=API_TIMEOUT_S)
+        return call()
     except ApiException as exc:
         if exc.status == 404:
             return None
-        raise api_error(exc, f"reading namespace {namespace}") from None
+        raise api_error(exc, doing) from None
     except CONNECTION_ERRORS as exc:
-        raise api_error(exc, f"reading namespace {namespace}") from None
-    return {"labels": found.metadata.labels or {}, "phase": found.status.phase}
+        raise api_error(exc, doing) from None
+
+
+def namespace_exists(cluster: Cluster, namespace: str) -> dict[str, Any] | None:
+    found = _or_none(
+        f"reading namespace {namespace}",
+        lambda: cluster.core.read_namespace(namespace, _request_timeout=API_TIMEOUT_S),
+    )
+    return None if found is None else {"labels": found.metadata.labels or {}, "phase": found.status.phase}
 
 
 def wait_service_account(cluster: Cluster, namespace: str, timeout_s: float) -> None:
     """A new namespace's ``default`` ServiceAccount, which admission wants before any pod."""
     deadline = time.monotonic() + timeout_s
     while True:
-        try:
-            cluster.core.read_namespaced_service_account("default", namespace, _request_timeout=API_TIMEOUT_S)
+        found = _or_none(
+            f"reading namespace {namespace}'s service account",
+            lambda: cluster.core.read_namespaced_service_account("default", namespace, _request_timeout=API_TIMEOUT_S),
+        )
+        if found is not None:
             return
-        except ApiException as exc:
-            if exc.status != 404:
-                raise api_error(exc, f"reading namespace {namespace}'s service account") from None
-        except CONNECTION_ERRORS as exc:
-            raise api_error(exc, f"reading namespace {namespace}'s service account") from None
         if time.monotonic() >= deadline:
             raise StackError(
                 f"namespace {namespace} got no default ServiceAccount in {timeout_s:.0f} s",
@@ -216,7 +222,7 @@ def node_facts(cluster: Cluster, node: str | None) -> dict[str, Any]:
     }
 
 
-def has_service_routing(cluster: Cluster) -> str | None:
+def why_no_service_routing(cluster: Cluster) -> str | None:
     """Why Service names cannot route between pods on this cluster (no DNS service, no kube-proxy),
     or None when both are there."""
     try:
@@ -282,16 +288,13 @@ def delete_namespace(cluster: Cluster, namespace: str, timeout_s: float) -> bool
     """Delete the namespace (its pods at once: grace 0) and wait until it is gone; False when it was
     not there. Raises when it outlives the deadline."""
     body = k8s.V1DeleteOptions(grace_period_seconds=0, propagation_policy="Background")
-    try:
-        for pod in cluster.core.list_namespaced_pod(namespace, _request_timeout=API_TIMEOUT_S).items:
-            cluster.core.delete_namespaced_pod(pod.metadata.name, namespace, body=body, **_RAW)
-        cluster.core.delete_namespace(namespace, body=body, **_RAW)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise api_error(exc, f"deleting namespace {namespace}") from None
-    except CONNECTION_ERRORS as exc:
-        raise api_error(exc, f"deleting namespace {namespace}") from None
+
+    def delete() -> Any:
+        cluster.core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0, **_RAW)
+        return cluster.core.delete_namespace(namespace, body=body, **_RAW)
+
+    if _or_none(f"deleting namespace {namespace}", delete) is None:
+        return False
     deadline = time.monotonic() + timeout_s
     while namespace_exists(cluster, namespace) is not None:
         if time.monotonic() >= deadline:
@@ -303,29 +306,33 @@ def delete_namespace(cluster: Cluster, namespace: str, timeout_s: float) -> bool
     return True
 
 
-def delete_lab_objects(cluster: Cluster, namespace: str, name: str, timeout_s: float) -> int:
+def delete_lab_objects(cluster: Cluster, namespace: str, name: str, timeout_s: float) -> None:
     """A lab in a namespace the user named: its own objects only (by label), the namespace stays."""
     selector = f"{MANAGED},{LAB_LABEL}={name}"
     body = k8s.V1DeleteOptions(grace_period_seconds=0, propagation_policy="Background")
-    removed = 0
-    try:
+
+    def delete() -> bool:
         for d in cluster.apps.list_namespaced_deployment(namespace, label_selector=selector).items:
             cluster.apps.delete_namespaced_deployment(d.metadata.name, namespace, body=body, **_RAW)
-            removed += 1
         for s in cluster.core.list_namespaced_service(namespace, label_selector=selector).items:
             cluster.core.delete_namespaced_service(s.metadata.name, namespace, body=body, **_RAW)
-            removed += 1
         cluster.core.delete_collection_namespaced_pod(namespace, label_selector=selector, grace_period_seconds=0,
                                                       **_RAW)  # fmt: skip
-    except ApiException as exc:
-        if exc.status != 404:
-            raise api_error(exc, f"removing lab {name} from namespace {namespace}") from None
-    except CONNECTION_ERRORS as exc:
-        raise api_error(exc, f"removing lab {name} from namespace {namespace}") from None
+        return True
+
+    _or_none(f"removing lab {name} from namespace {namespace}", delete)
     deadline = time.monotonic() + timeout_s
     while pods(cluster, namespace, f"{LAB_LABEL}={name}"):
         if time.monotonic() >= deadline:
             raise StackError(f"lab {name}'s pods in {namespace} still there after {timeout_s:.0f} s",
                              f"kubectl get pods -n {namespace} -l {LAB_LABEL}={name}")  # fmt: skip
         time.sleep(0.1)
-    return removed + 1
+
+
+def remove_lab(cluster: Cluster, namespace: str, name: str, own_namespace: bool, timeout_s: float) -> None:
+    """A lab gone: its own namespace with everything in it, or, in a namespace the user named, only
+    its labelled objects (the namespace stays)."""
+    if own_namespace:
+        delete_namespace(cluster, namespace, timeout_s)
+    else:
+        delete_lab_objects(cluster, namespace, name, timeout_s)

@@ -55,6 +55,16 @@ class ContainerAnalyzer:
         return fetch_file(self.client, self.container_id, path)
 
 
+def mark_points(text: str, recorder: MetricsRecorder, started: list[float | None], on_point: Output) -> None:
+    """Each sweep point perf_analyzer announces in its output: the server's metrics scraped where one
+    point ends and the next begins, the point appended to ``started`` and shown."""
+    for value in sweep_points(text):
+        if started:
+            recorder.scrape(f"{recorder.sweep} {value:g}")
+        started.append(value)
+        on_point(f"{recorder.sweep.replace('_', ' ')} {value:g}")
+
+
 class AnalyzerExecs:
     """The side of composer.analyzer.attempts.run_attempts that touches the engine."""
 
@@ -76,7 +86,6 @@ class AnalyzerExecs:
         self.mismatch = mismatch
         self.poll_every_s = 1.0
         self.began: float | None = None  # when the first exec started: "since perf_analyzer started"
-        self.kind = recorder.sweep
         self.log = log_path.open("w", encoding="utf-8")
         self.started: list[float | None] = []  # points in the order run; None: measured again later
 
@@ -91,11 +100,7 @@ class AnalyzerExecs:
     def output(self, text: str) -> None:
         self.log.write(text)
         self.log.flush()
-        for value in sweep_points(text):
-            if self.started:
-                self.recorder.scrape(f"{self.kind} {value:g}")
-            self.started.append(value)
-            self.on_point(f"{self.kind.replace('_', ' ')} {value:g}")
+        mark_points(text, self.recorder, self.started, self.on_point)
 
     def execute(self, attempt: Attempt, argv: list[str], timeout_s: float) -> ExecResult:
         """Run one attempt's argv; composer.analyzer.attempts judges what it left."""

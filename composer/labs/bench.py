@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from composer.analyzer.attempts import AttemptResult, export_left_out, first_attempt, with_exports
+from composer.analyzer.attempts import export_left_out, first_attempt, with_exports
 from composer.analyzer.export_size import values_per_request
 from composer.analyzer.flags import check_user_args, fit_argv, has_option, left_out_line
 from composer.analyzer.identity import AnalyzerIdentity, assumed, observe
@@ -28,11 +28,10 @@ from composer.analyzer.perf_analyzer import (
     outputs_for,
     perf_analyzer_argv,
     refuse_http_if_decoupled,
-    sweep_points,
 )
 from composer.analyzer.validation import has_validation
 from composer.core.config import Stack
-from composer.core.errors import AnalyzerError, ExitStatus
+from composer.core.errors import AnalyzerError
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.gpus import analyzer_metric_args, parse_gpus
 from composer.core.modelconfig import read_disk_model
@@ -43,7 +42,7 @@ from composer.engine import containers as engine
 from composer.engine.host import DOCKER_ERRORS
 from composer.labs.analyzer_execs import AnalyzerExecs, ContainerAnalyzer, Progress
 from composer.labs.handle import LabHandle
-from composer.labs.repeats import Repeat, run_repeats, run_summary, variants
+from composer.labs.repeats import run_variants, settle, summarize
 from composer.labs.replay import data_file, explain_mismatch, server_client
 from composer.labs.request import BenchRequest
 from composer.labs.run_manifest import (
@@ -56,7 +55,7 @@ from composer.labs.run_manifest import (
 )
 from composer.labs.session import failure_record
 from composer.labs.shared_memory import Regions, regions_for
-from composer.runs.scraper import ClientCount, MetricsRecorder
+from composer.runs.scraper import MetricsRecorder
 
 Say = Callable[[str], None]
 
@@ -104,28 +103,6 @@ def settings_for(
         metric_args=tuple(analyzer_metric_args(parse_gpus(gpus))),
         values_per_request=values_per_request(model_inputs, counts),
     )
-
-
-def client_counts(run_dir: Path) -> dict[float, ClientCount]:
-    """perf_analyzer's requests per sweep point, from its profile export (when it wrote one)."""
-    from composer.analyzer.results import summarize_profile_export
-
-    export = RunDir(run_dir).profile_export
-    if not export.exists():
-        return {}
-    return {
-        float(e.value): ClientCount(
-            e.request_count, (e.window_end_ns - e.window_start_ns) / 1e9, e.throughput_infer_per_sec
-        )
-        for e in summarize_profile_export(export)
-    }
-
-
-def metrics_of_first_repeat(started: list[float | None], repeats: list[Repeat]) -> None:
-    """The server's metrics per point are the first repeat's: later repeats' points are left out of
-    them (the profile export that cross-checks their counts is the first repeat's)."""
-    if len(repeats) > 1:
-        del started[len(sweep_points(repeats[0].log)) :]
 
 
 SETTLE_S = 2.0  # how long a SIGKILLed exec's containers may take to show they are going away
@@ -294,25 +271,6 @@ def run_bench(
     return _measure(lab, settings, outputs, files, manifest, argv, say, shown, request, seen.inputs, lab_done)
 
 
-def _summarize(
-    lab: LabHandle,
-    settings: BenchSettings,
-    files: RunDir,
-    repeats: list[Repeat],
-    recorder: MetricsRecorder,
-    started: list[float | None],
-    manifest: dict[str, Any],
-) -> dict[str, Any]:
-    """The repeats' outputs merged into the run directory, the server's metrics per point, and the
-    summary (its warnings from the metrics); nothing here asks the lab."""
-    summary = run_summary(files, repeats, lab.stack.model, lab.release, settings.sweep.kind, settings.streaming)
-    if lab.metrics_port:
-        metrics = recorder.write(files.path, started, client_counts(files.path))
-        manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
-        summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
-    return summary
-
-
 def _measure(
     lab: LabHandle,
     settings: BenchSettings,
@@ -344,26 +302,12 @@ def _measure(
         on_progress=shown[1],
         mismatch=lambda: explain_mismatch(lab, request.input_data, settings, inputs),
     )
-    attempts: list[dict[str, Any]] = []
-    manifest["attempts"] = attempts
     server_log_kept = False
-
-    def recorded(result: AttemptResult) -> None:
-        attempts.append(result.record())
-        write_json(files.manifest, manifest)
-
     reading = threading.Event()  # set once the analyzer's files are in hand
     try:
         if lab.metrics_port:
             recorder.scrape("start")
-        retries, repeat = lab.stack.analyzer.stability_retries, request.repeat
-        compared = variants(settings, request.protocols, request.shared_memories)
-        if len(compared) > 1:
-            manifest["transports"] = [label for label, _ in compared]
-        repeats = run_repeats(
-            compared, retries, repeat, execs, recorded, say, files.analyzer_log.read_text, not request.require_stable
-        )
-        metrics_of_first_repeat(execs.started, repeats)
+        repeats = run_variants(settings, request, lab.stack.analyzer.stability_retries, execs, files, manifest, say)
         if lab.metrics_port:
             recorder.scrape("end")
         _keep_server_log(lab, run_dir)
@@ -372,15 +316,12 @@ def _measure(
             lab_done(reading)  # the server and the network go while the exports come
         repeats = [replace(r, results=with_exports(r.results, execs)) for r in repeats]
         reading.set()
-        summary = _summarize(lab, settings, files, repeats, recorder, execs.started, manifest)
+        summary, metrics = summarize(files, repeats, settings, lab.stack.model, lab.release,
+                                     recorder if lab.metrics_port else None, execs.started)  # fmt: skip
+        if metrics is not None:
+            manifest["gpus"] = {"request": lab.gpus, "devices": metrics["gpus"]}
         write_json(files.summary, summary)
-        unstable = [record for r in repeats for record in r.records(request.repeat)]
-        if unstable:
-            manifest["unstable_points"] = unstable
-            if request.require_stable:  # the numbers are written; the run is a failure all the same
-                first = next(g for r in repeats for g in r.gave_up)
-                raise first.error(settings.sweep.kind, settings.extra_args)
-        manifest.update(status="unstable" if unstable else "ok", exit_code=ExitStatus.UNSTABLE if unstable else 0)
+        settle(manifest, repeats, request, settings)
         return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
         manifest.update(status="failed", **failure_record(exc))

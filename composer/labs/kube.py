@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.filesize import decimal
+
 from composer.core.design import LabDesign
 from composer.core.designer import KUBE_FILE, kube_design
 from composer.core.errors import ImageMissing, ModelLoadError, ServerDied, UsageError
@@ -26,6 +28,7 @@ from composer.core.run_dir import RunDir
 from composer.core.triton import ANALYZER, SERVER
 from composer.engine import kube
 from composer.engine import kube_stream as streams
+from composer.engine.containers import with_signals_masked_ctx
 from composer.engine.readiness import load_failure
 from composer.labs.plan import LabPlan
 from composer.labs.request import BenchRequest
@@ -142,7 +145,7 @@ class KubeBackend:
             lab.ready_s = time.monotonic() - started
             lab.analyzers = self._wait_analyzers(lab)
         except BaseException:
-            with kube_signals_masked():
+            with with_signals_masked_ctx():
                 try:
                     self.collect(lab)
                 finally:
@@ -165,7 +168,7 @@ class KubeBackend:
                 for _, path in fills:
                     if path not in archives:
                         archives[path] = streams.tar_of(Path(path))
-                        self.say(f"sending {path} ({_size(archives[path].stat().st_size)}) through the API")
+                        self.say(f"sending {path} ({decimal(archives[path].stat().st_size)}) through the API")
                 for pod in self._pods_holding(lab, selector, service.replicas):
                     for volume, path in fills:
                         streams.fill(self.cluster, lab.namespace, pod, objects.FILL_CONTAINER, archives[path],
@@ -283,21 +286,8 @@ class KubeBackend:
         if reading is not None:
             reading.wait()
         if lab.created:
-            if self.own_namespace:
-                kube.delete_namespace(self.cluster, lab.namespace, REMOVE_TIMEOUT_S)
-            else:
-                kube.delete_lab_objects(self.cluster, lab.namespace, lab.name, REMOVE_TIMEOUT_S)
+            kube.remove_lab(self.cluster, lab.namespace, lab.name, self.own_namespace, REMOVE_TIMEOUT_S)
         shutil.rmtree(self.run_area, ignore_errors=True)
-
-
-def kube_signals_masked() -> Any:
-    from composer.engine.containers import with_signals_masked_ctx
-
-    return with_signals_masked_ctx()
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
 def _excerpt(log: str) -> str:

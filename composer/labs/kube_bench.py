@@ -9,25 +9,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from composer.analyzer.attempts import AttemptResult, with_exports
+from composer.analyzer.attempts import with_exports
 from composer.analyzer.identity import planned
-from composer.analyzer.perf_analyzer import BenchSettings, explain_failure, sweep_points, with_deadline
+from composer.analyzer.perf_analyzer import BenchSettings, explain_failure, with_deadline
 from composer.analyzer.results import parse_perf_csv, summarize_profile_export
-from composer.core.errors import AnalyzerError, ExitStatus
+from composer.core.designer import KUBE_FILE, run_area
+from composer.core.errors import AnalyzerError
 from composer.core.fsutil import write_atomic, write_json
+from composer.core.names import generated_name
 from composer.core.run_dir import RunDir
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import kube
 from composer.engine import kube_stream as streams
 from composer.engine.exec import ExecResult
-from composer.labs.analyzer_execs import AnalyzerExecs, Progress
-from composer.labs.bench import BenchResult, client_counts, metrics_of_first_repeat
+from composer.labs.analyzer_execs import AnalyzerExecs, Progress, mark_points
+from composer.labs.bench import BenchResult
 from composer.labs.kube import KubeBackend, KubeFile, KubeRunning, render_kube_file
 from composer.labs.plan import LabPlan
 from composer.labs.registry import owner_tag
-from composer.labs.repeats import run_repeats, run_summary, variants
+from composer.labs.repeats import metrics_warnings, run_variants, settle, summarize
 from composer.labs.request import BenchRequest
-from composer.labs.run_manifest import default_run_dir, prepare_run_dir, started_manifest
+from composer.labs.run_manifest import default_run_dir, mark_status, prepare_run_dir, started_manifest
 from composer.labs.session import LabSession, failure_record
 from composer.labs.swarm import judged
 from composer.render import kubernetes as objects
@@ -48,7 +50,7 @@ def server_address(backend: KubeBackend, lab: KubeRunning, say: Say) -> dict[str
                                   [*REACH, service, port])  # fmt: skip
     if probe.exit_code == 0:
         return {"used": service, "service": service, "by": "service"}
-    why = kube.has_service_routing(backend.cluster) or "the Service name did not answer from an analyzer pod"
+    why = kube.why_no_service_routing(backend.cluster) or "the Service name did not answer from an analyzer pod"
     found = kube.pods(backend.cluster, lab.namespace, objects.LAB_SELECTOR_SERVER)
     pod = next(p for p in found if p.name == lab.server_pod)
     say(
@@ -67,13 +69,6 @@ class _Clients:
         self.results: dict[int, ExecResult | BaseException] = {}
         self.started: list[float | None] = []
 
-    def _clock(self, text: str) -> None:
-        for value in sweep_points(text):
-            if self.started:
-                self.recorder.scrape(f"{self.recorder.sweep} {value:g}")
-            self.started.append(value)
-            self.on_point(f"{self.recorder.sweep.replace('_', ' ')} {value:g}")
-
     def _run(self, slot: int, pod: str, argv: list[str]) -> None:
         where = self.files.client(slot)
         where.path.mkdir(parents=True, exist_ok=True)
@@ -83,7 +78,7 @@ class _Clients:
                 log.write(text)
                 log.flush()
                 if slot == 0:
-                    self._clock(text)
+                    mark_points(text, self.recorder, self.started, self.on_point)
 
             try:
                 self.results[slot] = streams.run_in_pod(self.backend.cluster, self.lab.namespace, pod,
@@ -118,14 +113,15 @@ def _collect(clients: _Clients, rendered: KubeFile, timeout_s: float) -> list[Cl
             code = None if result is None else result.exit_code
             error = explain_failure(code, result.output if result else "", timeout_s)
             raise AnalyzerError(f"client {slot}: {error.message}", error.hint)
-        write_atomic(where.csv, csv.decode("utf-8"))
+        text = csv.decode("utf-8")
+        write_atomic(where.csv, text)
         experiments = None
         export = outputs.profile_export and streams.read_file(backend.cluster, lab.namespace, pod, container,
                                                               outputs.profile_export)  # fmt: skip
         if export:
             write_atomic(where.profile_export, export.decode("utf-8"))
             experiments = tuple(summarize_profile_export(where.profile_export))
-        runs.append(ClientRun(slot, tuple(parse_perf_csv(csv.decode("utf-8"), str(where.csv))), experiments))
+        runs.append(ClientRun(slot, tuple(parse_perf_csv(text, str(where.csv))), experiments))
     return runs
 
 
@@ -160,8 +156,8 @@ def _measure(backend: KubeBackend, lab: KubeRunning, rendered: KubeFile, request
     with streams.LocalForward(backend.cluster, lab.namespace, lab.server_pod, SERVER_PORTS["metrics"]) as fwd:
         recorder = MetricsRecorder(f"http://{fwd.url}/metrics", backend.model, settings.sweep.kind)
         if len(lab.analyzers) == 1:
-            return _one(backend, lab, replace(settings, analyzer_version=_version(manifest)), rendered, request,
-                        recorder, say, shown)  # fmt: skip
+            return _one(backend, lab, replace(settings, analyzer_version=rendered.client.analyzer_version), rendered,
+                        request, recorder, say, shown)  # fmt: skip
         recorder.scrape("start")
         clients = _Clients(backend, lab, files, recorder, shown[0])
         clients.run(with_deadline(argv, settings.timeout_s))
@@ -170,14 +166,11 @@ def _measure(backend: KubeBackend, lab: KubeRunning, rendered: KubeFile, request
     runs = _collect(clients, rendered, settings.timeout_s)
     summary = merge_clients(backend.model, str(manifest["release"]), runs)
     unstable = judged(summary, files, list(range(len(runs))), rendered.client.criterion)
-    metrics = recorder.write(files.path, clients.started, {})
-    said = f"collected {len(runs)} client results; latency: {summary['latency_source']}"
-    return _written(backend, summary, metrics, unstable, say, said)
-
-
-def _version(manifest: dict[str, Any]) -> str | None:
-    version = manifest.get("perf_analyzer_version")
-    return str(version) if version and version != "unknown" else None
+    summary["warnings"] = metrics_warnings(recorder.write(files.path, clients.started, {}))
+    write_json(files.summary, summary)
+    say(f"collected {len(runs)} client results; latency: {summary['latency_source']}")
+    mark_status(manifest, unstable)
+    return BenchResult(files.path, summary, manifest)
 
 
 Shown = tuple[Callable[[str], None], Progress | None]  # the live view's sweep point and request count
@@ -191,45 +184,17 @@ def _one(backend: KubeBackend, lab: KubeRunning, settings: BenchSettings, render
     pod = PodAnalyzer(backend.cluster, lab.namespace, lab.analyzers[0])
     execs = AnalyzerExecs(pod, files.analyzer_log, recorder, shown[0], rendered.client.outputs,
                           check_lab=lambda _: _raise_if_server_died(backend, lab), on_progress=shown[1])  # fmt: skip
-    attempts: list[dict[str, Any]] = []
-    manifest["attempts"] = attempts
-
-    def recorded(result: AttemptResult) -> None:
-        attempts.append(result.record())
-        write_json(files.manifest, manifest)
-
     try:
         recorder.scrape("start")
-        compared = variants(settings, request.protocols, ())
-        if len(compared) > 1:
-            manifest["transports"] = [label for label, _ in compared]
-        repeats = run_repeats(compared, rendered.retries, request.repeat, execs, recorded, say,
-                              files.analyzer_log.read_text, not request.require_stable)  # fmt: skip
-        metrics_of_first_repeat(execs.started, repeats)
+        repeats = run_variants(settings, request, rendered.retries, execs, files, manifest, say)
         recorder.scrape("end")
         repeats = [replace(r, results=with_exports(r.results, execs)) for r in repeats]
     finally:
         execs.log.close()
-    summary = run_summary(files, repeats, backend.model, str(manifest["release"]), settings.sweep.kind,
-                          settings.streaming)  # fmt: skip
-    metrics = recorder.write(files.path, execs.started, client_counts(files.path))
-    unstable = [record for r in repeats for record in r.records(request.repeat)]
-    if unstable and request.require_stable:  # the numbers are written; the run is a failure all the same
-        _written(backend, summary, metrics, unstable, say, f"measured {len(summary['rows'])} point(s)")
-        first = next(g for r in repeats for g in r.gave_up)
-        raise first.error(settings.sweep.kind, settings.extra_args)
-    return _written(backend, summary, metrics, unstable, say, f"measured {len(summary['rows'])} point(s)")
-
-
-def _written(backend: KubeBackend, summary: dict[str, Any], metrics: dict[str, Any], unstable: list[dict[str, Any]],
-             say: Say, what: str) -> BenchResult:  # fmt: skip
-    files, manifest = backend.files, backend.manifest
-    summary["warnings"] = metrics["warnings"] + [w for p in metrics["points"] for w in p["warnings"]]
+    summary, _ = summarize(files, repeats, settings, backend.model, str(manifest["release"]), recorder, execs.started)
     write_json(files.summary, summary)
-    say(what)
-    if unstable:
-        manifest["unstable_points"] = unstable
-    manifest.update(status="unstable" if unstable else "ok", exit_code=ExitStatus.UNSTABLE if unstable else 0)
+    say(f"measured {len(summary['rows'])} point(s)")
+    settle(manifest, repeats, request, settings)
     return BenchResult(files.path, summary, manifest)
 
 
@@ -277,10 +242,10 @@ def run_kube_lab(
         run_dir = prepare_run_dir(request.out or default_run_dir(name))
         files = RunDir(run_dir)
         manifest = _manifest(cluster, plan, rendered, clients, name)
-        write_atomic(run_dir / "kubernetes.yml", rendered.text)
+        write_atomic(run_dir / KUBE_FILE, rendered.text)
         write_json(files.manifest, manifest)
         ready_s = timeout_s or stack.server.ready_timeout_s
-        backend = KubeBackend(cluster, rendered, _run_area(plan, name), run_dir, manifest, stack.model, ready_s, say,
+        backend = KubeBackend(cluster, rendered, run_area(stack, name), run_dir, manifest, stack.model, ready_s, say,
                               own_namespace=namespace is None)  # fmt: skip
         try:
             with LabSession(backend, say=say, keep=keep) as lab:
@@ -294,22 +259,14 @@ def run_kube_lab(
         cluster.close()
 
 
-def _run_area(plan: LabPlan, name: str) -> Any:
-    from composer.core.designer import run_area
-
-    return run_area(plan.stack, name)
-
-
 def _free_name(cluster: kube.Cluster, base: str, namespace: str | None) -> str:
-    import secrets
-
-    from composer.core.names import GENERATED_BASE_MAX, SUFFIX_HEX_BYTES
-
+    """A lab name no lab on the cluster has, whose own namespace (unless the user named one) is free."""
     taken = {lab.name for lab in kube.lab_namespaces(cluster)}
-    while True:
-        name = f"{base[:GENERATED_BASE_MAX]}-{secrets.token_hex(SUFFIX_HEX_BYTES)}"
-        if name not in taken and (namespace or kube.namespace_exists(cluster, objects.namespace_of(name)) is None):
-            return name
+    return generated_name(
+        base,
+        lambda name: name in taken
+        or (namespace is None and kube.namespace_exists(cluster, objects.namespace_of(name)) is not None),
+    )
 
 
 def _manifest(cluster: kube.Cluster, plan: LabPlan, rendered: KubeFile, clients: int, name: str) -> dict[str, Any]:
@@ -329,7 +286,7 @@ def _manifest(cluster: kube.Cluster, plan: LabPlan, rendered: KubeFile, clients:
         argv=found.argv,
         timeout_s=found.settings.timeout_s,
         clients=clients,
-        compose_file="kubernetes.yml",
+        compose_file=KUBE_FILE,
         model_source=f"{stack.models_dir / stack.model / 'config.pbtxt'} (read locally, not from the server)",
         kubernetes={
             "server": cluster.server,

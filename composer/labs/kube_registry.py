@@ -35,7 +35,6 @@ def _status(cluster: kube.Cluster, lab: kube.KubeLab) -> LabStatus:
         status.problem = "being removed"
     elif SERVER not in status.services:
         status.problem = "no server pod"
-    status.ports = {}
     return status
 
 
@@ -70,10 +69,7 @@ def logs(name: str, service: str, context: str | None) -> str:
 
 
 def _remove(cluster: kube.Cluster, lab: kube.KubeLab) -> None:
-    if lab.own_namespace:
-        kube.delete_namespace(cluster, lab.namespace, REMOVE_TIMEOUT_S)
-    else:  # the user's namespace stays; only the lab's labelled objects go
-        kube.delete_lab_objects(cluster, lab.namespace, lab.name, REMOVE_TIMEOUT_S)
+    kube.remove_lab(cluster, lab.namespace, lab.name, lab.own_namespace, REMOVE_TIMEOUT_S)
     stack = lab.annotations.get(L.STACK_LABEL)
     if stack:  # only ever our own run area
         shutil.rmtree(Path(stack) / RUN_AREA / lab.name, ignore_errors=True)

@@ -4,7 +4,6 @@ removal, whichever backend made it. Nothing without tisbench's labels is ever to
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import socket
 import threading
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from composer.core.errors import StackError, UsageError
 from composer.core.labels import RELEASE_LABEL, STACK_LABEL
-from composer.core.names import GENERATED_BASE_MAX, RUN_AREA, SUFFIX_HEX_BYTES
+from composer.core.names import RUN_AREA, generated_name
 from composer.core.triton import ANALYZER, SERVER, SERVER_PORTS
 from composer.engine import containers as engine
 from composer.engine.lab_status import LabStatus
@@ -33,10 +32,7 @@ def unique_name(client: docker.DockerClient, base: str) -> str:
 
     taken = {c.lab for c in engine.lab_containers(client)} | {n.lab for n in engine.lab_networks(client)}
     taken |= set(swarm.swarm_lab_names(client))
-    while True:
-        name = f"{base[:GENERATED_BASE_MAX]}-{secrets.token_hex(SUFFIX_HEX_BYTES)}"
-        if name not in taken:
-            return name
+    return generated_name(base, taken.__contains__)
 
 
 def free_name(client: docker.DockerClient, name: str) -> str:

@@ -12,15 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from composer.analyzer.attempt_outputs import write_outputs
 from composer.analyzer.attempts import AttemptResult, GaveUp, Runner, run_attempts
 from composer.analyzer.noise import kept_rows, pooled_rows, with_intervals
-from composer.analyzer.perf_analyzer import BenchSettings
+from composer.analyzer.perf_analyzer import BenchSettings, sweep_points
 from composer.analyzer.results import SummaryRow, summary_dict, summary_rows
 from composer.core.errors import AnalyzerError
+from composer.core.fsutil import write_json
 from composer.core.run_dir import RunDir
+from composer.labs.request import BenchRequest
+from composer.labs.run_manifest import mark_status
+from composer.runs.scraper import ClientCount, MetricsRecorder
+
+if TYPE_CHECKING:
+    from composer.labs.analyzer_execs import AnalyzerExecs
 
 
 @dataclass(frozen=True)
@@ -143,3 +151,87 @@ def run_summary(
     if count > 1:
         summary["repeats"] = count
     return summary
+
+
+def client_counts(run_dir: Path) -> dict[float, ClientCount]:
+    """perf_analyzer's requests per sweep point, from its profile export (when it wrote one)."""
+    from composer.analyzer.results import summarize_profile_export
+
+    export = RunDir(run_dir).profile_export
+    if not export.exists():
+        return {}
+    return {
+        float(e.value): ClientCount(
+            e.request_count, (e.window_end_ns - e.window_start_ns) / 1e9, e.throughput_infer_per_sec
+        )
+        for e in summarize_profile_export(export)
+    }
+
+
+def metrics_of_first_repeat(started: list[float | None], repeats: list[Repeat]) -> None:
+    """The server's metrics per point are the first repeat's: later repeats' points are left out of
+    them (the profile export that cross-checks their counts is the first repeat's)."""
+    if len(repeats) > 1:
+        del started[len(sweep_points(repeats[0].log)) :]
+
+
+def run_variants(
+    settings: BenchSettings,
+    request: BenchRequest,
+    retries: int,
+    execs: AnalyzerExecs,
+    files: RunDir,
+    manifest: dict[str, Any],
+    say: Callable[[str], None],
+) -> list[Repeat]:
+    """The benchmark's measurements on any engine: every transport compared, each repeat of it, each
+    attempt recorded in the manifest as it ends; the server's metrics per point kept for the first
+    repeat only."""
+    attempts: list[dict[str, Any]] = []
+    manifest["attempts"] = attempts
+
+    def recorded(result: AttemptResult) -> None:
+        attempts.append(result.record())
+        write_json(files.manifest, manifest)
+
+    compared = variants(settings, request.protocols, request.shared_memories)
+    if len(compared) > 1:
+        manifest["transports"] = [label for label, _ in compared]
+    repeats = run_repeats(compared, retries, request.repeat, execs, recorded, say, files.analyzer_log.read_text,
+                          not request.require_stable)  # fmt: skip
+    metrics_of_first_repeat(execs.started, repeats)
+    return repeats
+
+
+def summarize(
+    files: RunDir,
+    repeats: list[Repeat],
+    settings: BenchSettings,
+    model: str,
+    release: str,
+    recorder: MetricsRecorder | None,
+    started: list[float | None],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The repeats' outputs merged into the run directory and the summary; with ``recorder``, the
+    server's metrics per point too (the summary's warnings from them). Nothing here asks the lab."""
+    summary = run_summary(files, repeats, model, release, settings.sweep.kind, settings.streaming)
+    if recorder is None:
+        return summary, None
+    metrics = recorder.write(files.path, started, client_counts(files.path))
+    summary["warnings"] = metrics_warnings(metrics)
+    return summary, metrics
+
+
+def metrics_warnings(metrics: dict[str, Any]) -> list[str]:
+    return list(metrics["warnings"]) + [w for p in metrics["points"] for w in p["warnings"]]
+
+
+def settle(manifest: dict[str, Any], repeats: list[Repeat], request: BenchRequest, settings: BenchSettings) -> None:
+    """The run's status from its points: those that never settled recorded (exit 7), or with
+    --require-stable the first of them raised (exit 5): the numbers are written all the same."""
+    unstable = [record for r in repeats for record in r.records(request.repeat)]
+    if unstable and request.require_stable:
+        manifest["unstable_points"] = unstable
+        first = next(g for r in repeats for g in r.gave_up)
+        raise first.error(settings.sweep.kind, settings.extra_args)
+    mark_status(manifest, unstable)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from composer import __version__
 from composer.analyzer.identity import AnalyzerIdentity
-from composer.core.errors import UsageError
+from composer.core.errors import ExitStatus, UsageError
 from composer.core.host_data import content
 from composer.core.labels import ULIMITS_DROPPED_LABEL
 from composer.core.release import parse_release
@@ -116,3 +116,10 @@ def started_manifest(
         "started_utc": utc_now(),
         "status": "running",
     }
+
+
+def mark_status(manifest: dict[str, Any], unstable: list[dict[str, Any]]) -> None:
+    """A measured run's status, on every engine: ok, or unstable (exit 7) with the points named."""
+    if unstable:
+        manifest["unstable_points"] = unstable
+    manifest.update(status="unstable" if unstable else "ok", exit_code=ExitStatus.UNSTABLE if unstable else 0)

@@ -36,7 +36,7 @@ from composer.analyzer.results import parse_perf_csv, summarize_profile_export
 from composer.analyzer.trials import last_trials, settled, spread_pct
 from composer.core.design import LabDesign
 from composer.core.designer import CSV_MARKER, STACK_FILE, run_area, swarm_design
-from composer.core.errors import AnalyzerError, ExitStatus, UsageError
+from composer.core.errors import AnalyzerError, UsageError
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.modelconfig import read_model_facts
 from composer.core.run_dir import RunDir
@@ -48,7 +48,14 @@ from composer.labs.local import ensure_plan_images, require_named_volumes, with_
 from composer.labs.plan import LabPlan
 from composer.labs.registry import unique_name
 from composer.labs.request import BenchRequest
-from composer.labs.run_manifest import default_run_dir, image_facts, prepare_run_dir, started_manifest, utc_now
+from composer.labs.run_manifest import (
+    default_run_dir,
+    image_facts,
+    mark_status,
+    prepare_run_dir,
+    started_manifest,
+    utc_now,
+)
 from composer.labs.session import LabSession, failure_record
 from composer.render.compose import render_lab
 from composer.runs.merge import ClientRun, merge_clients
@@ -155,6 +162,7 @@ class ClientArgv:
     metadata: dict[str, Any]
     config: dict[str, Any]
     criterion: float | None  # the stability % tisbench judges each point by (None: perf_analyzer does)
+    analyzer_version: str | None  # the perf_analyzer the argv was fitted to
 
 
 def client_argv(
@@ -178,7 +186,7 @@ def client_argv(
         settings = replace(settings, extra_args=(*settings.extra_args, "--stability-percentage", KEEP_PERCENT))
     outputs = outputs_for("client", settings.profile_export)
     argv = fit_argv(perf_analyzer_argv(settings, outputs), settings.extra_args, analyzer.version).argv
-    return ClientArgv(settings, outputs, argv, metadata, config, criterion)
+    return ClientArgv(settings, outputs, argv, metadata, config, criterion, analyzer.version)
 
 
 def check_clients(clients: int) -> None:
@@ -305,9 +313,7 @@ def run_swarm_lab(
             unstable = judged(summary, files, [t.slot for t in tasks], rendered.criterion)
             write_json(files.summary, summary)
             say(f"collected {len(runs)} client result(s); latency: {summary['latency_source']}")
-            if unstable:
-                manifest["unstable_points"] = unstable
-            manifest.update(status="unstable" if unstable else "ok", exit_code=ExitStatus.UNSTABLE if unstable else 0)
+            mark_status(manifest, unstable)
             return BenchResult(run_dir, summary, manifest)
     except BaseException as exc:
         manifest.update(status="failed", **failure_record(exc))
