@@ -43,14 +43,17 @@ REACH = ["python3", "-c", "import socket,sys; socket.create_connection((sys.argv
 
 def server_address(backend: KubeBackend, lab: KubeRunning, say: Say) -> dict[str, Any]:
     """The server by its Service name, as a real cluster wants; on a cluster whose Services do not
-    route between pods (no DNS, no kube-proxy) its pod's address, said and recorded."""
+    route between pods (no DNS, no kube-proxy) its pod's address, said and recorded. The name is
+    tried from an analyzer pod only where the cluster has its own DNS: without one a pod falls back
+    to the node's resolver, and the lookup would leave the cluster."""
     service = objects.server_service_name()
-    port = str(SERVER_PORTS["http"])
-    probe = streams.output_in_pod(backend.cluster, lab.namespace, lab.analyzers[0], objects.dns_name(ANALYZER),
-                                  [*REACH, service, port])  # fmt: skip
-    if probe.exit_code == 0:
-        return {"used": service, "service": service, "by": "service"}
-    why = kube.why_no_service_routing(backend.cluster) or "the Service name did not answer from an analyzer pod"
+    why = kube.why_no_service_routing(backend.cluster)
+    if why is None:
+        probe = streams.output_in_pod(backend.cluster, lab.namespace, lab.analyzers[0], objects.dns_name(ANALYZER),
+                                      [*REACH, service, str(SERVER_PORTS["http"])])  # fmt: skip
+        if probe.exit_code == 0:
+            return {"used": service, "service": service, "by": "service"}
+        why = "the Service name did not answer from an analyzer pod"
     found = kube.pods(backend.cluster, lab.namespace, objects.LAB_SELECTOR_SERVER)
     pod = next(p for p in found if p.name == lab.server_pod)
     say(

@@ -113,6 +113,8 @@ def test_quickstart_lab_has_a_local_labs_run_directory_and_leaves_nothing(
     # no kube-proxy and no DNS here: said, and the pod's address recorded, never silently
     address = manifest["server_address"]
     assert address["by"] == "pod address" and address["service"] == "triton-server", address
+    # known from the API, so no pod looked the name up: without cluster DNS a pod asks the node's resolver
+    assert address["why"].startswith("no cluster DNS service"), address
     assert "reach triton_server at its pod address" in result.stderr
     assert f"{address['used']}:8000" in manifest["perf_analyzer_argv"]
     summary = json.loads((run / "summary.json").read_text())
