@@ -14,7 +14,7 @@ from composer.analyzer.identity import planned
 from composer.analyzer.perf_analyzer import BenchSettings, explain_failure, with_deadline
 from composer.analyzer.results import parse_perf_csv, summarize_profile_export
 from composer.core.designer import KUBE_FILE, run_area
-from composer.core.errors import AnalyzerError
+from composer.core.errors import AnalyzerError, UsageError
 from composer.core.fsutil import write_atomic, write_json
 from composer.core.names import generated_name
 from composer.core.run_dir import RunDir
@@ -240,6 +240,11 @@ def run_kube_lab(
     render_kube_file(plan, stack.name, clients, request, namespace)  # input errors before any cluster call
     cluster = kube.connect(context)
     try:
+        if namespace is not None and kube.namespace_exists(cluster, namespace) is None:
+            raise UsageError(
+                f"--namespace {namespace}: no such namespace on {cluster.server}",
+                f"create it (kubectl create namespace {namespace}), or leave --namespace out for one of the lab's own",
+            )
         name = _free_name(cluster, stack.name, namespace)
         rendered = render_kube_file(plan, name, clients, request, namespace, owner_tag())
         run_dir = prepare_run_dir(request.out or default_run_dir(name))

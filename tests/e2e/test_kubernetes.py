@@ -258,9 +258,12 @@ def test_a_lab_in_a_namespace_the_user_names_leaves_the_namespace_and_only_it(
     cluster: ClusterInfo, tmp_path: Path
 ) -> None:
     namespace = "e2e-users"
+    stack = copy_stack(QUICKSTART, tmp_path / "e2e-kube-users")
+    absent = _lab(cluster, stack, tmp_path / "absent", "--namespace", namespace)
+    assert absent.exit_code == 2 and f"--namespace {namespace}: no such namespace" in absent.stderr, absent
+    assert len(absent.error_lines) == 1 and not (tmp_path / "absent").exists()
     assert _kubectl(cluster, "create", "namespace", namespace).returncode == 0
     try:
-        stack = copy_stack(QUICKSTART, tmp_path / "e2e-kube-users")
         result = _lab(cluster, stack, tmp_path / "run", "--namespace", namespace)
         assert result.exit_code == 0, result
         assert _manifest(tmp_path / "run")["kubernetes"]["namespace"] == namespace
